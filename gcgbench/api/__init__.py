@@ -1,0 +1,1 @@
+"""The typed contract between stages: docs, requests, predictions, masks."""

@@ -1,0 +1,255 @@
+"""Core types passed between stages: RLE masks, phrases, predictions, docs.
+
+Every type round-trips losslessly through JSON (`to_json` / `from_json`); masks stay COCO compressed
+RLE (pycocotools' string `counts`) until a metric needs pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from gcgbench.api.errors import InputError
+
+
+@dataclass(frozen=True)
+class RLE:
+    """A binary mask as COCO compressed RLE: `{"size": [height, width], "counts": str}`.
+
+    `size` is (height, width) of the original image, as pycocotools stores it.
+    """
+
+    height: int
+    width: int
+    counts: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"size": [self.height, self.width], "counts": self.counts}
+
+    def to_coco(self) -> dict[str, Any]:
+        """The dict pycocotools' C API accepts (counts as bytes)."""
+        return {"size": [self.height, self.width], "counts": self.counts.encode("ascii")}
+
+    @classmethod
+    def from_json(cls, obj: Any, source: object = "<memory>", record: str | None = None) -> "RLE":
+        """Read `{"size": [h, w], "counts": str|bytes|list}`; uncompressed (list) counts are compressed."""
+        if not isinstance(obj, Mapping) or "size" not in obj or "counts" not in obj:
+            raise InputError(source, record, f"expected an RLE object with 'size' and 'counts', got {_brief(obj)}")
+        size = obj["size"]
+        if (
+            not isinstance(size, Sequence)
+            or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in size)
+        ):
+            raise InputError(source, record, f"RLE 'size' must be [height, width] of non-negative ints, got {size!r}")
+        height, width = int(size[0]), int(size[1])
+        counts = obj["counts"]
+        if isinstance(counts, bytes):
+            counts = counts.decode("ascii")
+        if isinstance(counts, list):
+            counts = _compress_uncompressed(counts, height, width, source, record)
+        if not isinstance(counts, str):
+            raise InputError(source, record, f"RLE 'counts' must be a string or a list of ints, got {_brief(counts)}")
+        rle = cls(height, width, counts)
+        rle.validate(source, record)
+        return rle
+
+    def validate(self, source: object = "<memory>", record: str | None = None) -> None:
+        """Check that the run lengths cover exactly height × width pixels."""
+        try:
+            runs = _uncompressed_counts(self)
+        except ValueError as error:
+            raise InputError(source, record, f"RLE 'counts' is not valid COCO RLE ({error})") from None
+        if sum(runs) != self.height * self.width:
+            raise InputError(
+                source, record,
+                f"RLE 'counts' covers {sum(runs)} pixels but size {self.height}x{self.width} has {self.height * self.width}",
+            )
+
+    @classmethod
+    def from_mask(cls, mask: np.ndarray) -> "RLE":
+        """Encode a 2-D boolean/0-1 array of shape (height, width)."""
+        from pycocotools import mask as mask_utils
+
+        if mask.ndim != 2:
+            raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+        encoded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        return cls(int(encoded["size"][0]), int(encoded["size"][1]), encoded["counts"].decode("ascii"))
+
+    def decode(self) -> np.ndarray:
+        """The mask as a (height, width) uint8 array of 0/1."""
+        from pycocotools import mask as mask_utils
+
+        return mask_utils.decode(self.to_coco())
+
+    def area(self) -> int:
+        from pycocotools import mask as mask_utils
+
+        return int(mask_utils.area(self.to_coco()))
+
+
+def _uncompressed_counts(rle: RLE) -> list[int]:
+    """Decode the LEB128-like COCO string into run lengths (pycocotools' rleFrString, in Python)."""
+    counts, value_runs, position = rle.counts, [], 0
+    while position < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(counts):
+                raise ValueError("truncated counts string")
+            code = ord(counts[position]) - 48
+            if code < 0 or code > 63:
+                raise ValueError(f"character {counts[position]!r} outside the RLE alphabet")
+            value |= (code & 0x1F) << (5 * shift)
+            more = bool(code & 0x20)
+            position += 1
+            shift += 1
+            if not more and (code & 0x10):
+                value |= -1 << (5 * shift)
+        if len(value_runs) > 2:
+            value += value_runs[-2]
+        value_runs.append(value)
+    if any(v < 0 for v in value_runs):
+        raise ValueError("negative run length")
+    return value_runs
+
+
+def _compress_uncompressed(counts: list, height: int, width: int, source: object, record: str | None) -> str:
+    from pycocotools import mask as mask_utils
+
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts):
+        raise InputError(source, record, "uncompressed RLE 'counts' must be non-negative ints")
+    if sum(counts) != height * width:
+        raise InputError(
+            source, record, f"uncompressed RLE covers {sum(counts)} pixels but size {height}x{width} has {height * width}"
+        )
+    return mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)["counts"].decode("ascii")
+
+
+def _brief(obj: Any) -> str:
+    text = repr(obj)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A grounded phrase: its text, its character span [start, end) in the answer (None when the
+    source gives no span, as GLaMM's prediction files do), and its masks (usually one)."""
+
+    text: str
+    masks: tuple[RLE, ...] = ()
+    start: int | None = None
+    end: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+            "masks": [mask.to_json() for mask in self.masks],
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], source: object = "<memory>", record: str | None = None) -> "Phrase":
+        if not isinstance(obj, Mapping) or not isinstance(obj.get("text"), str):
+            raise InputError(source, record, f"expected a phrase object with a string 'text', got {_brief(obj)}")
+        masks = obj.get("masks", [])
+        if not isinstance(masks, list):
+            raise InputError(source, record, "phrase 'masks' must be a list of RLE objects")
+        return cls(
+            text=obj["text"],
+            masks=tuple(RLE.from_json(m, source, f"{record}.masks[{i}]" if record else f"masks[{i}]") for i, m in enumerate(masks)),
+            start=obj.get("start"),
+            end=obj.get("end"),
+        )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a backend answered for one doc: text, grounded phrases, optional boxes, backend extras.
+
+    `extras` holds JSON-native values only (e.g. attention peak coordinates), so a prediction
+    survives `from_json(to_json(p)) == p` exactly.
+    """
+
+    doc_id: str
+    text: str
+    phrases: tuple[Phrase, ...] = ()
+    boxes: tuple[tuple[float, float, float, float], ...] | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id,
+            "text": self.text,
+            "phrases": [phrase.to_json() for phrase in self.phrases],
+            "boxes": None if self.boxes is None else [list(box) for box in self.boxes],
+            "extras": dict(self.extras),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], source: object = "<memory>", record: str | None = None) -> "Prediction":
+        if not isinstance(obj, Mapping) or not isinstance(obj.get("doc_id"), str) or not isinstance(obj.get("text"), str):
+            raise InputError(source, record, f"expected a prediction with string 'doc_id' and 'text', got {_brief(obj)}")
+        phrases = obj.get("phrases", [])
+        if not isinstance(phrases, list):
+            raise InputError(source, record, "'phrases' must be a list")
+        boxes = obj.get("boxes")
+        return cls(
+            doc_id=obj["doc_id"],
+            text=obj["text"],
+            phrases=tuple(Phrase.from_json(p, source, f"phrases[{i}]") for i, p in enumerate(phrases)),
+            boxes=None if boxes is None else tuple(tuple(float(v) for v in box) for box in boxes),
+            extras=dict(obj.get("extras") or {}),
+        )
+
+    def masks(self) -> list[RLE]:
+        """All predicted masks in phrase order (the order GLaMM pairs [SEG] masks with phrases)."""
+        return [mask for phrase in self.phrases for mask in phrase.masks]
+
+
+@dataclass(frozen=True)
+class Doc:
+    """One evaluation item: an image, what to ask about it, and the ground truth to score against.
+
+    `truth` is task-family specific but JSON-native (captions, phrase texts, answers); masks live in
+    `phrases` as RLE so they never need a dense copy until a metric decodes them.
+    """
+
+    doc_id: str
+    image_path: str | None
+    height: int
+    width: int
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    phrases: tuple[Phrase, ...] = ()
+    truth: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id,
+            "image_path": self.image_path,
+            "height": self.height,
+            "width": self.width,
+            "inputs": dict(self.inputs),
+            "phrases": [phrase.to_json() for phrase in self.phrases],
+            "truth": dict(self.truth),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], source: object = "<memory>", record: str | None = None) -> "Doc":
+        if not isinstance(obj, Mapping) or not isinstance(obj.get("doc_id"), str):
+            raise InputError(source, record, f"expected a doc with a string 'doc_id', got {_brief(obj)}")
+        return cls(
+            doc_id=obj["doc_id"],
+            image_path=obj.get("image_path"),
+            height=int(obj["height"]),
+            width=int(obj["width"]),
+            inputs=dict(obj.get("inputs") or {}),
+            phrases=tuple(Phrase.from_json(p, source, f"phrases[{i}]") for i, p in enumerate(obj.get("phrases", []))),
+            truth=dict(obj.get("truth") or {}),
+        )
