@@ -131,6 +131,12 @@ def _compress_uncompressed(counts: list, height: int, width: int, source: object
     return mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)["counts"].decode("ascii")
 
 
+def _masks_from_json(masks: Any, source: object, record: str) -> tuple[RLE, ...]:
+    if not isinstance(masks, list):
+        raise InputError(source, record, "must be a list of RLE objects")
+    return tuple(RLE.from_json(m, source, f"{record}[{i}]") for i, m in enumerate(masks))
+
+
 def _brief(obj: Any) -> str:
     text = repr(obj)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -158,12 +164,9 @@ class Phrase:
     def from_json(cls, obj: Mapping[str, Any], source: object = "<memory>", record: str | None = None) -> "Phrase":
         if not isinstance(obj, Mapping) or not isinstance(obj.get("text"), str):
             raise InputError(source, record, f"expected a phrase object with a string 'text', got {_brief(obj)}")
-        masks = obj.get("masks", [])
-        if not isinstance(masks, list):
-            raise InputError(source, record, "phrase 'masks' must be a list of RLE objects")
         return cls(
             text=obj["text"],
-            masks=tuple(RLE.from_json(m, source, f"{record}.masks[{i}]" if record else f"masks[{i}]") for i, m in enumerate(masks)),
+            masks=_masks_from_json(obj.get("masks", []), source, f"{record}.masks" if record else "masks"),
             start=obj.get("start"),
             end=obj.get("end"),
         )
@@ -173,6 +176,9 @@ class Phrase:
 class Prediction:
     """What a backend answered for one doc: text, grounded phrases, optional boxes, backend extras.
 
+    `extra_masks` are masks no phrase claims: GLaMM pairs the i-th `<p>` phrase with the i-th [SEG]
+    mask by order, so an answer with more [SEG] tokens than phrases leaves masks over; the official
+    metrics treat those differently from phrase masks, so they are kept apart rather than dropped.
     `extras` holds JSON-native values only (e.g. attention peak coordinates), so a prediction
     survives `from_json(to_json(p)) == p` exactly.
     """
@@ -180,6 +186,7 @@ class Prediction:
     doc_id: str
     text: str
     phrases: tuple[Phrase, ...] = ()
+    extra_masks: tuple[RLE, ...] = ()
     boxes: tuple[tuple[float, float, float, float], ...] | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
 
@@ -188,6 +195,7 @@ class Prediction:
             "doc_id": self.doc_id,
             "text": self.text,
             "phrases": [phrase.to_json() for phrase in self.phrases],
+            "extra_masks": [mask.to_json() for mask in self.extra_masks],
             "boxes": None if self.boxes is None else [list(box) for box in self.boxes],
             "extras": dict(self.extras),
         }
@@ -204,13 +212,14 @@ class Prediction:
             doc_id=obj["doc_id"],
             text=obj["text"],
             phrases=tuple(Phrase.from_json(p, source, f"phrases[{i}]") for i, p in enumerate(phrases)),
+            extra_masks=_masks_from_json(obj.get("extra_masks", []), source, "extra_masks"),
             boxes=None if boxes is None else tuple(tuple(float(v) for v in box) for box in boxes),
             extras=dict(obj.get("extras") or {}),
         )
 
     def masks(self) -> list[RLE]:
-        """All predicted masks in phrase order (the order GLaMM pairs [SEG] masks with phrases)."""
-        return [mask for phrase in self.phrases for mask in phrase.masks]
+        """All predicted masks in output order: phrase masks, then masks no phrase claimed."""
+        return [mask for phrase in self.phrases for mask in phrase.masks] + list(self.extra_masks)
 
 
 @dataclass(frozen=True)
@@ -227,7 +236,12 @@ class Doc:
     width: int
     inputs: Mapping[str, Any] = field(default_factory=dict)
     phrases: tuple[Phrase, ...] = ()
+    extra_masks: tuple[RLE, ...] = ()
     truth: Mapping[str, Any] = field(default_factory=dict)
+
+    def masks(self) -> list[RLE]:
+        """All ground-truth masks in file order: phrase masks, then masks with no label."""
+        return [mask for phrase in self.phrases for mask in phrase.masks] + list(self.extra_masks)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -237,6 +251,7 @@ class Doc:
             "width": self.width,
             "inputs": dict(self.inputs),
             "phrases": [phrase.to_json() for phrase in self.phrases],
+            "extra_masks": [mask.to_json() for mask in self.extra_masks],
             "truth": dict(self.truth),
         }
 
@@ -251,5 +266,6 @@ class Doc:
             width=int(obj["width"]),
             inputs=dict(obj.get("inputs") or {}),
             phrases=tuple(Phrase.from_json(p, source, f"phrases[{i}]") for i, p in enumerate(obj.get("phrases", []))),
+            extra_masks=_masks_from_json(obj.get("extra_masks", []), source, "extra_masks"),
             truth=dict(obj.get("truth") or {}),
         )
