@@ -1,0 +1,35 @@
+# gcgbench developer commands. `make demo` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch: the CUDA build where a GPU is present; elsewhere the CPU build (a local wheel on our CI machines).
+# Override with e.g. `make install TORCH_SPEC='torch>=2.1'`; the package itself pins no torch build.
+TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch>=2.1,torch==2.13.*)
+
+.PHONY: install test demo bench lock clean
+
+$(BIN)/gcgbench: pyproject.toml requirements/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -c requirements/constraints.txt -e ".[test]"
+	@touch $@
+
+install: $(BIN)/gcgbench
+
+test: install
+	$(BIN)/python -m pytest
+
+demo: install
+	$(BIN)/gcgbench demo --output out/demo
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+lock: install
+	@{ echo "# Versions CI and 'make install' use for everything but torch (torch is chosen by TORCH_SPEC in the Makefile)."; \
+	   echo "# Regenerate with: make lock"; \
+	   $(BIN)/pip freeze | grep -viE '^(torch==|gcgbench|-e )'; } > requirements/constraints.txt
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,55 @@
+"""The `gcgbench` command: one typer app, one module per command.
+
+Errors a user can fix (missing files, malformed predictions, unknown tasks) print as one line on
+stderr and exit with status 2; nothing a user did should end in a stack trace.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from gcgbench.api.errors import GcgbenchError
+
+app = typer.Typer(
+    name="gcgbench",
+    help="Benchmark harness for pixel-grounded multimodal models (GCG, RES, PNG, captioning, VQA).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register_commands() -> None:
+    from gcgbench.cli import demo, score
+
+    app.command("score", help=score.__doc__)(score.score)
+    app.command("demo", help=demo.__doc__)(demo.demo)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    try:
+        outcome = app(args=argv, standalone_mode=False)
+    except GcgbenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # click usage errors
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            return error.exit_code
+        raise
+    return outcome if isinstance(outcome, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
