@@ -1,0 +1,133 @@
+"""Grounded conversation generation on GranD-f (GLaMM `eval/gcg/evaluate.py` protocol).
+
+Headline metrics, all fractions as the official script computes them: `meteor`, `cider` (caption
+quality over the whole split in one call), `ap50`, `miou`, `mask_recall` (official, quirks kept) and
+`mask_recall_strict` (ours: no early stop). Every metric gets a 95% bootstrap interval resampling images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from gcgbench.api.errors import InputError
+from gcgbench.api.task import ScoringOptions, TaskResult
+from gcgbench.api.types import Doc, Prediction
+from gcgbench.data.grandf import annotation_paths, read_gcg_docs, read_glamm_prediction_dir
+from gcgbench.data.predictions import read_predictions
+from gcgbench.metrics import captions, gcg, stats
+from gcgbench.metrics.masks import MaskSizeError
+from gcgbench.metrics.text_similarity import BertMeanPoolEncoder, PhraseEncoder, SentenceTransformerEncoder
+
+MINILM = "minilm"
+METRICS = ("meteor", "cider", "ap50", "miou", "mask_recall", "mask_recall_strict")
+
+
+def phrase_encoder(text_model: str | None) -> PhraseEncoder:
+    """The phrase-similarity encoder of mask recall: a local bert-base-uncased folder, or `minilm`."""
+    if text_model is None:
+        raise InputError(
+            "--text-model", None,
+            "mask recall compares phrases with bert-base-uncased: pass --text-model PATH to a local "
+            "bert-base-uncased folder (official), or --text-model minilm (the PyPI sentence encoder)",
+        )
+    if text_model == MINILM:
+        return SentenceTransformerEncoder()
+    return BertMeanPoolEncoder(text_model)
+
+
+@dataclass(frozen=True)
+class GcgTask:
+    name: str
+    split: str
+    version: str = "1"
+
+    def annotation_files(self, data_root: Path) -> list[Path]:
+        return list(annotation_paths(Path(data_root), self.split))
+
+    def docs(self, data_root: Path) -> list[Doc]:
+        return read_gcg_docs(Path(data_root), self.split)
+
+    def read_predictions(self, path: Path, docs: Sequence[Doc]) -> Mapping[str, Prediction]:
+        return read_predictions(path, docs, self.name, folder_reader=read_glamm_prediction_dir)
+
+    def score(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction], options: ScoringOptions) -> TaskResult:
+        if not docs:
+            raise InputError(self.name, None, "the split has no images to score")
+        encoder = phrase_encoder(options.text_model)
+        try:
+            masks = gcg.score_gcg_masks(docs, predictions, encoder)
+        except MaskSizeError as error:
+            raise InputError(self.name, None, str(error)) from None
+        references = {doc.doc_id: list(doc.truth["captions"]) for doc in docs}
+        texts = {doc.doc_id: predictions[doc.doc_id].text for doc in docs}
+        caption_scores = captions.score_captions(
+            references, texts, ("meteor", "cider"),
+            references_source=f"{self.name} ground truth", predictions_source="predictions",
+        )
+        metrics = {**caption_scores.corpus, **masks.metrics()}
+        metrics = {name: float(metrics[name]) for name in METRICS}
+
+        def statistic(indices: np.ndarray) -> dict[str, float]:
+            # docs, mask statistics and caption scores share one order, so an image index means the same in each
+            return {**captions.aggregate(caption_scores, indices), **gcg.aggregate(masks.table, indices)}
+
+        intervals = {}
+        if options.bootstrap_resamples > 0:
+            found = stats.bootstrap_ci(len(docs), statistic, n_resamples=options.bootstrap_resamples, seed=options.seed)
+            intervals = {name: found[name].to_json() for name in METRICS}
+        return TaskResult(
+            task=self.name,
+            version=self.version,
+            metrics=metrics,
+            n_samples=len(docs),
+            metric_config=self._metric_config(encoder, options),
+            intervals=intervals,
+            per_sample=_per_sample(docs, masks, caption_scores),
+            notes=_notes(masks),
+        )
+
+    def _metric_config(self, encoder: PhraseEncoder, options: ScoringOptions) -> dict[str, Any]:
+        return {
+            "protocol": "glamm",
+            "iou_threshold": 0.5,
+            "text_similarity_threshold": 0.5,
+            "text_similarity_model": encoder.name,
+            "text_model_option": options.text_model,
+            "ap": "COCOeval segm, category 1, score 1.0, stats[1] (IoU 0.5, area all, maxDets 100)",
+            "captions": "pycocoevalcap PTBTokenizer; METEOR 1.5 (-l en -norm); CIDEr-D (n=4, sigma=6) over the split",
+            "bootstrap": {"resamples": options.bootstrap_resamples, "seed": options.seed, "cluster": "image",
+                          "confidence": 0.95, "method": "percentile"},
+        }
+
+
+def _per_sample(docs: Sequence[Doc], masks: gcg.GcgMaskResult, caption_scores: captions.CaptionResult) -> list[dict[str, Any]]:
+    rows = []
+    for index, (doc, image) in enumerate(zip(docs, masks.per_image)):
+        rows.append({
+            "doc_id": doc.doc_id,
+            "miou": image.miou,
+            "recall_matches": image.recall_matches,
+            "recall_matches_strict": image.recall_matches_strict,
+            "gt_labels": image.n_gt_labels,
+            "recall_exception": image.recall_exception,
+            **{name: float(values[index]) for name, values in caption_scores.per_image.items()},
+        })
+    return rows
+
+
+def _notes(masks: gcg.GcgMaskResult) -> list[str]:
+    notes = []
+    if masks.no_predicted_masks:
+        notes.append("no predicted mask in the whole split: the official script crashes in loadRes; AP50 reported as 0")
+    failed = masks.recall_exception_images
+    if failed:
+        notes.append(
+            f"{len(failed)} image(s) raise IndexError in the official recall matching (a mask without a phrase "
+            f"or a label without a mask was matched); as officially, they count 0 true positives: {', '.join(failed[:5])}"
+            + (" ..." if len(failed) > 5 else "")
+        )
+    return notes
