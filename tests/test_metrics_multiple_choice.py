@@ -12,21 +12,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gcgbench.api.errors import InputError
+from gcgbench.metrics.mmbench import MMBenchRecord, mmbench_extract_choice, mmbench_submission_rows, score_mmbench
 from gcgbench.metrics.multiple_choice import (
     MME_COGNITION,
     MME_PERCEPTION,
-    MMBenchRecord,
     MMERecord,
     POPERecord,
     ScienceQARecord,
     SEEDRecord,
     aggregate,
-    mmbench_extract_choice,
-    mmbench_submission_rows,
     parse_mme_answer,
     parse_pope_answer,
     parse_scienceqa_answer,
-    score_mmbench,
     score_mme,
     score_pope,
     score_scienceqa,
