@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from gcgbench.cli.app import main
-from gcgbench.cli.demo import _as_prediction
+from gcgbench.api.task import DataPaths
 from gcgbench.data.grandf import glamm_prediction_json
 from gcgbench.data.predictions import write_prediction_jsonl
 from gcgbench.data.sample import write_sample
@@ -25,8 +25,9 @@ def sample(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ground_truth_folder(sample, tmp_path_factory):
     folder = tmp_path_factory.mktemp("preds")
-    for index, doc in enumerate(get_task("gcg_val").docs(sample)):
-        (folder / f"{doc.doc_id}.json").write_text(json.dumps(glamm_prediction_json(_as_prediction(doc, index))))
+    task = get_task("gcg_val")
+    for doc in task.docs(DataPaths(sample)):
+        (folder / f"{doc.doc_id}.json").write_text(json.dumps(glamm_prediction_json(task.ground_truth_prediction(doc))))
     return folder
 
 
@@ -49,9 +50,14 @@ def test_ground_truth_scores_perfectly_and_results_are_complete(sample, ground_t
 
 def test_jsonl_predictions_score_like_the_glamm_folder(sample, ground_truth_folder, tmp_path):
     task = get_task("gcg_val")
-    docs = task.docs(sample)
-    write_prediction_jsonl(tmp_path / "p.jsonl", [_as_prediction(d, i) for i, d in enumerate(docs)])
-    assert task.read_predictions(tmp_path / "p.jsonl", docs) == task.read_predictions(ground_truth_folder, docs)
+    docs = task.docs(DataPaths(sample))
+    write_prediction_jsonl(tmp_path / "p.jsonl", [task.ground_truth_prediction(d) for d in docs])
+    from_jsonl = task.read_predictions(tmp_path / "p.jsonl", docs)
+    from_folder = task.read_predictions(ground_truth_folder, docs)
+    # GLaMM files carry no phrase spans; everything else is identical
+    assert {k: [(p.text, p.masks) for p in v.phrases] for k, v in from_jsonl.items()} == \
+        {k: [(p.text, p.masks) for p in v.phrases] for k, v in from_folder.items()}
+    assert {k: v.text for k, v in from_jsonl.items()} == {k: v.text for k, v in from_folder.items()}
 
 
 def run_cli(*args):
@@ -80,7 +86,7 @@ def test_malformed_prediction_file_is_one_line_and_exit_2(sample, ground_truth_f
     [
         (["--task", "gcg_nope"], "unknown task 'gcg_nope'"),
         (["--task", "gcg_val", "--text-model", "/nowhere/bert"], "/nowhere/bert"),
-        (["--task", "gcg_val"], "--text-model"),
+        (["--task", "gcg_val"], "--text-model"),  # a real data root needs the official text model named
     ],
 )
 def test_usage_problems_are_one_line(sample, ground_truth_folder, args, message):

@@ -9,7 +9,14 @@ import pytest
 
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import RLE
-from gcgbench.data.grandf import read_gcg_docs, read_glamm_prediction_dir
+from gcgbench.data.grandf import read_gcg_docs as read_files
+from gcgbench.data.grandf import read_glamm_prediction_dir
+
+
+def read_gcg_docs(root: Path, split: str):
+    folder = root / "GranDf/annotations/val_test"
+    return read_files(folder / f"{split}_gcg_coco_caption_gt.json", folder / f"{split}_gcg_coco_mask_gt.json",
+                      root / "GranDf/GranDf_HA_images/val_test")
 
 
 def rle_json(mask):
@@ -134,8 +141,6 @@ def test_malformed_ground_truth_is_reported(tmp_path, kwargs, message):
         read_gcg_docs(write_split(tmp_path, **kwargs), "val")
 
 
-def test_missing_split_files_and_unknown_split(tmp_path):
+def test_missing_split_files(tmp_path):
     with pytest.raises(InputError, match="val_gcg_coco_caption_gt.json: GranD-f caption ground truth not found"):
         read_gcg_docs(tmp_path, "val")
-    with pytest.raises(InputError, match="unknown GCG split 'train'"):
-        read_gcg_docs(tmp_path, "train")

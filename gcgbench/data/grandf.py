@@ -26,22 +26,8 @@ from gcgbench.api.errors import InputError
 from gcgbench.api.types import RLE, Doc, Phrase, Prediction
 from gcgbench.data.jsonio import load_json, require
 
-SPLITS = ("val", "test")
-ANNOTATION_DIR = Path("GranDf/annotations/val_test")
-IMAGE_DIR = Path("GranDf/GranDf_HA_images/val_test")
-
-
-def annotation_paths(data_root: Path, split: str) -> tuple[Path, Path]:
-    """(caption file, mask file) of a GCG split under the data root."""
-    if split not in SPLITS:
-        raise InputError(data_root, None, f"unknown GCG split {split!r}; choose one of {', '.join(SPLITS)}")
-    folder = Path(data_root) / ANNOTATION_DIR
-    return folder / f"{split}_gcg_coco_caption_gt.json", folder / f"{split}_gcg_coco_mask_gt.json"
-
-
-def read_gcg_docs(data_root: Path, split: str) -> list[Doc]:
+def read_gcg_docs(caption_path: Path, mask_path: Path, image_dir: Path) -> list[Doc]:
     """The docs of a GranD-f GCG split, in caption-file order, with GT phrases and RLE masks."""
-    caption_path, mask_path = annotation_paths(data_root, split)
     captions = load_json(caption_path, "GranD-f caption ground truth")
     masks = load_json(mask_path, "GranD-f mask ground truth")
     images = _image_table(captions, caption_path)
@@ -85,7 +71,7 @@ def read_gcg_docs(data_root: Path, split: str) -> list[Doc]:
         docs.append(
             Doc(
                 doc_id=image_id,
-                image_path=str(Path(data_root) / IMAGE_DIR / image.get("file_name", f"{image_id}.jpg")),
+                image_path=str(Path(image_dir) / image.get("file_name", f"{image_id}.jpg")),
                 height=height,
                 width=width,
                 phrases=phrases,

@@ -14,9 +14,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gcgbench.api.errors import InputError
-from gcgbench.api.task import ScoringOptions, TaskResult
-from gcgbench.api.types import Doc, Prediction
-from gcgbench.data.grandf import annotation_paths, read_gcg_docs, read_glamm_prediction_dir
+from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult, TaskSpec
+from gcgbench.api.types import Doc, Phrase, Prediction, Request
+from gcgbench.data.grandf import read_gcg_docs, read_glamm_prediction_dir
 from gcgbench.data.predictions import read_predictions
 from gcgbench.metrics import captions, gcg, stats
 from gcgbench.metrics.masks import MaskSizeError
@@ -41,15 +41,36 @@ def phrase_encoder(text_model: str | None) -> PhraseEncoder:
 
 @dataclass(frozen=True)
 class GcgTask:
-    name: str
-    split: str
-    version: str = "1"
+    """A GranD-f split. Files: `captions` (COCO caption GT), `masks` (COCO instance GT), `images`."""
 
-    def annotation_files(self, data_root: Path) -> list[Path]:
-        return list(annotation_paths(Path(data_root), self.split))
+    spec: TaskSpec
 
-    def docs(self, data_root: Path) -> list[Doc]:
-        return read_gcg_docs(Path(data_root), self.split)
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    def annotation_files(self, paths: DataPaths) -> list[Path]:
+        return [paths.file(self.spec, "captions"), paths.file(self.spec, "masks")]
+
+    def docs(self, paths: DataPaths) -> list[Doc]:
+        return read_gcg_docs(*self.annotation_files(paths), paths.file(self.spec, "images"))
+
+    def requests(self, doc: Doc) -> Request:
+        return Request(doc.doc_id, "grounded_caption", self.spec.prompt, doc.image_path, doc.height, doc.width)
+
+    def ground_truth_prediction(self, doc: Doc) -> Prediction:
+        """The GT caption with each GT label grounded by its GT mask (labels without a mask stay ungrounded)."""
+        caption = doc.truth["caption"]
+        phrases = []
+        for phrase in doc.phrases:
+            start = caption.find(phrase.text)
+            span = (start, start + len(phrase.text)) if start >= 0 else (None, None)
+            phrases.append(Phrase(phrase.text, phrase.masks, *span))
+        return Prediction(doc.doc_id, caption, tuple(phrases), extra_masks=doc.extra_masks)
 
     def read_predictions(self, path: Path, docs: Sequence[Doc]) -> Mapping[str, Prediction]:
         return read_predictions(path, docs, self.name, folder_reader=read_glamm_prediction_dir)

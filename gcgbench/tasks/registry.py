@@ -1,20 +1,47 @@
-"""Task names → task objects. `gcg` is an alias of `gcg_val`, as in DESIGN.md's CLI contract."""
+"""Task names → tasks: every `tasks/*.yaml` spec bound to its family class.
+
+Family classes are imported only when a task of that family is asked for, so listing tasks stays fast.
+"""
 
 from __future__ import annotations
 
-from gcgbench.api.errors import InputError
-from gcgbench.api.task import Task
-from gcgbench.tasks.gcg import GcgTask
+from functools import lru_cache
+from importlib import import_module
+from pathlib import Path
 
-TASKS: dict[str, Task] = {
-    "gcg_val": GcgTask("gcg_val", "val"),
-    "gcg_test": GcgTask("gcg_test", "test"),
+from gcgbench.api.errors import InputError
+from gcgbench.api.task import Task, TaskSpec
+from gcgbench.tasks.spec import iter_task_files, load_spec
+
+FAMILIES = {
+    "gcg": "gcgbench.tasks.gcg:GcgTask",
 }
-ALIASES = {"gcg": "gcg_val"}
+
+
+@lru_cache(maxsize=None)
+def all_specs(folders: tuple[Path, ...] = ()) -> dict[str, TaskSpec]:
+    """Every spec by name (aliases included), from the built-in folder or the given ones."""
+    specs: dict[str, TaskSpec] = {}
+    for path in iter_task_files(list(folders) or None):
+        spec = load_spec(path)
+        if spec.family not in FAMILIES:
+            raise InputError(path, "family", f"unknown family {spec.family!r}; known: {', '.join(sorted(FAMILIES))}")
+        for name in (spec.name, *spec.aliases):
+            if name in specs:
+                raise InputError(path, "name", f"task name {name!r} is also defined in {specs[name].source}")
+            specs[name] = spec
+    return specs
+
+
+def task_names() -> list[str]:
+    """Canonical task names (no aliases), sorted."""
+    return sorted({spec.name for spec in all_specs().values()})
 
 
 def get_task(name: str) -> Task:
-    canonical = ALIASES.get(name, name)
-    if canonical not in TASKS:
-        raise InputError("--task", None, f"unknown task {name!r}; known: {', '.join(sorted([*TASKS, *ALIASES]))}")
-    return TASKS[canonical]
+    specs = all_specs()
+    if name not in specs:
+        raise InputError("--task", None, f"unknown task {name!r}; known: {', '.join(sorted(specs))}")
+    spec = specs[name]
+    module_name, class_name = FAMILIES[spec.family].split(":")
+    return getattr(import_module(module_name), class_name)(spec)

@@ -1,0 +1,25 @@
+"""Options shared by several commands, declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+DataRoot = typer.Option(
+    None, "--data-root", envvar="GCGBENCH_DATA",
+    help="Folder laid out like GLaMM's data/. Default: the bundled synthetic sample.",
+)
+DataConfig = typer.Option(None, "--data-config", help="YAML with data_root and per-task file overrides.")
+TextModel = typer.Option(
+    None, "--text-model",
+    help="Phrase similarity for GCG mask recall: a local bert-base-uncased folder (official), or 'minilm'. "
+         "Default on the sample data: minilm.",
+)
+Bootstrap = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for 95% intervals (0: none).")
+Seed = typer.Option(0, "--seed", help="Run seed: per-sample seeds of stochastic backends and the bootstrap.")
+Output = typer.Option(None, "--output", help="Folder for results.json and predictions.")
+Protocol = typer.Option(None, "--protocol", help="Scoring protocol where a task offers several (e.g. flmm for RES).")
+
+OptionalPath = Optional[Path]
