@@ -113,4 +113,12 @@ class Task(Protocol):
         """Predictions made elsewhere: a gcgbench JSONL, a run directory, or the family's upstream layout."""
 
     def score(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction], options: ScoringOptions) -> TaskResult:
-        """Every metric of the task, its intervals, and the configuration that produced them."""
+        """Every metric of the task, its intervals, and the configuration that produced them.
+
+        A split whose answers an evaluation server holds (VQAv2 test-dev, MMBench test) returns no
+        metrics and says so in `notes`; its upload file comes from `submission_files`.
+        """
+
+    def submission_files(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction]) -> dict[str, bytes]:
+        """File name → content of the evaluation-server upload for this split ({} when scored locally).
+        The CLI writes them into the output folder."""

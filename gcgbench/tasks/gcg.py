@@ -18,9 +18,14 @@ from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult, TaskSpec
 from gcgbench.api.types import Doc, Phrase, Prediction, Request
 from gcgbench.data.grandf import read_gcg_docs, read_glamm_prediction_dir
 from gcgbench.data.predictions import read_predictions
-from gcgbench.metrics import captions, gcg, stats
+from gcgbench.metrics import captions, gcg
 from gcgbench.metrics.masks import MaskSizeError
-from gcgbench.metrics.text_similarity import BertMeanPoolEncoder, PhraseEncoder, SentenceTransformerEncoder
+from gcgbench.metrics.text_similarity import (
+    BertMeanPoolEncoder,
+    PhraseEncoder,
+    SentenceTransformerEncoder,
+)
+from gcgbench.tasks.scoring import bootstrap_config, bootstrap_intervals
 
 MINILM = "minilm"
 METRICS = ("meteor", "cider", "ap50", "miou", "mask_recall", "mask_recall_strict")
@@ -75,6 +80,9 @@ class GcgTask:
     def read_predictions(self, path: Path, docs: Sequence[Doc]) -> Mapping[str, Prediction]:
         return read_predictions(path, docs, self.name, folder_reader=read_glamm_prediction_dir)
 
+    def submission_files(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction]) -> dict[str, bytes]:
+        return {}
+
     def score(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction], options: ScoringOptions) -> TaskResult:
         if not docs:
             raise InputError(self.name, None, "the split has no images to score")
@@ -96,17 +104,13 @@ class GcgTask:
             # docs, mask statistics and caption scores share one order, so an image index means the same in each
             return {**captions.aggregate(caption_scores, indices), **gcg.aggregate(masks.table, indices)}
 
-        intervals = {}
-        if options.bootstrap_resamples > 0:
-            found = stats.bootstrap_ci(len(docs), statistic, n_resamples=options.bootstrap_resamples, seed=options.seed)
-            intervals = {name: found[name].to_json() for name in METRICS}
         return TaskResult(
             task=self.name,
             version=self.version,
             metrics=metrics,
             n_samples=len(docs),
             metric_config=self._metric_config(encoder, options),
-            intervals=intervals,
+            intervals=bootstrap_intervals(len(docs), statistic, METRICS, options),
             per_sample=_per_sample(docs, masks, caption_scores),
             notes=_notes(masks),
         )
@@ -120,8 +124,7 @@ class GcgTask:
             "text_model_option": options.text_model,
             "ap": "COCOeval segm, category 1, score 1.0, stats[1] (IoU 0.5, area all, maxDets 100)",
             "captions": "pycocoevalcap PTBTokenizer; METEOR 1.5 (-l en -norm); CIDEr-D (n=4, sigma=6) over the split",
-            "bootstrap": {"resamples": options.bootstrap_resamples, "seed": options.seed, "cluster": "image",
-                          "confidence": 0.95, "method": "percentile"},
+            "bootstrap": bootstrap_config(options),
         }
 
 

@@ -15,6 +15,10 @@ from gcgbench.tasks.spec import iter_task_files, load_spec
 
 FAMILIES = {
     "gcg": "gcgbench.tasks.gcg:GcgTask",
+    "res": "gcgbench.tasks.res:ResTask",
+    "png": "gcgbench.tasks.png:PngTask",
+    "captioning": "gcgbench.tasks.captioning:CaptioningTask",
+    "vqa": "gcgbench.tasks.vqa:VqaTask",
 }
 
 

@@ -1,0 +1,38 @@
+"""What every task family does the same way when it scores: intervals and their recorded configuration."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from gcgbench.api.task import ScoringOptions
+from gcgbench.metrics import stats
+
+
+def bootstrap_intervals(
+    clusters: Sequence[np.ndarray] | int,
+    record_statistic: Callable[[np.ndarray], dict[str, float]],
+    metric_names: Sequence[str],
+    options: ScoringOptions,
+) -> dict[str, dict[str, Any]]:
+    """95% intervals of `metric_names`, resampling clusters (images) `options.bootstrap_resamples` times.
+
+    `clusters` is either the number of images (records are images: index i is image i) or the record
+    indices of each image (`stats.cluster_indices`); `record_statistic(record_indices)` recomputes the
+    metrics from a resample of records. Empty when resampling is off.
+    """
+    if options.bootstrap_resamples <= 0:
+        return {}
+    if isinstance(clusters, int):
+        n_clusters, statistic = clusters, record_statistic
+    else:
+        n_clusters, statistic = len(clusters), stats.on_records(clusters, record_statistic)
+    found = stats.bootstrap_ci(n_clusters, statistic, n_resamples=options.bootstrap_resamples, seed=options.seed)
+    return {name: found[name].to_json() for name in metric_names if name in found}
+
+
+def bootstrap_config(options: ScoringOptions) -> dict[str, Any]:
+    """How the intervals were made, for `metric_config`."""
+    return {"resamples": options.bootstrap_resamples, "seed": options.seed, "cluster": "image",
+            "confidence": 0.95, "method": "percentile"}
