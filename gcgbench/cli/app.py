@@ -22,8 +22,13 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from gcgbench.cli import demo, score
+    from gcgbench.cli import demo, listing, run, score, validate
 
+    app.command("tasks", help="List tasks, versions, and whether their data is present.")(listing.tasks)
+    app.command("models", help="List backends and their arguments.")(listing.models)
+    app.command("validate", help=validate.__doc__)(validate.validate)
+    app.command("run", help="Run a backend on tasks and score it (infer + score).")(run.run)
+    app.command("infer", help="Run a backend on tasks and store its predictions, without scoring.")(run.infer)
     app.command("score", help=score.__doc__)(score.score)
     app.command("demo", help=demo.__doc__)(demo.demo)
 

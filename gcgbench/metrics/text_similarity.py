@@ -176,7 +176,9 @@ class SentenceTransformerEncoder:
             f"pass '{MINILM_PACKAGE}' or a local sentence-transformers model folder",
         )
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
+        transformers_logging.disable_progress_bar()  # a load bar per run is noise in our output
         self._model = SentenceTransformer(str(folder), device=device, local_files_only=True)
         self.batch_size = batch_size
 

@@ -8,6 +8,7 @@ quality over the whole split in one call), `ap50`, `miou`, `mask_recall` (offici
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -31,6 +32,7 @@ MINILM = "minilm"
 METRICS = ("meteor", "cider", "ap50", "miou", "mask_recall", "mask_recall_strict")
 
 
+@lru_cache(maxsize=4)
 def phrase_encoder(text_model: str | None) -> PhraseEncoder:
     """The phrase-similarity encoder of mask recall: a local bert-base-uncased folder, or `minilm`."""
     if text_model is None:

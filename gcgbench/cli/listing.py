@@ -1,0 +1,41 @@
+"""`gcgbench tasks` and `gcgbench models`: what can be run, with versions and data presence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from rich.console import Console
+from rich.table import Table
+
+from gcgbench.api.task import DataPaths
+from gcgbench.cli import options as opt
+from gcgbench.models.registry import BACKENDS, backend_class
+from gcgbench.tasks.registry import all_specs, task_names
+
+
+def tasks(data_root: Optional[Path] = opt.DataRoot, data_config: Optional[Path] = opt.DataConfig) -> None:
+    from gcgbench.data.paths import resolve_data_paths
+
+    paths = resolve_data_paths(data_root, data_config)
+    specs = all_specs()
+    table = Table(title=f"tasks (data: {'bundled sample' if paths.is_sample else paths.root})")
+    for column in ("task", "family", "version", "data", "metrics", "description"):
+        table.add_column(column)
+    for name in task_names():
+        spec = specs[name]
+        present = all(DataPaths.file(paths, spec, role).exists() for role in spec.files)
+        aliases = f" ({', '.join(spec.aliases)})" if spec.aliases else ""
+        table.add_row(name + aliases, spec.family, spec.version, "present" if present else "missing",
+                      " ".join(spec.metrics), spec.description)
+    Console().print(table)
+
+
+def models() -> None:
+    table = Table(title="backends")
+    for column in ("model", "what", "arguments"):
+        table.add_column(column)
+    for name, (_, what) in sorted(BACKENDS.items()):
+        args = backend_class(name).ARGS
+        table.add_row(name, what, "\n".join(f"{k}: {v}" for k, v in args.items()) or "-")
+    Console().print(table)

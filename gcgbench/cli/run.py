@@ -1,0 +1,93 @@
+"""`gcgbench run` (infer then score) and `gcgbench infer` (predictions only; `score` can follow later)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from gcgbench.api.backend import GenerationSettings, parse_model_args
+from gcgbench.api.task import ScoringOptions
+from gcgbench.cli import options as opt
+from gcgbench.cli.render import print_results
+from gcgbench.cli.score import default_text_model
+from gcgbench.data.paths import resolve_data_paths
+from gcgbench.models.registry import load_backend
+from gcgbench.runner.evaluate import RunPlan
+from gcgbench.runner.evaluate import run as run_plan
+from gcgbench.runner.preflight import preflight
+from gcgbench.tasks.registry import get_task
+
+Model = typer.Option(..., "--model", help="Backend name (see `gcgbench models`).")
+ModelArgs = typer.Option(None, "--model-args", help="Backend arguments, k=v,k2=v2.")
+Tasks = typer.Option(..., "--task", help="Task name(s), comma separated (see `gcgbench tasks`).")
+Limit = typer.Option(None, "--limit", help="Only the first N docs of each task.")
+BatchSize = typer.Option(1, "--batch-size", help="Requests per backend call.")
+Device = typer.Option("cpu", "--device", help="cpu or cuda[:N].")
+
+
+def run(
+    model: str = Model, model_args: Optional[str] = ModelArgs, task: str = Tasks,
+    data_root: Optional[Path] = opt.DataRoot, data_config: Optional[Path] = opt.DataConfig,
+    limit: Optional[int] = Limit, output: Optional[Path] = opt.Output, batch_size: int = BatchSize,
+    device: str = Device, seed: int = opt.Seed, text_model: Optional[str] = opt.TextModel,
+    bootstrap: int = opt.Bootstrap, protocol: Optional[str] = opt.Protocol,
+) -> None:
+    _execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
+             text_model, bootstrap, protocol, score=True)
+
+
+def infer(
+    model: str = Model, model_args: Optional[str] = ModelArgs, task: str = Tasks,
+    data_root: Optional[Path] = opt.DataRoot, data_config: Optional[Path] = opt.DataConfig,
+    limit: Optional[int] = Limit, output: Optional[Path] = opt.Output, batch_size: int = BatchSize,
+    device: str = Device, seed: int = opt.Seed,
+) -> None:
+    _execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
+             None, 0, None, score=False)
+
+
+def _execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
+             text_model, bootstrap, protocol, score: bool) -> None:
+    console = Console(stderr=True)
+    paths = resolve_data_paths(data_root, data_config)
+    if paths.is_sample:
+        console.print(f"no --data-root: using the bundled synthetic sample at {paths.root}")
+    tasks = [get_task(name.strip()) for name in task.split(",") if name.strip()]
+    text_model = default_text_model(text_model, paths.is_sample)
+    if score:
+        preflight(tasks, paths, text_model)
+    backend = load_backend(model, parse_model_args(model_args))
+    output = output or Path("out") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    plan = RunPlan(
+        model=model, model_args=parse_model_args(model_args), tasks=tasks, paths=paths,
+        settings=GenerationSettings(seed=seed, batch_size=batch_size, device=device),
+        scoring=ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed, protocol=protocol),
+        limit=limit, output=output,
+    )
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console) as bars:
+        results = run_plan(plan, backend, _progress_factory(bars), score=score)
+    if score:
+        print_results(Console(), results)
+        console.print(f"results: {output / 'results.json'}")
+    console.print(f"predictions: {output / 'predictions'}")
+
+
+def _progress_factory(bars: Progress) -> Callable[[str, int], Callable[[int], None]]:
+    def factory(name: str, total: int) -> Callable[[int], None]:
+        bar = bars.add_task(name, total=total, rate="")
+        started = time.perf_counter()
+
+        def advance(count: int) -> None:
+            bars.advance(bar, count)
+            done = bars.tasks[bar].completed
+            bars.update(bar, rate=f"{done / max(time.perf_counter() - started, 1e-9):.1f} samples/s")
+
+        return advance
+
+    return factory

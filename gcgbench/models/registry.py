@@ -1,0 +1,33 @@
+"""Backend names → backend classes, imported only when asked for (so `import gcgbench` never imports torch).
+
+Each backend class has `from_args(args: dict[str, str]) -> Backend` and `ARGS: dict[str, str]`
+(argument → one-line help) shown by `gcgbench models`.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from gcgbench.api.backend import Backend
+from gcgbench.api.errors import InputError
+
+BACKENDS = {
+    "oracle": ("gcgbench.models.oracle:OracleBackend", "answers with the ground truth: every metric perfect"),
+    "replay": ("gcgbench.models.replay:ReplayBackend", "scores predictions made elsewhere through the runner"),
+}
+
+
+def backend_class(name: str) -> Any:
+    if name not in BACKENDS:
+        raise InputError("--model", None, f"unknown backend {name!r}; known: {', '.join(sorted(BACKENDS))}")
+    module_name, class_name = BACKENDS[name][0].split(":")
+    return getattr(import_module(module_name), class_name)
+
+
+def load_backend(name: str, args: dict[str, str]) -> Backend:
+    cls = backend_class(name)
+    unknown = set(args) - set(cls.ARGS)
+    if unknown:
+        raise InputError("--model-args", None, f"{name} takes no argument(s) {sorted(unknown)}; it takes {sorted(cls.ARGS)}")
+    return cls.from_args(args)

@@ -1,0 +1,134 @@
+"""The inference and scoring phases, joined by the prediction store.
+
+`infer_task` turns a task's docs into requests, asks the backend in batches, checks every prediction
+(right doc, masks of the image's size) and returns them in doc order. `score_task` only reads
+predictions. `run` does both for several tasks and writes `results.json` and
+`predictions/<task>.jsonl`, the predictions first, so a scoring failure never loses generations.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from gcgbench.api.backend import Backend, GenerationSettings
+from gcgbench.api.errors import GcgbenchError
+from gcgbench.api.task import DataPaths, ScoringOptions, Task, TaskResult
+from gcgbench.api.types import Doc, Prediction, Request
+from gcgbench.data.predictions import write_prediction_jsonl
+from gcgbench.runner.results import build_results, environment_config, write_json_atomic
+
+Progress = Callable[[int], None]
+
+
+class BackendError(GcgbenchError):
+    """A backend returned something the task cannot score (wrong doc, wrong mask size, too few answers)."""
+
+
+@dataclass
+class RunPlan:
+    """Everything `run`/`infer` needs; recorded in results.json `config`."""
+
+    model: str
+    model_args: Mapping[str, str]
+    tasks: Sequence[Task]
+    paths: DataPaths
+    settings: GenerationSettings
+    scoring: ScoringOptions
+    limit: int | None = None
+    output: Path | None = None
+    extra_config: dict[str, Any] = field(default_factory=dict)
+
+
+def select_docs(task: Task, paths: DataPaths, limit: int | None) -> list[Doc]:
+    docs = task.docs(paths)
+    return docs[:limit] if limit is not None else docs
+
+
+def check_supported(backend: Backend, task: Task, docs: Sequence[Doc]) -> None:
+    """Refuse a task whose request kind the backend cannot answer, before any generation."""
+    if not docs:
+        return
+    kind = task.requests(docs[0]).kind
+    if kind not in backend.supported_kinds:
+        raise GcgbenchError(
+            f"backend {backend.name!r} cannot answer {task.name} (requests of kind {kind!r}); "
+            f"it answers: {', '.join(sorted(backend.supported_kinds))}"
+        )
+
+
+def infer_task(
+    backend: Backend, task: Task, docs: Sequence[Doc], settings: GenerationSettings, progress: Progress | None = None
+) -> list[Prediction]:
+    """Predictions for `docs`, in order, generated `settings.batch_size` requests at a time."""
+    check_supported(backend, task, docs)
+    backend.prepare(task, docs)
+    requests = [task.requests(doc) for doc in docs]
+    predictions: list[Prediction] = []
+    for start in range(0, len(requests), max(1, settings.batch_size)):
+        batch = requests[start:start + max(1, settings.batch_size)]
+        answers = backend.generate(batch, settings)
+        predictions.extend(check_predictions(backend.name, batch, answers))
+        if progress is not None:
+            progress(len(batch))
+    return predictions
+
+
+def check_predictions(backend_name: str, requests: Sequence[Request], answers: Sequence[Prediction]) -> list[Prediction]:
+    if len(answers) != len(requests):
+        raise BackendError(f"backend {backend_name!r} returned {len(answers)} predictions for {len(requests)} requests")
+    for request, answer in zip(requests, answers):
+        if answer.doc_id != request.doc_id:
+            raise BackendError(f"backend {backend_name!r} answered doc {answer.doc_id!r} when asked for {request.doc_id!r}")
+        for index, mask in enumerate(answer.masks()):
+            if mask.size != (request.height, request.width):
+                raise BackendError(
+                    f"backend {backend_name!r}, doc {request.doc_id!r}: mask {index} has size {list(mask.size)}, "
+                    f"image is {[request.height, request.width]}"
+                )
+    return list(answers)
+
+
+def score_task(task: Task, docs: Sequence[Doc], predictions: Sequence[Prediction], options: ScoringOptions) -> TaskResult:
+    return task.score(docs, {p.doc_id: p for p in predictions}, options)
+
+
+def run(plan: RunPlan, backend: Backend, progress_factory: Callable[[str, int], Progress] | None = None,
+        score: bool = True) -> dict[str, Any]:
+    """Infer (and score) every task of the plan; write predictions, upload files and results.json."""
+    results: list[TaskResult] = []
+    timing: dict[str, float] = {}
+    for task in plan.tasks:
+        started = time.perf_counter()
+        docs = select_docs(task, plan.paths, plan.limit)
+        progress = progress_factory(task.name, len(docs)) if progress_factory else None
+        predictions = infer_task(backend, task, docs, plan.settings, progress)
+        inferred = time.perf_counter()
+        timing[f"{task.name}.infer_s"] = inferred - started
+        if plan.output is not None:
+            write_prediction_jsonl(plan.output / "predictions" / f"{task.name}.jsonl", predictions)
+            for name, content in task.submission_files(docs, {p.doc_id: p for p in predictions}).items():
+                (plan.output / "submissions").mkdir(parents=True, exist_ok=True)
+                (plan.output / "submissions" / name).write_bytes(content)
+        if score:
+            results.append(score_task(task, docs, predictions, plan.scoring))
+            timing[f"{task.name}.score_s"] = time.perf_counter() - inferred
+    config = {
+        "model": plan.model,
+        "model_args": dict(plan.model_args),
+        "fingerprint": dict(backend.fingerprint()),
+        **plan.settings.to_json(),
+        "limit": plan.limit,
+        "data_root": str(plan.paths.root),
+        "sample_data": plan.paths.is_sample,
+        "data_overrides": {k: dict(v) for k, v in plan.paths.overrides.items()},
+        **plan.extra_config,
+        **environment_config([f for task in plan.tasks for f in task.annotation_files(plan.paths)]),
+    }
+    payload = build_results(results, config, timing)
+    payload["versions"] = {task.name: task.version for task in plan.tasks}
+    if plan.output is not None and score:
+        write_json_atomic(plan.output / "results.json", payload)
+    return payload

@@ -1,0 +1,108 @@
+"""Checks that must pass before any model loads: files, checksums, images, Java, the text model.
+
+`check_tasks` returns every finding as one line saying what is wrong and what to do; `preflight`
+raises if any is a problem, so a missing Java or text model fails in seconds, not after hours of
+inference. `gcgbench validate` prints the same findings.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from gcgbench.api.errors import GcgbenchError
+from gcgbench.api.task import DataPaths, Task
+from gcgbench.runner.results import file_sha256
+
+CAPTION_METRICS = {"meteor", "cider"}
+IMAGES_DECODED_PER_TASK = 3
+
+
+@dataclass(frozen=True)
+class Finding:
+    ok: bool
+    task: str
+    message: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'} {self.task}: {self.message}"
+
+
+def check_tasks(tasks: Sequence[Task], paths: DataPaths, text_model: str | None) -> list[Finding]:
+    findings: list[Finding] = []
+    for task in tasks:
+        findings.extend(_check_files(task, paths))
+        if all(f.ok for f in findings if f.task == task.name):
+            findings.extend(_check_docs(task, paths))
+    if any(CAPTION_METRICS & set(task.spec.metrics) for task in tasks):
+        java = shutil.which("java")
+        findings.append(Finding(java is not None, "java",
+                                f"Java runtime at {java}" if java else
+                                "no Java runtime on PATH; METEOR and the PTB tokenizer need one: "
+                                "install one (e.g. `apt-get install default-jre-headless`)"))
+    if any("mask_recall" in task.spec.metrics for task in tasks):
+        findings.append(_check_text_model(text_model))
+    return findings
+
+
+def preflight(tasks: Sequence[Task], paths: DataPaths, text_model: str | None) -> None:
+    problems = [f for f in check_tasks(tasks, paths, text_model) if not f.ok]
+    if problems:
+        raise GcgbenchError(f"preflight found {len(problems)} problem(s):\n" + "\n".join(p.line() for p in problems))
+
+
+def _check_files(task: Task, paths: DataPaths) -> list[Finding]:
+    findings = []
+    for role in task.spec.files:
+        path = paths.file(task.spec, role)
+        if not path.exists():
+            findings.append(Finding(False, task.name, f"{role}: {path} not found (set --data-root, or override "
+                                                      f"'{role}' for {task.name} in a --data-config file)"))
+            continue
+        expected = task.spec.checksums.get(role)
+        if path.is_file() and expected:
+            actual = file_sha256(path)
+            findings.append(Finding(actual == expected, task.name,
+                                    f"{role}: sha256 matches the upstream release" if actual == expected else
+                                    f"{role}: {path} has sha256 {actual[:12]}…, the upstream release has "
+                                    f"{expected[:12]}… — a different version of the file; re-download it"))
+    return findings
+
+
+def _check_docs(task: Task, paths: DataPaths) -> list[Finding]:
+    try:
+        docs = task.docs(paths)
+    except GcgbenchError as error:
+        return [Finding(False, task.name, str(error))]
+    missing = [doc for doc in docs if doc.image_path and not Path(doc.image_path).is_file()]
+    findings = [Finding(True, task.name, f"{len(docs)} docs read")]
+    if missing:
+        findings.append(Finding(False, task.name, f"{len(missing)} of {len(docs)} images missing "
+                                                  f"(first: {missing[0].image_path})"))
+        return findings
+    from PIL import Image, UnidentifiedImageError
+
+    for doc in [d for d in docs if d.image_path][:IMAGES_DECODED_PER_TASK]:
+        try:
+            with Image.open(doc.image_path) as image:
+                image.load()
+                size = (image.height, image.width)
+        except (OSError, UnidentifiedImageError) as error:
+            findings.append(Finding(False, task.name, f"{doc.image_path}: unreadable image ({error})"))
+            continue
+        if size != (doc.height, doc.width):
+            findings.append(Finding(False, task.name, f"{doc.image_path}: image is {list(size)} (h, w) but the "
+                                                      f"annotations say {[doc.height, doc.width]}"))
+    return findings
+
+
+def _check_text_model(text_model: str | None) -> Finding:
+    from gcgbench.tasks.gcg import phrase_encoder
+
+    try:
+        encoder = phrase_encoder(text_model)
+    except GcgbenchError as error:
+        return Finding(False, "text-model", str(error))
+    return Finding(True, "text-model", f"phrase similarity by {encoder.name}")
