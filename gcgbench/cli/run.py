@@ -20,6 +20,7 @@ from gcgbench.models.registry import load_backend
 from gcgbench.runner.evaluate import RunPlan
 from gcgbench.runner.evaluate import run as run_plan
 from gcgbench.runner.preflight import preflight
+from gcgbench.runner.shard import current_shard, destroy_process_group, init_process_group
 from gcgbench.tasks.registry import get_task
 
 Model = typer.Option(..., "--model", help="Backend name (see `gcgbench models`).")
@@ -61,17 +62,25 @@ def _execute(model, model_args, task, data_root, data_config, limit, output, bat
     text_model = default_text_model(text_model, paths.is_sample)
     if score:
         preflight(tasks, paths, text_model)
+    shard = current_shard()
+    init_process_group(shard, device)
     backend = load_backend(model, parse_model_args(model_args))
-    output = output or Path("out") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if output is None:
+        # every rank must agree on the folder, so the timestamp is not allowed to differ between them
+        output = Path("out") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}" if shard.world_size == 1 else Path("out") / model
     plan = RunPlan(
         model=model, model_args=parse_model_args(model_args), tasks=tasks, paths=paths,
-        settings=GenerationSettings(seed=seed, batch_size=batch_size, device=device),
+        settings=GenerationSettings(seed=seed, batch_size=batch_size, device=shard.device(device)),
         scoring=ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed, protocol=protocol),
         limit=limit, output=output,
     )
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console) as bars:
-        results = run_plan(plan, backend, _progress_factory(bars), score=score)
+                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
+                  disable=not shard.is_main) as bars:
+        results = run_plan(plan, backend, _progress_factory(bars), score=score, shard=shard)
+    destroy_process_group(shard)
+    if not shard.is_main:
+        return
     if score:
         print_results(Console(), results)
         console.print(f"results: {output / 'results.json'}")

@@ -19,6 +19,7 @@ from gcgbench.api.task import DataPaths, ScoringOptions, Task, TaskResult
 from gcgbench.api.types import Doc, Prediction, Request
 from gcgbench.data.predictions import write_prediction_jsonl
 from gcgbench.runner.results import build_results, environment_config, write_json_atomic
+from gcgbench.runner.shard import Shard, gather_to_main
 
 Progress = Callable[[int], None]
 
@@ -96,15 +97,24 @@ def score_task(task: Task, docs: Sequence[Doc], predictions: Sequence[Prediction
 
 
 def run(plan: RunPlan, backend: Backend, progress_factory: Callable[[str, int], Progress] | None = None,
-        score: bool = True) -> dict[str, Any]:
-    """Infer (and score) every task of the plan; write predictions, upload files and results.json."""
+        score: bool = True, shard: Shard = Shard()) -> dict[str, Any] | None:
+    """Infer (and score) every task of the plan; write predictions, upload files and results.json.
+
+    Under torchrun every rank infers its share of the docs; rank 0 gathers the predictions, restores doc
+    order, writes and scores, and returns the results; the other ranks return None.
+    """
     results: list[TaskResult] = []
     timing: dict[str, float] = {}
     for task in plan.tasks:
         started = time.perf_counter()
         docs = select_docs(task, plan.paths, plan.limit)
-        progress = progress_factory(task.name, len(docs)) if progress_factory else None
-        predictions = infer_task(backend, task, docs, plan.settings, progress)
+        mine = shard.take(docs)
+        progress = progress_factory(task.name, len(mine)) if progress_factory else None
+        gathered = gather_to_main(shard, infer_task(backend, task, mine, plan.settings, progress))
+        if gathered is None:
+            continue
+        position = {doc.doc_id: index for index, doc in enumerate(docs)}
+        predictions = sorted(gathered, key=lambda prediction: position[prediction.doc_id])
         inferred = time.perf_counter()
         timing[f"{task.name}.infer_s"] = inferred - started
         if plan.output is not None:
@@ -115,11 +125,14 @@ def run(plan: RunPlan, backend: Backend, progress_factory: Callable[[str, int], 
         if score:
             results.append(score_task(task, docs, predictions, plan.scoring))
             timing[f"{task.name}.score_s"] = time.perf_counter() - inferred
+    if not shard.is_main:
+        return None
     config = {
         "model": plan.model,
         "model_args": dict(plan.model_args),
         "fingerprint": dict(backend.fingerprint()),
         **plan.settings.to_json(),
+        "world_size": shard.world_size,
         "limit": plan.limit,
         "data_root": str(plan.paths.root),
         "sample_data": plan.paths.is_sample,
