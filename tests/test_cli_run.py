@@ -94,3 +94,14 @@ def test_tasks_and_models_list(capsys):
     assert "gcg_val" in out and "present" in out
     assert main(["models"]) == 0
     assert "replay" in capsys.readouterr().out
+
+
+def test_export_to_glamm_layout_scores_like_the_run(sample, tmp_path):
+    run_dir = tmp_path / "run"
+    assert main(["infer", "--model", "oracle", "--task", "gcg_val", "--data-root", str(sample), "--output", str(run_dir)]) == 0
+    assert main(["export", str(run_dir), "--task", "gcg_val", "--output", str(tmp_path / "glamm")]) == 0
+    files = sorted((tmp_path / "glamm").glob("*.json"))
+    assert len(files) == 4 and set(json.loads(files[0].read_text())) == {"image_id", "caption", "phrases", "pred_masks"}
+    assert main(["score", "--task", "gcg_val", "--predictions", str(tmp_path / "glamm"), "--data-root", str(sample),
+                 "--text-model", "minilm", "--bootstrap", "0", "--output", str(tmp_path / "scored")]) == 0
+    assert json.loads((tmp_path / "scored" / "results.json").read_text())["results"]["gcg_val"]["mask_recall"] == 1.0
