@@ -1,0 +1,211 @@
+"""Referring expression segmentation on RefCOCO, RefCOCO+ and RefCOCOg (every split).
+
+Docs: one per referring sentence of the split (`gcgbench.data.refer`), doc_id `"<ref_id>_<sent_id>"`,
+`truth["image_id"]` the COCO image (the bootstrap cluster). Each is asked as a "segment" request
+with `inputs={"expression": sentence}` and the task file's prompt. A prediction answers with one
+phrase carrying one mask; its first mask (phrase masks, then extra masks — LISA/GLaMM score
+`pred_masks[0]`) is scored, and no mask at all is an empty prediction.
+
+Protocols (`ScoringOptions.protocol`, else the task file's `params.protocol`, else "lisa"); the
+metric formulas are `gcgbench.metrics.res`:
+
+* "lisa" — LISA `utils/dataset.py::ValDataset` + `train_ds.py::validate`, and GLaMM
+  `eval/referring_seg/infer_and_evaluate.py`: every sentence of every ref of the split is scored.
+  (GLaMM's loader draws a random ≤ 3 sentences per image with no seed; we score them all, as LISA.)
+* "flmm" — F-LMM `scripts/multiprocess_eval_refcoco.py`: mmdet `RefCocoDataset(text_mode=
+  'select_first')` + `RefSegMetric`. Docs stay every sentence; `score` keeps, per annotation, the
+  first sentence of the LAST ref (pickle order) whose split equals the task's split exactly —
+  mmdet keys objects by `ann_id` and `ann.update(ref)` leaves the last ref's sentences on the shared
+  annotation. F-LMM feeds that sentence as `raw.lower()`; our requests carry `sent` (differs only in
+  punctuation and casing), which `metric_config` records.
+
+Ground truth is the union of the referred annotation's polygons for both protocols (see
+`gcgbench.data.refer` for LISA's sum-of-polygons quirk, not reproduced).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from gcgbench.api.errors import InputError
+from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult, TaskSpec
+from gcgbench.api.types import RLE, Doc, Phrase, Prediction, Request
+from gcgbench.data.predictions import read_predictions
+from gcgbench.data.refer import ReferExpression, check_split, read_refer_expressions
+from gcgbench.metrics import res
+from gcgbench.metrics.masks import MaskSizeError
+from gcgbench.metrics.stats import cluster_indices
+from gcgbench.tasks.scoring import bootstrap_config, bootstrap_intervals
+
+METRICS = ("ciou", "giou", *(f"precision_{threshold}" for threshold in res.PRECISION_THRESHOLDS))
+SELECTION = {
+    "lisa": "every sentence of every ref whose split matches as refer.py getRefIds does (LISA/GLaMM)",
+    "flmm": "per ann_id, sentence 0 of the last ref with split == task split (mmdet text_mode='select_first')",
+}
+
+
+@dataclass(frozen=True)
+class ResTask:
+    """A RefCOCO-family split. Files: `refs` (refer pickle), `instances` (COCO instances), `images`.
+    Params: `dataset`, `split_by` (unc | umd | google), `split`, optional default `protocol`."""
+
+    spec: TaskSpec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def version(self) -> str:
+        return self.spec.version
+
+    def annotation_files(self, paths: DataPaths) -> list[Path]:
+        return [paths.file(self.spec, "refs"), paths.file(self.spec, "instances")]
+
+    def docs(self, paths: DataPaths) -> list[Doc]:
+        split, split_by = self._split()
+        expressions = read_refer_expressions(*self.annotation_files(paths), paths.file(self.spec, "images"), split, split_by)
+        return [_doc(expression) for expression in expressions]
+
+    def requests(self, doc: Doc) -> Request:
+        expression = doc.inputs["expression"]
+        return Request(doc.doc_id, "segment", self.spec.prompt.format(expression=expression), doc.image_path,
+                       doc.height, doc.width, {"expression": expression})
+
+    def ground_truth_prediction(self, doc: Doc) -> Prediction:
+        expression = doc.inputs["expression"]
+        return Prediction(doc.doc_id, expression, (Phrase(expression, doc.phrases[0].masks),))
+
+    def read_predictions(self, path: Path, docs: Sequence[Doc]) -> Mapping[str, Prediction]:
+        # GLaMM and LISA score RES in memory and write no prediction files, so there is no upstream layout
+        return read_predictions(path, docs, self.name)
+
+    def submission_files(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction]) -> dict[str, bytes]:
+        return {}
+
+    def score(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction], options: ScoringOptions) -> TaskResult:
+        protocol = self.protocol(options)
+        scored = list(docs) if protocol == "lisa" else flmm_selection(docs, self._split()[0])
+        if not scored:
+            raise InputError(self.name, None, "the split has no referring expressions to score")
+        samples = []
+        for doc in scored:
+            if doc.doc_id not in predictions:
+                raise InputError(self.name, f"doc {doc.doc_id}", "no prediction for this referring expression")
+            samples.append(res.ResSample(doc.doc_id, doc.truth["image_id"], prediction_mask(predictions[doc.doc_id]),
+                                         doc.phrases[0].masks[0]))
+        try:
+            result = res.evaluate(samples, protocol)
+        except MaskSizeError as error:
+            raise InputError(self.name, None, str(error)) from None
+        stats = result.stats
+        intervals = bootstrap_intervals(
+            cluster_indices(list(stats.image_ids)), lambda indices: res.aggregate(stats, indices), METRICS, options,
+        )
+        return TaskResult(
+            task=self.name,
+            version=self.version,
+            metrics={name: float(result.metrics[name]) for name in METRICS},
+            n_samples=len(scored),
+            metric_config=self._metric_config(result, options),
+            intervals=intervals,
+            per_sample=_per_sample(scored, predictions, stats),
+            notes=_notes(docs, scored, predictions, protocol),
+        )
+
+    def protocol(self, options: ScoringOptions) -> str:
+        """The scoring protocol: the option, else the task file's `params.protocol`, else "lisa"."""
+        protocol = options.protocol or self.spec.params.get("protocol") or res.DEFAULT_PROTOCOL
+        if protocol not in res.RES_PROTOCOLS:
+            raise InputError("--protocol", None, f"unknown RES protocol {protocol!r}; choose one of {', '.join(res.RES_PROTOCOLS)}")
+        return protocol
+
+    def _split(self) -> tuple[str, str]:
+        split, split_by = self.spec.params.get("split"), self.spec.params.get("split_by")
+        if not isinstance(split, str) or not isinstance(split_by, str):
+            raise InputError(self.spec.source, "params", "a res task needs string params 'split' and 'split_by'")
+        check_split(split, split_by, self.spec.source)
+        return split, split_by
+
+    def _metric_config(self, result: res.ResResult, options: ScoringOptions) -> dict[str, Any]:
+        split, split_by = self._split()
+        return {
+            **result.metric_config(),
+            "dataset": self.spec.params.get("dataset"),
+            "split_by": split_by,
+            "split": split,
+            "expression_selection": SELECTION[result.protocol],
+            "expression_text": "refer sent, stripped, lower case (LISA/GLaMM; F-LMM feeds raw.lower())",
+            "gt_mask": "union of the referred annotation's polygons (pycocotools frPyObjects + merge)",
+            "prediction_mask": "first predicted mask; no mask = empty prediction",
+            "bootstrap": bootstrap_config(options),
+        }
+
+
+def flmm_selection(docs: Sequence[Doc], split: str) -> list[Doc]:
+    """The docs mmdet's RefCocoDataset(text_mode='select_first') scores: per ann_id, sentence 0 of the
+    last ref (in doc order) whose split equals `split` exactly; objects in order of first appearance."""
+    last_ref: dict[int, int] = {}  # ann_id -> ref_id of its last ref; insertion order = first appearance
+    first_sentence: dict[int, Doc] = {}  # ref_id -> the doc of its sentence 0
+    for doc in docs:
+        if doc.truth["split"] != split:
+            continue
+        last_ref[doc.truth["ann_id"]] = doc.truth["ref_id"]
+        if doc.truth["sentence_index"] == 0:
+            first_sentence[doc.truth["ref_id"]] = doc
+    return [first_sentence[ref_id] for ref_id in last_ref.values() if ref_id in first_sentence]
+
+
+def prediction_mask(prediction: Prediction) -> RLE | None:
+    """The mask that is scored: the prediction's first mask, None when it has none."""
+    masks = prediction.masks()
+    return masks[0] if masks else None
+
+
+def _doc(expression: ReferExpression) -> Doc:
+    return Doc(
+        doc_id=expression.record_id,
+        image_path=expression.image_file,
+        height=expression.height,
+        width=expression.width,
+        inputs={"expression": expression.expression},
+        phrases=(Phrase(expression.expression, (expression.mask,)),),
+        truth={
+            "image_id": expression.image_id,
+            "ref_id": expression.ref_id,
+            "sent_id": expression.sent_id,
+            "sentence_index": expression.sentence_index,
+            "ann_id": expression.ann_id,
+            "category_id": expression.category_id,
+            "split": expression.split,
+            "raw": expression.raw,
+            "gt_issue": expression.gt_issue,
+        },
+    )
+
+
+def _per_sample(scored: Sequence[Doc], predictions: Mapping[str, Prediction], stats: res.ResStats) -> list[dict[str, Any]]:
+    rows = []
+    for doc, row in zip(scored, stats.per_sample()):
+        row.pop("sample_id")  # the doc id
+        rows.append({"doc_id": doc.doc_id, **row, "expression": doc.inputs["expression"],
+                     "predicted_masks": len(predictions[doc.doc_id].masks())})
+    return rows
+
+
+def _notes(docs: Sequence[Doc], scored: Sequence[Doc], predictions: Mapping[str, Prediction], protocol: str) -> list[str]:
+    notes = []
+    if protocol == "flmm":
+        notes.append(f"flmm protocol: {len(scored)} of {len(docs)} sentences scored (the first sentence of each object)")
+    masks = [len(predictions[doc.doc_id].masks()) for doc in scored]
+    if none := sum(count == 0 for count in masks):
+        notes.append(f"{none} prediction(s) have no mask and count as empty masks")
+    if several := sum(count > 1 for count in masks):
+        notes.append(f"{several} prediction(s) have several masks; only the first is scored")
+    issues = sorted({doc.truth["gt_issue"] for doc in scored if doc.truth.get("gt_issue")})
+    if issues:
+        affected = sum(bool(doc.truth.get("gt_issue")) for doc in scored)
+        notes.append(f"{affected} ground-truth mask(s) built with issues: {'; '.join(issues)}")
+    return notes
