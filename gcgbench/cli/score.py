@@ -13,7 +13,7 @@ from gcgbench.api.task import ScoringOptions
 from gcgbench.cli import options as opt
 from gcgbench.cli.render import print_results
 from gcgbench.data.paths import resolve_data_paths
-from gcgbench.runner.results import build_results, environment_config, write_json_atomic
+from gcgbench.runner.results import build_results, environment_config, write_run_outputs
 from gcgbench.tasks.registry import get_task
 
 
@@ -54,7 +54,7 @@ def score(
     console = Console()
     print_results(console, results)
     if output is not None:
-        write_json_atomic(output / "results.json", results)
+        write_run_outputs(output, results, [result])
         console.print(f"wrote {output / 'results.json'}")
 
 

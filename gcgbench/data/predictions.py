@@ -59,13 +59,6 @@ def read_prediction_jsonl(path: Path, docs: Sequence[Doc]) -> dict[str, Predicti
 
 def write_prediction_jsonl(path: Path, predictions: Sequence[Prediction]) -> None:
     """One prediction per line, in the order given, atomically."""
-    import json
-    import os
-    import tempfile
+    from gcgbench.runner.results import write_jsonl_atomic
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        for prediction in predictions:
-            stream.write(json.dumps(prediction.to_json(), separators=(",", ":")) + "\n")
-    os.replace(temporary, path)
+    write_jsonl_atomic(path, (prediction.to_json() for prediction in predictions))

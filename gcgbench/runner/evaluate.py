@@ -18,7 +18,7 @@ from gcgbench.api.errors import GcgbenchError
 from gcgbench.api.task import DataPaths, ScoringOptions, Task, TaskResult
 from gcgbench.api.types import Doc, Prediction, Request
 from gcgbench.data.predictions import write_prediction_jsonl
-from gcgbench.runner.results import build_results, environment_config, write_json_atomic
+from gcgbench.runner.results import build_results, environment_config, write_run_outputs
 from gcgbench.runner.shard import Shard, gather_to_main
 
 Progress = Callable[[int], None]
@@ -143,5 +143,5 @@ def run(plan: RunPlan, backend: Backend, progress_factory: Callable[[str, int], 
     payload = build_results(results, config, timing)
     payload["versions"] = {task.name: task.version for task in plan.tasks}
     if plan.output is not None and score:
-        write_json_atomic(plan.output / "results.json", payload)
+        write_run_outputs(plan.output, payload, results)
     return payload

@@ -12,6 +12,9 @@ Schema (version 1; documented in docs/results.md):
      "config":         {model, model_args, predictions, data_root, seed, git_hash, package_versions,
                         task_hashes, python, platform, command},
      "timing":         {phase: seconds}}
+
+Beside it, `samples/<task>.jsonl` holds one row of per-sample scores per doc, and (for `run`/`infer`)
+`predictions/<task>.jsonl` one Prediction per doc.
 """
 
 from __future__ import annotations
@@ -89,6 +92,27 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_run_outputs(output: Path, results: dict[str, Any], task_results: Sequence[TaskResult]) -> None:
+    """results.json plus `samples/<task>.jsonl`: one row of per-sample scores per doc (reports read these)."""
+    for result in task_results:
+        write_jsonl_atomic(output / "samples" / f"{result.task}.jsonl", result.per_sample)
+    write_json_atomic(output / "results.json", results)
+
+
+def write_jsonl_atomic(path: Path, rows: Iterable[Any]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            for row in rows:
+                stream.write(json.dumps(row, separators=(",", ":")) + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
