@@ -15,6 +15,10 @@ from gcgbench.api.errors import InputError
 BACKENDS = {
     "oracle": ("gcgbench.models.oracle:OracleBackend", "answers with the ground truth: every metric perfect"),
     "replay": ("gcgbench.models.replay:ReplayBackend", "scores predictions made elsewhere through the runner"),
+    "llava-as": ("gcgbench.models.llava_as:LlavaAttendSegmentBackend",
+                 "LLaVA-1.5 (HF layout) + attend-and-segment grounding with a SAM refiner"),
+    "difflmm": ("gcgbench.models.difflmm:DiffLmmBackend",
+                "DiffLMM (SD-1.5 U-Net + CLIP features, LLaVA LoRA checkpoint) + attend-and-segment"),
 }
 
 
