@@ -8,7 +8,13 @@ from typing import Callable, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from gcgbench.api.backend import GenerationSettings, parse_model_args
 from gcgbench.api.task import ScoringOptions
@@ -20,7 +26,12 @@ from gcgbench.models.registry import load_backend
 from gcgbench.runner.evaluate import RunPlan
 from gcgbench.runner.evaluate import run as run_plan
 from gcgbench.runner.preflight import preflight
-from gcgbench.runner.shard import current_shard, destroy_process_group, init_process_group
+from gcgbench.runner.shard import (
+    current_shard,
+    destroy_process_group,
+    init_process_group,
+)
+from gcgbench.runner.store import default_cache_dir, open_cache
 from gcgbench.tasks.registry import get_task
 
 Model = typer.Option(..., "--model", help="Backend name (see `gcgbench models`).")
@@ -29,6 +40,8 @@ Tasks = typer.Option(..., "--task", help="Task name(s), comma separated (see `gc
 Limit = typer.Option(None, "--limit", help="Only the first N docs of each task.")
 BatchSize = typer.Option(1, "--batch-size", help="Requests per backend call.")
 Device = typer.Option("cpu", "--device", help="cpu or cuda[:N].")
+Cache = typer.Option(None, "--cache", help="Generation cache folder (default: ~/.cache/gcgbench).")
+NoCache = typer.Option(False, "--no-cache", help="Neither read nor write the generation cache.")
 
 
 def run(
@@ -37,23 +50,30 @@ def run(
     limit: Optional[int] = Limit, output: Optional[Path] = opt.Output, batch_size: int = BatchSize,
     device: str = Device, seed: int = opt.Seed, text_model: Optional[str] = opt.TextModel,
     bootstrap: int = opt.Bootstrap, protocol: Optional[str] = opt.Protocol,
+    cache: Optional[Path] = Cache, no_cache: bool = NoCache,
 ) -> None:
     _execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
-             text_model, bootstrap, protocol, score=True)
+             text_model, bootstrap, protocol, _cache_folder(cache, no_cache), score=True)
 
 
 def infer(
     model: str = Model, model_args: Optional[str] = ModelArgs, task: str = Tasks,
     data_root: Optional[Path] = opt.DataRoot, data_config: Optional[Path] = opt.DataConfig,
     limit: Optional[int] = Limit, output: Optional[Path] = opt.Output, batch_size: int = BatchSize,
-    device: str = Device, seed: int = opt.Seed,
+    device: str = Device, seed: int = opt.Seed, cache: Optional[Path] = Cache, no_cache: bool = NoCache,
 ) -> None:
     _execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
-             None, 0, None, score=False)
+             None, 0, None, _cache_folder(cache, no_cache), score=False)
+
+
+def _cache_folder(cache: Path | None, no_cache: bool) -> Path | None:
+    if no_cache:
+        return None
+    return cache or default_cache_dir()
 
 
 def _execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
-             text_model, bootstrap, protocol, score: bool) -> None:
+             text_model, bootstrap, protocol, cache_folder: Path | None, score: bool) -> None:
     console = Console(stderr=True)
     paths = resolve_data_paths(data_root, data_config)
     if paths.is_sample:
@@ -72,12 +92,13 @@ def _execute(model, model_args, task, data_root, data_config, limit, output, bat
         model=model, model_args=parse_model_args(model_args), tasks=tasks, paths=paths,
         settings=GenerationSettings(seed=seed, batch_size=batch_size, device=shard.device(device)),
         scoring=ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed, protocol=protocol),
-        limit=limit, output=output,
+        limit=limit, output=output, cache=open_cache(cache_folder),
     )
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
                   disable=not shard.is_main) as bars:
         results = run_plan(plan, backend, _progress_factory(bars), score=score, shard=shard)
+    plan.cache.close()
     destroy_process_group(shard)
     if not shard.is_main:
         return

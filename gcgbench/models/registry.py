@@ -1,6 +1,6 @@
 """Backend names → backend classes, imported only when asked for (so `import gcgbench` never imports torch).
 
-Each backend class has `from_args(args: dict[str, str]) -> Backend` and `ARGS: dict[str, str]`
+A backend of your own loads by `--model package.module:ClassName`. Each backend class has `from_args(args: dict[str, str]) -> Backend` and `ARGS: dict[str, str]`
 (argument → one-line help) shown by `gcgbench models`.
 """
 
@@ -23,10 +23,19 @@ BACKENDS = {
 
 
 def backend_class(name: str) -> Any:
-    if name not in BACKENDS:
-        raise InputError("--model", None, f"unknown backend {name!r}; known: {', '.join(sorted(BACKENDS))}")
-    module_name, class_name = BACKENDS[name][0].split(":")
-    return getattr(import_module(module_name), class_name)
+    """A registered backend, or `package.module:ClassName` for a backend of your own (same interface)."""
+    if name in BACKENDS:
+        target = BACKENDS[name][0]
+    elif ":" in name:
+        target = name
+    else:
+        raise InputError("--model", None, f"unknown backend {name!r}; known: {', '.join(sorted(BACKENDS))}, "
+                                          "or module:Class of your own")
+    module_name, class_name = target.split(":", 1)
+    try:
+        return getattr(import_module(module_name), class_name)
+    except (ImportError, AttributeError) as error:
+        raise InputError("--model", None, f"cannot load backend {target!r}: {error}") from None
 
 
 def load_backend(name: str, args: dict[str, str]) -> Backend:

@@ -8,6 +8,7 @@ predictions. `run` does both for several tasks and writes `results.json` and
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from gcgbench.api.types import Doc, Prediction, Request
 from gcgbench.data.predictions import write_prediction_jsonl
 from gcgbench.runner.results import build_results, environment_config, write_run_outputs
 from gcgbench.runner.shard import Shard, gather_to_main
+from gcgbench.runner.store import CorruptEntry, GenerationCache, NullCache
 
 Progress = Callable[[int], None]
 
@@ -40,6 +42,7 @@ class RunPlan:
     scoring: ScoringOptions
     limit: int | None = None
     output: Path | None = None
+    cache: GenerationCache | NullCache = field(default_factory=NullCache)
     extra_config: dict[str, Any] = field(default_factory=dict)
 
 
@@ -61,20 +64,51 @@ def check_supported(backend: Backend, task: Task, docs: Sequence[Doc]) -> None:
 
 
 def infer_task(
-    backend: Backend, task: Task, docs: Sequence[Doc], settings: GenerationSettings, progress: Progress | None = None
+    backend: Backend,
+    task: Task,
+    docs: Sequence[Doc],
+    settings: GenerationSettings,
+    progress: Progress | None = None,
+    cache: GenerationCache | NullCache | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    cache_stats: dict[str, Any] | None = None,
 ) -> list[Prediction]:
-    """Predictions for `docs`, in order, generated `settings.batch_size` requests at a time."""
+    """Predictions for `docs`, in order: cached ones first (never regenerated), then the misses,
+    generated `settings.batch_size` requests at a time, each batch committed to the cache at once so a
+    killed run loses at most the batch in flight (docs/cache.md)."""
     check_supported(backend, task, docs)
-    backend.prepare(task, docs)
+    cache = cache or NullCache()
     requests = [task.requests(doc) for doc in docs]
-    predictions: list[Prediction] = []
-    for start in range(0, len(requests), max(1, settings.batch_size)):
-        batch = requests[start:start + max(1, settings.batch_size)]
-        answers = backend.generate(batch, settings)
-        predictions.extend(check_predictions(backend.name, batch, answers))
+    fingerprint = dict(backend.fingerprint())
+    keys = [cache.key(fingerprint, task.name, task.version, request, settings) for request in requests]
+    hits = cache.get_many(keys, on_corrupt=_report_corrupt)
+    answers: dict[str, Prediction] = {}
+    cached = [(request, hits[key]) for request, key in zip(requests, keys) if key in hits]
+    if cached:
+        checked = check_predictions(backend.name, [r for r, _ in cached], [p for _, p in cached])
+        answers.update((prediction.doc_id, prediction) for prediction in checked)
         if progress is not None:
-            progress(len(batch))
-    return predictions
+            progress(len(cached))
+    missing = [request for request, key in zip(requests, keys) if key not in hits]
+    if missing:
+        backend.prepare(task, docs)
+        step = max(1, settings.batch_size)
+        for start in range(0, len(missing), step):
+            batch = missing[start:start + step]
+            generated = check_predictions(backend.name, batch, backend.generate(batch, settings))
+            cache.put_many(cache.entry(fingerprint, task.name, task.version, request, settings, prediction, provenance)
+                           for request, prediction in zip(batch, generated))
+            answers.update((prediction.doc_id, prediction) for prediction in generated)
+            if progress is not None:
+                progress(len(batch))
+    if cache_stats is not None:
+        cache_stats[task.name] = {"cached": len(cached), "generated": len(missing),
+                                  "cached_batch_sizes": {str(b): n for b, n in hits.batch_sizes.items()}}
+    return [answers[request.doc_id] for request in requests]
+
+
+def _report_corrupt(entry: CorruptEntry) -> None:
+    print(f"warning: {entry.message()}; regenerating it", file=sys.stderr)
 
 
 def check_predictions(backend_name: str, requests: Sequence[Request], answers: Sequence[Prediction]) -> list[Prediction]:
@@ -105,12 +139,15 @@ def run(plan: RunPlan, backend: Backend, progress_factory: Callable[[str, int], 
     """
     results: list[TaskResult] = []
     timing: dict[str, float] = {}
+    cache_stats: dict[str, Any] = {}
     for task in plan.tasks:
         started = time.perf_counter()
         docs = select_docs(task, plan.paths, plan.limit)
         mine = shard.take(docs)
         progress = progress_factory(task.name, len(mine)) if progress_factory else None
-        gathered = gather_to_main(shard, infer_task(backend, task, mine, plan.settings, progress))
+        provenance = {"world_size": shard.world_size, "rank": shard.rank}
+        gathered = gather_to_main(shard, infer_task(backend, task, mine, plan.settings, progress, plan.cache,
+                                                    provenance, cache_stats))
         if gathered is None:
             continue
         position = {doc.doc_id: index for index, doc in enumerate(docs)}
@@ -137,9 +174,13 @@ def run(plan: RunPlan, backend: Backend, progress_factory: Callable[[str, int], 
         "data_root": str(plan.paths.root),
         "sample_data": plan.paths.is_sample,
         "data_overrides": {k: dict(v) for k, v in plan.paths.overrides.items()},
+        "cache": None if plan.cache.db_path is None else str(plan.cache.db_path),
         **plan.extra_config,
         **environment_config([f for task in plan.tasks for f in task.annotation_files(plan.paths)]),
     }
+    for task_name, counts in cache_stats.items():  # how this run went, like wall times: not part of the result
+        timing[f"{task_name}.cached_docs"] = counts["cached"]
+        timing[f"{task_name}.generated_docs"] = counts["generated"]
     payload = build_results(results, config, timing)
     payload["versions"] = {task.name: task.version for task in plan.tasks}
     if plan.output is not None and score:
