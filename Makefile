@@ -25,6 +25,7 @@ demo: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/runner.py
 
 lock: install
 	@{ echo "# Versions CI and 'make install' use for everything but torch (torch is chosen by TORCH_SPEC in the Makefile)."; \
