@@ -26,6 +26,7 @@ demo: install
 bench: install
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/runner.py
+	$(BIN)/python benchmarks/attend_segment.py
 
 lock: install
 	@{ echo "# Versions CI and 'make install' use for everything but torch (torch is chosen by TORCH_SPEC in the Makefile)."; \

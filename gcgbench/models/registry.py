@@ -19,6 +19,9 @@ BACKENDS = {
                  "LLaVA-1.5 (HF layout) + attend-and-segment grounding with a SAM refiner"),
     "difflmm": ("gcgbench.models.difflmm:DiffLmmBackend",
                 "DiffLMM (SD-1.5 U-Net + CLIP features, LLaVA LoRA checkpoint) + attend-and-segment"),
+    "flmm": ("gcgbench.models.flmm:FlmmBackend", "F-LMM: frozen LLaVA, mask head on word-pixel attention, SAM refiner"),
+    "glamm": ("gcgbench.models.glamm:GlammBackend",
+              "GLaMM (GCG/RefSeg/FullScope checkpoints): [SEG] tokens decoded by SAM"),
 }
 
 

@@ -1,0 +1,403 @@
+"""`llava-as`: LLaVA-1.5 (HF layout) + attend-and-segment grounding (Cao et al., `Shengcao-Cao/groundLMM`).
+
+Per request kind (what upstream script each follows):
+- grounded_caption (GCG, `aas/infer_attn.py` + `aas/gcg.py`): greedy generation with the task prompt (or
+  `question=`) in the llava_v1 conversation, the image padded to a square; per generated token the attention
+  row predicting it, averaged over layers and heads, minus the mean over the answer; per spaCy noun chunk the
+  max over its root word's tokens; argmax → one positive point → SAM, last multimask output.
+- segment with `inputs["expression"]` (RES, `aas/infer_attn_res.py` + `aas/res.py` b77f8895): greedy generation
+  for `Describe the "<expression>".`; the point is the peak of the map of the token after the first
+  "is"/"are"/"be" (`res_rule=copula`; `first8` = 651d68d0's max over the first 8 maps); the mask is the best
+  proposal containing the point (`proposals=`), or SAM's mask for the point without proposals.
+- segment with `inputs["phrases"]` (PNG, `aas/infer_attn_png.py` + `aas/png.py`): the narrative is teacher-forced
+  after the prompt in one forward pass; maps of the narrative tokens (their own rows), minus their mean; per
+  requested phrase the max over its tokens; point → proposal or SAM; one phrase per requested phrase, in order.
+- caption, answer: plain greedy generation (no capture).
+Greedy decoding is deterministic; each batch still seeds torch with `sample_seed` of its first doc.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from gcgbench.api.backend import GenerationSettings, sample_seed
+from gcgbench.api.errors import InputError
+from gcgbench.api.types import RLE, Doc, Phrase, Prediction, Request
+from gcgbench.grounding import attend_segment as aas
+from gcgbench.grounding import phrases as nps
+from gcgbench.grounding.sam_refine import Proposals, SamRefiner, build_sam
+from gcgbench.models import llava_loading as ll
+
+RES_TEMPLATE = 'Describe the "{expression}".'   # aas/infer_attn_res.sh, the runs over all eight RES splits
+RES_RULES = ("copula", "first8")
+COPULAS = ("is", "are", "be")
+DEFAULTS = {"sam_type": "vit_h", "spacy_model": nps.DEFAULT_SPACY_MODEL, "max_new_tokens": "512", "dtype": "auto",
+            "query": "auto", "normalize": "mean", "aggregation": "max", "res_template": RES_TEMPLATE,
+            "res_rule": "copula", "question": "task"}
+
+
+@dataclass
+class _Batch:
+    input_ids: torch.Tensor          # (B, L) left-padded
+    attention_mask: torch.Tensor     # (B, L)
+    pixel_values: torch.Tensor | None
+    images: list[Any]                # PIL RGB originals (None without an image)
+    answer_offsets: list[list[tuple[int, int]]] = field(default_factory=list)
+
+
+@dataclass
+class LlavaAttendSegmentBackend:
+    model_path: Path
+    sam_checkpoint: Path | None = None
+    proposals_path: Path | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    name: str = "llava-as"
+    supported_kinds: frozenset[str] = frozenset({"grounded_caption", "segment", "caption", "answer"})
+    _model: Any = None
+    _processor: Any = None
+    _device: str | None = None
+    _sam: SamRefiner | None = None
+    _proposals: Proposals | None = None
+    _image_ids: dict[str, str] = field(default_factory=dict)
+
+    ARGS = {
+        "model_path": "folder in the llava-hf/llava-1.5-7b-hf layout (required)",
+        "sam_checkpoint": "SAM weights, e.g. sam_vit_h_4b8939.pth (GCG; RES/PNG without proposals)",
+        "sam_type": "segment-anything model type of the checkpoint: vit_h (default), vit_l, vit_b",
+        "spacy_model": "spaCy pipeline (package name or folder) for noun chunks; default en_core_web_lg",
+        "proposals": "COCO results JSON [{image_id, segmentation RLE, score}] of mask proposals for RES/PNG",
+        "max_new_tokens": "generation length limit (default 512, aas/gcg.sh)",
+        "dtype": "auto (float16 on GPU, float32 on CPU), float16, bfloat16 or float32",
+        "query": "attention row of a token: auto (predicting for generated, own for teacher-forced), predicting, own",
+        "normalize": "mean (subtract the mean map over the answer, a&s) or none",
+        "aggregation": "maps of a phrase's tokens: max (default), mean, first",
+        "res_template": 'RES question with {expression} (default: Describe the "{expression}".); "task" = task prompt',
+        "res_rule": "RES point: copula (token after the first is/are/be, b77f8895) or first8 (651d68d0)",
+        "question": "GCG/PNG question: task (default, the task's prompt) or the text to ask instead",
+    }
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> "LlavaAttendSegmentBackend":
+        if "model_path" not in args:
+            raise InputError("--model-args", None, "llava-as needs model_path=FOLDER (llava-hf/llava-1.5-7b-hf layout)")
+        options = {**DEFAULTS, **{k: v for k, v in args.items() if k in DEFAULTS}}
+        try:
+            aas.AasOptions(options["query"], options["normalize"], options["aggregation"])
+        except ValueError as error:
+            raise InputError("--model-args", None, str(error)) from None
+        if options["res_rule"] not in RES_RULES:
+            raise InputError("--model-args", "res_rule", f"must be one of {', '.join(RES_RULES)}")
+        if not options["max_new_tokens"].isdigit() or int(options["max_new_tokens"]) < 1:
+            raise InputError("--model-args", "max_new_tokens", "must be a positive integer")
+        ll.resolve_dtype(options["dtype"], "cpu")
+        model_path = Path(args["model_path"]).expanduser()
+        if not (model_path / "config.json").is_file():
+            raise InputError("model_path", str(model_path), "not a model folder (no config.json)")
+        sam = Path(args["sam_checkpoint"]).expanduser() if args.get("sam_checkpoint") else None
+        if sam is not None and not sam.is_file():
+            raise InputError("sam_checkpoint", str(sam), "no such file")
+        proposals = Path(args["proposals"]).expanduser() if args.get("proposals") else None
+        return cls(model_path, sam, proposals, options)
+
+    @property
+    def aas_options(self) -> aas.AasOptions:
+        return aas.AasOptions(self.options["query"], self.options["normalize"], self.options["aggregation"])
+
+    # ------------------------------------------------------------------------------------------ protocol
+
+    def prepare(self, task: Any, docs: Sequence[Doc]) -> None:
+        self._image_ids.update({doc.doc_id: str(doc.truth.get("image_id", doc.doc_id)) for doc in docs})
+        if self.proposals_path is not None and self._proposals is None:
+            self._proposals = Proposals.from_file(self.proposals_path)
+
+    def generate(self, requests: Sequence[Request], settings: GenerationSettings) -> list[Prediction]:
+        self._load(settings.device)
+        answers: dict[int, Prediction] = {}
+        groups: dict[tuple[str, bool], list[int]] = {}
+        for index, request in enumerate(requests):
+            kind = request.kind
+            if kind == "segment":
+                kind = "png" if "phrases" in request.inputs else "res"
+            groups.setdefault((kind, request.image_path is not None), []).append(index)
+        for (kind, _), indices in groups.items():
+            batch = [requests[i] for i in indices]
+            torch.manual_seed(sample_seed(settings.seed, batch[0].doc_id))
+            handler = {"grounded_caption": self._gcg, "res": self._res, "png": self._png}.get(kind, self._plain)
+            for i, prediction in zip(indices, handler(batch)):
+                answers[i] = prediction
+        return [answers[i] for i in range(len(requests))]
+
+    def fingerprint(self) -> Mapping[str, Any]:
+        # paths are left out on purpose: the files are identified by their hashes, so moving them keeps the cache
+        return {
+            "name": self.name,
+            "args": dict(self.options),
+            "model_files_sha256": ll.folder_sha256(self.model_path),
+            "sam_checkpoint_sha256": ll.cached_sha256(self.sam_checkpoint) if self.sam_checkpoint else None,
+            "proposals_sha256": ll.cached_sha256(self.proposals_path) if self.proposals_path and self.proposals_path.is_file() else None,
+            "spacy_model": nps.spacy_model_id(nps.load_spacy(self.options["spacy_model"])),
+            "conversation": "llava_v1",
+            "image_aspect": "pad",
+        }
+
+    # ------------------------------------------------------------------------------------------ loading
+
+    def _load(self, device: str) -> None:
+        if self._model is not None and device == self._device:
+            return
+        dtype = ll.resolve_dtype(self.options["dtype"], device)
+        self._model, self._processor = ll.load_llava(self.model_path, dtype, device)
+        self._device = device
+        self._sam = None
+
+    def _refiner(self) -> SamRefiner:
+        if self._sam is None:
+            if self.sam_checkpoint is None:
+                raise InputError("--model-args", "sam_checkpoint",
+                                 "llava-as needs sam_checkpoint=PATH (e.g. sam_vit_h_4b8939.pth) to turn points into masks")
+            self._sam = SamRefiner(build_sam(self.options["sam_type"], self.sam_checkpoint), self._device or "cpu")
+        return self._sam
+
+    @property
+    def _tokenizer(self) -> Any:
+        return self._processor.tokenizer
+
+    # ------------------------------------------------------------------------------------------ inputs
+
+    def _image(self, request: Request) -> Any:
+        from PIL import Image
+
+        try:
+            with Image.open(request.image_path) as opened:
+                image = opened.convert("RGB")
+        except OSError as error:
+            raise InputError(request.image_path, None, f"cannot read the image ({error})") from None
+        if image.size != (request.width, request.height):
+            raise InputError(request.image_path, None, f"image is {image.size[0]}x{image.size[1]} (w x h), the "
+                                                       f"annotation says {request.width}x{request.height}")
+        return image
+
+    def _batch(self, requests: Sequence[Request], questions: Sequence[str],
+               answers: Sequence[str] | None = None) -> _Batch:
+        rows, pixels, images, offsets = [], [], [], []
+        background = ll.mean_colour(self._processor.image_processor)
+        for request, question in zip(requests, questions):
+            with_image = request.image_path is not None
+            text = ll.llava_v1_prompt(question, with_image)
+            if with_image:
+                image = self._image(request)
+                encoded = self._processor(text=[text], images=[ll.expand_to_square(image, background)], return_tensors="pt")
+                pixels.append(encoded["pixel_values"])
+            else:
+                image, encoded = None, self._tokenizer([text], return_tensors="pt")
+            rows.append(encoded["input_ids"][0])
+            images.append(image)
+        if answers is not None:
+            for index, answer in enumerate(answers):
+                encoded = self._tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)
+                rows[index] = torch.cat([rows[index], torch.tensor(encoded["input_ids"], dtype=torch.long)])
+                offsets.append([tuple(o) for o in encoded["offset_mapping"]])
+        length = max(len(r) for r in rows)
+        pad = self._pad_id()
+        input_ids = torch.full((len(rows), length), pad, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+        for index, row in enumerate(rows):
+            input_ids[index, length - len(row):] = row
+            attention_mask[index, length - len(row):] = 1
+        device = self._device
+        return _Batch(input_ids.to(device), attention_mask.to(device),
+                      torch.cat(pixels).to(device, self._model.dtype) if pixels else None, images, offsets)
+
+    def _pad_id(self) -> int:
+        for candidate in (self._tokenizer.pad_token_id, self._model.generation_config.pad_token_id,
+                          self._tokenizer.eos_token_id):
+            if candidate is not None:
+                return int(candidate[0] if isinstance(candidate, list) else candidate)
+        return 0
+
+    def _eos_ids(self) -> set[int]:
+        eos = self._model.generation_config.eos_token_id
+        if eos is None:
+            eos = self._tokenizer.eos_token_id
+        return set(eos if isinstance(eos, list) else [eos]) - {None}
+
+    def _image_columns(self, input_ids: torch.Tensor) -> torch.Tensor:
+        image_id = self._model.config.image_token_id
+        columns = [(row == image_id).nonzero().squeeze(-1) for row in input_ids]
+        if len({len(c) for c in columns}) != 1 or len(columns[0]) == 0:
+            raise InputError("model_path", str(self.model_path), "every prompt must hold the same number of image tokens")
+        return torch.stack(columns)
+
+    # ------------------------------------------------------------------------------------------ model runs
+
+    def _generate(self, batch: _Batch, capture_rows: bool) -> tuple[list[list[int]], torch.Tensor | None]:
+        """Greedy generation; per sample the new tokens up to and including EOS, and (if asked) the maps
+        (B, T_max, n_img) of the query position the options select."""
+        kwargs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                      max_new_tokens=int(self.options["max_new_tokens"]), do_sample=False, num_beams=1,
+                      return_dict_in_generate=True, pad_token_id=self._pad_id())
+        if batch.pixel_values is not None:
+            kwargs["pixel_values"] = batch.pixel_values
+        query = self.aas_options.query_for(teacher_forced=False)
+        capture = ll.AttentionCapture(self._image_columns(batch.input_ids)) if capture_rows and query == "predicting" else None
+        with torch.inference_mode():
+            if capture is not None:
+                with ll.capturing(capture):
+                    output = self._model.generate(**kwargs)
+            else:
+                output = self._model.generate(**kwargs)
+        new = output.sequences[:, batch.input_ids.shape[1]:].cpu()
+        tokens = [_until_eos(row.tolist(), self._eos_ids()) for row in new]
+        if not capture_rows:
+            return tokens, None
+        if capture is not None:
+            maps = capture.maps()[:, :, 0].transpose(0, 1)                     # (B, steps, n)
+            if maps.shape[1] != new.shape[1]:
+                raise RuntimeError(f"captured {maps.shape[1]} attention steps for {new.shape[1]} new tokens")
+            return tokens, maps
+        start = batch.input_ids.shape[1]
+        full = output.sequences
+        mask = torch.cat([batch.attention_mask, torch.ones_like(full[:, start:])], dim=1)
+        rows = torch.arange(start, full.shape[1], device=full.device)[None].expand(full.shape[0], -1)
+        return tokens, self._forward_rows(full, mask, batch.pixel_values, rows)
+
+    def _forward_rows(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor | None,
+                      rows: torch.Tensor) -> torch.Tensor:
+        """One teacher-forced forward; (B, R, n_img) maps of the query positions `rows` (B, R)."""
+        capture = ll.AttentionCapture(self._image_columns(input_ids), rows)
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        kwargs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False,
+                      logits_to_keep=1)
+        if pixel_values is not None:
+            kwargs["pixel_values"] = pixel_values
+        with torch.inference_mode(), ll.capturing(capture):
+            self._model(**kwargs)
+        return capture.maps()[0]
+
+    def _grid(self, maps: torch.Tensor) -> torch.Tensor:
+        return maps.reshape(maps.shape[0], *aas.grid_shape(maps.shape[-1]))
+
+    def _masks(self, request: Request, image: Any, points: Sequence[tuple[int, int]],
+               use_proposals: bool) -> list[tuple[RLE, ...]]:
+        if use_proposals and self._proposals is not None:
+            image_id = self._image_ids.get(request.doc_id, request.doc_id)
+            picked = [self._proposals.pick(image_id, x, y, request.height, request.width) for x, y in points]
+            return [(rle,) if rle is not None else () for rle in picked]
+        masks = self._refiner().masks(np.asarray(image), list(points))
+        return [(RLE.from_mask(mask),) for mask in masks]
+
+    def _extras(self, kind: str, points: Sequence[tuple[int, int] | None], **more: Any) -> dict[str, Any]:
+        query = self.aas_options.query_for(teacher_forced=kind == "png")
+        return {"aas": {"query": query, "normalize": self.options["normalize"], "aggregation": self.options["aggregation"]},
+                "points": [list(p) if p is not None else None for p in points], **more}
+
+    # ------------------------------------------------------------------------------------------ kinds
+
+    def _question(self, request: Request) -> str:
+        return request.prompt if self.options["question"] == "task" else self.options["question"]
+
+    def _gcg(self, requests: Sequence[Request]) -> list[Prediction]:
+        nlp = nps.load_spacy(self.options["spacy_model"])
+        batch = self._batch(requests, [self._question(r) for r in requests])
+        tokens, maps = self._generate(batch, capture_rows=True)
+        out = []
+        for index, request in enumerate(requests):
+            ids = tokens[index]
+            text, spans = nps.strip_text(*nps.decoded_token_spans(self._tokenizer, ids))
+            found = nps.noun_phrases(nlp, text, spans)
+            grid = aas.normalize_maps(self._grid(maps[index, :len(ids)]), self.options["normalize"])
+            points = aas.peak_points(aas.phrase_maps(grid, [p.tokens for p in found], self.options["aggregation"]),
+                                     request.height, request.width)
+            masks = self._masks(request, batch.images[index], points, use_proposals=False)
+            phrases = tuple(Phrase(p.text, m, p.start, p.end) for p, m in zip(found, masks))
+            out.append(Prediction(request.doc_id, text, phrases,
+                                  extras=self._extras("gcg", points, roots=[p.root for p in found])))
+        return out
+
+    def _res(self, requests: Sequence[Request]) -> list[Prediction]:
+        template = self.options["res_template"]
+        questions = [r.prompt if template == "task" else template.format(expression=r.inputs["expression"])
+                     for r in requests]
+        batch = self._batch(requests, questions)
+        tokens, maps = self._generate(batch, capture_rows=True)
+        out = []
+        for index, request in enumerate(requests):
+            ids = tokens[index]
+            grid = aas.normalize_maps(self._grid(maps[index, :len(ids)]), self.options["normalize"])
+            point, chosen = None, None
+            if self.options["res_rule"] == "first8":
+                point = aas.peak_point_of_max(grid[:8], request.height, request.width)
+            else:
+                words = [self._tokenizer.decode([t]).lower().strip() for t in ids]
+                chosen = next((i for i in range(1, len(words)) if words[i - 1] in COPULAS), None)
+                if chosen is not None:
+                    point = aas.peak_points(grid[chosen:chosen + 1], request.height, request.width)[0]
+            masks = self._masks(request, batch.images[index], [point], use_proposals=True)[0] if point is not None else ()
+            text = self._tokenizer.decode(ids, skip_special_tokens=True).strip()
+            out.append(Prediction(request.doc_id, text, (Phrase(request.inputs["expression"], masks),),
+                                  extras=self._extras("res", [point], res_rule=self.options["res_rule"], res_token=chosen)))
+        return out
+
+    def _png(self, requests: Sequence[Request]) -> list[Prediction]:
+        captions = [r.inputs["caption"] for r in requests]
+        batch = self._batch(requests, [self._question(r) for r in requests], answers=captions)
+        query = self.aas_options.query_for(teacher_forced=True)
+        lengths = [len(o) for o in batch.answer_offsets]
+        total = batch.input_ids.shape[1]
+        shift = 0 if query == "own" else -1
+        rows = torch.zeros((len(requests), max(lengths + [1])), dtype=torch.long)
+        for index, n in enumerate(lengths):
+            rows[index, :n] = torch.arange(total - n, total) + shift
+            rows[index, n:] = total - 1
+        maps = self._forward_rows(batch.input_ids, batch.attention_mask, batch.pixel_values, rows.to(self._device))
+        out = []
+        for index, request in enumerate(requests):
+            grid = aas.normalize_maps(self._grid(maps[index, :lengths[index]]), self.options["normalize"])
+            wanted = request.inputs["phrases"]
+            groups = [nps.offsets_tokens(batch.answer_offsets[index], *_span(captions[index], p)) for p in wanted]
+            covered = [i for i, g in enumerate(groups) if g]
+            found = aas.peak_points(aas.phrase_maps(grid, [groups[i] for i in covered], self.options["aggregation"]),
+                                    request.height, request.width)
+            points: list[tuple[int, int] | None] = [None] * len(wanted)
+            for i, point in zip(covered, found):
+                points[i] = point
+            masks = self._masks(request, batch.images[index], found, use_proposals=True)
+            by_phrase = dict(zip(covered, masks))
+            phrases = tuple(Phrase(p["text"], by_phrase.get(i, ()), p.get("start"), p.get("end"))
+                            for i, p in enumerate(wanted))
+            out.append(Prediction(request.doc_id, captions[index], phrases, extras=self._extras("png", points)))
+        return out
+
+    def _plain(self, requests: Sequence[Request]) -> list[Prediction]:
+        questions = []
+        for request in requests:
+            question = request.prompt
+            region = request.inputs.get("region")
+            if region is not None and "<bbox>" in question:
+                question = question.replace("<bbox>", ll.region_text(region, request.height, request.width))
+            questions.append(question)
+        batch = self._batch(requests, questions)
+        tokens, _ = self._generate(batch, capture_rows=False)
+        return [Prediction(r.doc_id, self._tokenizer.decode(ids, skip_special_tokens=True).strip())
+                for r, ids in zip(requests, tokens)]
+
+
+def _span(caption: str, phrase: Mapping[str, Any]) -> tuple[int, int]:
+    """A requested phrase's [start, end) in the narrative; found by text when the request gives no span."""
+    if phrase.get("start") is not None and phrase.get("end") is not None:
+        return int(phrase["start"]), int(phrase["end"])
+    start = caption.find(phrase["text"])
+    return (start, start + len(phrase["text"])) if start >= 0 else (0, 0)
+
+
+def _until_eos(ids: list[int], eos: set[int]) -> list[int]:
+    """The generated tokens up to and including the first EOS (a&s keeps the EOS step's map in the mean)."""
+    for index, token in enumerate(ids):
+        if token in eos:
+            return ids[:index + 1]
+    return ids
