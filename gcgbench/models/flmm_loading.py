@@ -1,0 +1,228 @@
+"""F-LMM inputs and weights: pad-to-square preprocessing, the teacher-forced sequence, checkpoint loading.
+
+Preprocessing (`flmm/datasets/llava_processors.py::CustomLlavaImageProcessor`, the CLIP-336 processor of
+`openai/clip-vit-large-patch14-336` = the `preprocessor_config.json` of `llava-hf/llava-1.5-7b-hf`): RGB;
+resize so the LONG side is `size.shortest_edge` (336; the other side `int(short · 336 / long)`, bicubic, PIL);
+no centre crop; paste centred on a square of the mean colour `int(mean · 255)` (top/left padding
+`pad // 2`); rescale by 1/255; normalise. `PadMeta` keeps the padding, the resized size and the square size.
+
+Sequence (`flmm/datasets/transforms.py::RefCOCO2PNG`, `flmm/datasets/png.py::PNGDataset`, prompt
+template xtuner `PROMPT_TEMPLATE.vicuna['INSTRUCTION']`):
+    tokenizer.encode("USER: <image>\\nPlease give me a description of the image. ASSISTANT:") (with BOS)
+    + answer tokens (each text piece encoded on its own, add_special_tokens=False)
+with the one `<image>` token expanded to the vision tower's patch count (HF LLaVA ≥ 4.4x does in the
+processor what F-LMM's `CustomLlavaForConditionalGeneration._merge_input_ids_with_image_features` did).
+
+Weights:
+- LLaVA: `LlavaForConditionalGeneration.from_pretrained(model_path)` (llava-hf layout), eager attention
+  (sdpa returns no attention weights); missing/unexpected/mismatched keys → InputError naming them.
+- SAM: segment-anything `sam_model_registry[sam_type]` + `sam_checkpoint` (sam_vit_l_0b3195.pth), strict
+  (`gcgbench.grounding.sam_refine.build_sam`).
+- F-LMM checkpoint (`checkpoints/frozen_llava_1_5_vicuna_7b_unet_sam_l_refcoco_png.pth`, `torch.save` of the
+  `FrozenLlavaSAM` state dict, optionally under a `state_dict` key as xtuner's `guess_load_checkpoint`
+  accepts): exactly the keys of `FlmmHeads.checkpoint_state()` (`mask_head.*`, `sam.model.prompt_encoder.*`,
+  `sam.model.mask_decoder.*`, `text_proj.*`, `text_layer_weights`). Keys of the frozen parts (`llava.*`,
+  `sam.model.image_encoder.*`) are tolerated and not used — those weights come from `model_path` and
+  `sam_checkpoint`, exactly as F-LMM builds them before `load_state_dict(..., strict=False)`. Any other
+  key, a missing key or a wrong shape → InputError naming them. One exception: SAM's untrained buffer
+  (`sam.model.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix`), if absent, keeps the value from
+  `sam_checkpoint` — what F-LMM's own non-strict load leaves there.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from gcgbench.api.errors import InputError
+
+FLMM_PROMPT = "Please give me a description of the image."      # configs/*/…_png.py `prompt` (after "<image>\n")
+VICUNA_INSTRUCTION = "USER: {input} ASSISTANT:"                   # xtuner PROMPT_TEMPLATE.vicuna['INSTRUCTION']
+IMAGE_TOKEN = "<image>"
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+FROZEN_PREFIXES = ("llava.", "sam.model.image_encoder.")
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+@dataclass(frozen=True)
+class PadMeta:
+    """`meta_datas[0]` of CustomLlavaImageProcessor: padding of the resized image inside the square."""
+
+    before_height: int
+    after_height: int
+    before_width: int
+    after_width: int
+    height: int          # resized image (before padding)
+    width: int
+    padded: int          # side of the square
+
+
+@dataclass(frozen=True)
+class PadToSquare:
+    """CustomLlavaImageProcessor.preprocess for one image → ((3, S, S) float32 tensor, PadMeta)."""
+
+    size: int = 336
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+    rescale_factor: float = 1 / 255
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> "PadToSquare":
+        """Settings from `preprocessor_config.json` (CLIP-336 defaults for what it does not say)."""
+        config: dict[str, Any] = {}
+        for name in ("preprocessor_config.json", "processor_config.json"):
+            path = Path(folder) / name
+            if path.is_file():
+                loaded = json.loads(path.read_text())
+                config = loaded.get("image_processor", loaded) if isinstance(loaded, dict) else {}
+                break
+        size = config.get("size", {"shortest_edge": 336})
+        side = size.get("shortest_edge") if isinstance(size, dict) else size
+        if side is None and isinstance(size, dict):
+            side = max(size.get("height", 336), size.get("width", 336))
+        return cls(int(side), tuple(config.get("image_mean", CLIP_MEAN)), tuple(config.get("image_std", CLIP_STD)),
+                   float(config.get("rescale_factor", 1 / 255)))
+
+    def __call__(self, image: Any) -> tuple[torch.Tensor, PadMeta]:
+        from PIL import Image
+
+        image = image.convert("RGB")
+        w, h = image.size
+        new_h, new_w = (self.size, int(w * self.size / h)) if h > w else (int(h * self.size / w), self.size)
+        resized = np.asarray(image.resize((new_w, new_h), Image.BICUBIC))
+        side = max(new_h, new_w)
+        pad_value = np.array([int(x * 255) for x in self.mean], dtype=np.uint8)
+        square = np.ones((side, side, 3), dtype=np.uint8) * pad_value
+        before_h, before_w = (side - new_h) // 2, (side - new_w) // 2
+        square[before_h:before_h + new_h, before_w:before_w + new_w] = resized
+        pixels = (square.astype(np.float64) * self.rescale_factor).astype(np.float32)
+        pixels = (pixels - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
+        meta = PadMeta(before_h, side - new_h - before_h, before_w, side - new_w - before_w, new_h, new_w, side)
+        return torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))), meta
+
+
+@dataclass(frozen=True)
+class TeacherForced:
+    """A teacher-forced sequence: token ids (image expanded) and, per phrase, its answer positions."""
+
+    input_ids: list[int]
+    phrase_positions: list[list[int]]
+
+
+def prompt_ids(tokenizer: Any, prompt: str, image_token_id: int, image_tokens: int) -> list[int]:
+    """BOS + "USER: <image>\\n{prompt} ASSISTANT:" with `<image>` expanded to `image_tokens` copies."""
+    ids = list(tokenizer.encode(VICUNA_INSTRUCTION.format(input=f"{IMAGE_TOKEN}\n{prompt}"), add_special_tokens=True))
+    if ids.count(image_token_id) != 1:
+        raise InputError("model_path", None, f"the tokenizer does not encode {IMAGE_TOKEN} as the one token "
+                                             f"{image_token_id} (config image_token_index)")
+    at = ids.index(image_token_id)
+    return ids[:at] + [image_token_id] * image_tokens + ids[at + 1:]
+
+
+def teacher_forced(prompt: Sequence[int], pieces: Sequence[tuple[str, bool]], tokenizer: Any,
+                   suffix: Sequence[int] = ()) -> TeacherForced:
+    """prompt + each (text, grounded) piece encoded on its own + suffix; grounded pieces become phrases."""
+    ids, phrases = list(prompt), []
+    for text, grounded in pieces:
+        piece = list(tokenizer.encode(text, add_special_tokens=False)) if text else []
+        if grounded:
+            phrases.append(list(range(len(ids), len(ids) + len(piece))))
+        ids += piece
+    return TeacherForced(ids + list(suffix), phrases)
+
+
+def narrative_pieces(caption: str, phrases: Sequence[Mapping[str, Any]]) -> list[tuple[str, bool]]:
+    """PNG: the caption cut at the phrase spans, gaps stripped (PNGDataset encodes utterance by utterance).
+
+    A phrase without a usable span is located by text after the previous phrase."""
+    pieces, cursor = [], 0
+    for phrase in phrases:
+        text, start, end = phrase["text"], phrase.get("start"), phrase.get("end")
+        if not (isinstance(start, int) and isinstance(end, int) and cursor <= start <= end <= len(caption)):
+            found = caption.find(text, cursor)
+            start, end = (found, found + len(text)) if found >= 0 else (cursor, cursor)
+        gap = caption[cursor:start].strip()
+        if gap:
+            pieces.append((gap, False))
+        pieces.append((caption[start:end] if end > start else text, True))
+        cursor = max(cursor, end)
+    tail = caption[cursor:].strip()
+    if tail:
+        pieces.append((tail, False))
+    return pieces
+
+
+def resolve_dtype(name: str, device: str) -> torch.dtype:
+    """auto → bfloat16 on CUDA (F-LMM loads LLaVA with torch_dtype=torch.bfloat16), float32 on CPU."""
+    if name == "auto":
+        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    if name not in DTYPES:
+        raise InputError("--model-args", "dtype", f"must be auto, {', '.join(DTYPES)}; got {name!r}")
+    return DTYPES[name]
+
+
+def load_llava(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
+    """(LlavaForConditionalGeneration with eager attention, tokenizer) from a llava-hf layout folder."""
+    from transformers import AutoTokenizer, LlavaForConditionalGeneration
+
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        raise InputError("model_path", str(folder), "not a model folder (no config.json); expected the "
+                                                    "llava-hf/llava-1.5-7b-hf layout")
+    try:
+        model, info = LlavaForConditionalGeneration.from_pretrained(
+            folder, dtype=dtype, output_loading_info=True, local_files_only=True, attn_implementation="eager")
+    except (OSError, ValueError, RuntimeError) as error:
+        raise InputError("model_path", str(folder), f"cannot load LLaVA weights: {str(error).splitlines()[0]}") from None
+    mismatched = [k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys") or ()]
+    problem = key_problem(sorted(map(str, info.get("missing_keys") or ())),
+                          sorted(map(str, info.get("unexpected_keys") or ())), sorted(map(str, mismatched)))
+    if problem:
+        raise InputError("model_path", str(folder), problem)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise InputError("model_path", str(folder), f"cannot load the tokenizer: {str(error).splitlines()[0]}") from None
+    return model.eval(), tokenizer
+
+
+def load_flmm_state(heads: torch.nn.Module, path: Path) -> list[str]:
+    """Load an F-LMM checkpoint into `FlmmHeads` strictly; returns the tolerated frozen-part keys it skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("checkpoint", str(path), "no such file (the F-LMM .pth from the README's Google Drive table)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - an unreadable file is the user's input problem
+        raise InputError("checkpoint", str(path), f"cannot read a torch state dict ({type(error).__name__}: {error})") from None
+    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping):
+        raise InputError("checkpoint", str(path), f"expected a state dict, got {type(state).__name__}")
+    expected = heads.checkpoint_state()
+    skipped = sorted(k for k in state if k.startswith(FROZEN_PREFIXES))
+    sam_buffers = {name for name, _ in heads.named_buffers() if name.startswith("sam.model.")}
+    missing = sorted(set(expected) - set(state) - sam_buffers)
+    unexpected = sorted(set(state) - set(expected) - set(skipped))
+    mismatched = sorted(f"{k} {list(state[k].shape)} vs {list(expected[k].shape)}" for k in set(expected) & set(state)
+                        if tuple(state[k].shape) != tuple(expected[k].shape))
+    problem = key_problem(missing, unexpected, mismatched)
+    if problem:
+        raise InputError("checkpoint", str(path), problem + " (an F-LMM checkpoint for another LMM?)")
+    heads.load_state_dict({**heads.state_dict(), **{k: state[k] for k in expected if k in state}}, strict=True)
+    return skipped
+
+
+def key_problem(missing: Sequence[str], unexpected: Sequence[str], mismatched: Sequence[str] = ()) -> str:
+    def shown(keys: Sequence[str]) -> str:
+        return ", ".join(keys[:8]) + (f" … ({len(keys)} in all)" if len(keys) > 8 else "")
+
+    parts = [f"{label}: {shown(keys)}" for label, keys in
+             (("missing keys", missing), ("unexpected keys", unexpected), ("keys with the wrong shape", mismatched)) if keys]
+    return "; ".join(parts)
