@@ -22,7 +22,7 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from gcgbench.cli import cache, demo, export, listing, run, score, validate
+    from gcgbench.cli import cache, demo, export, leaderboard, listing, run, score, validate
 
     app.command("tasks", help="List tasks, versions, and whether their data is present.")(listing.tasks)
     app.command("models", help="List backends and their arguments.")(listing.models)
@@ -32,6 +32,9 @@ def _register_commands() -> None:
     app.command("score", help=score.__doc__)(score.score)
     app.command("export", help=export.__doc__)(export.export)
     app.add_typer(cache.app, name="cache")
+    app.add_typer(leaderboard.app, name="leaderboard")
+    app.command("check", help=leaderboard.check.__doc__)(leaderboard.check)
+    app.command("report", help=leaderboard.report.__doc__)(leaderboard.report)
     app.command("demo", help=demo.__doc__)(demo.demo)
 
 

@@ -109,6 +109,7 @@ def write_jsonl_atomic(path: Path, rows: Iterable[Any]) -> None:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             for row in rows:
                 stream.write(json.dumps(row, separators=(",", ":")) + "\n")
+        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -124,6 +125,7 @@ def write_json_atomic(path: Path, payload: Any) -> None:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(payload, stream, indent=2, allow_nan=True)
             stream.write("\n")
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

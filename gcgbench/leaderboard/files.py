@@ -1,0 +1,421 @@
+"""Leaderboard files: one versioned JSON file per task family in `leaderboards/` (docs/leaderboards.md).
+
+A file holds entries; an entry is one (model, task@version, protocol, source) with its fingerprint,
+metric values (fractions, as results.json holds them), 95% intervals, n, harness version, git hash,
+date and, for published numbers, a citation. Rules:
+
+- writes are atomic (temporary file in the same folder, then rename) under an advisory lock, so a
+  reader never sees half a file and two concurrent `add`s do not lose each other's entry;
+- adding an entry whose slot (model, task@version, protocol, source) holds a DIFFERENT fingerprint
+  is refused unless `replace=True`; the same fingerprint updates the entry in place;
+- a file of another schema version is migrated (`MIGRATIONS`) or refused with a message saying why,
+  never read as if it were the current one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from gcgbench.api.errors import GcgbenchError, InputError
+
+SCHEMA_VERSION = 1
+SOURCES = ("measured", "reported")
+SCALE = "fraction"
+DEFAULT_DIRECTORY = Path("leaderboards")
+ENTRY_KEYS = ("model", "task", "task_version", "protocol", "source", "fingerprint", "fingerprint_sha256", "scale",
+              "metrics", "intervals", "n", "harness_version", "git_hash", "date", "added", "citation",
+              "metric_config", "notes")
+# schema_version found in a file -> function returning the payload one version up (none yet: 1 is the first)
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+class ConflictError(GcgbenchError):
+    """An add would replace an entry made by a different model build (fingerprint)."""
+
+
+def canonical_json(obj: Any) -> str:
+    """Keys sorted, no spaces: the spelling fingerprints are hashed in (as the prediction cache does)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def fingerprint_sha256(fingerprint: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(dict(fingerprint)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One leaderboard row for one task: a model's metric values under one task version and protocol.
+
+    `metrics` are fractions (`scale` is always "fraction": 47.2 in a paper is 0.472 here; CIDEr 142 is
+    1.42). `intervals[metric]` is results.json's interval object; empty for reported numbers.
+    `fingerprint` identifies the model build (the backend fingerprint of a run; for a reported number,
+    its name and citation). `date` is when the numbers were made (run time or publication), `added`
+    when the entry entered the file.
+    """
+
+    model: str
+    task: str
+    task_version: str
+    protocol: str
+    source: str
+    metrics: dict[str, float]
+    fingerprint: dict[str, Any]
+    intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    n: int | None = None
+    harness_version: str | None = None
+    git_hash: str | None = None
+    date: str | None = None
+    added: str | None = None
+    citation: str | None = None
+    metric_config: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def slot(self) -> tuple[str, str, str, str, str]:
+        """What one entry per file may occupy: (model, task, task_version, protocol, source)."""
+        return (self.model, self.task, self.task_version, self.protocol, self.source)
+
+    @property
+    def fingerprint_sha256(self) -> str:
+        return fingerprint_sha256(self.fingerprint)
+
+    @property
+    def task_at_version(self) -> str:
+        return f"{self.task}@{self.task_version}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "task": self.task, "task_version": self.task_version, "protocol": self.protocol,
+            "source": self.source, "fingerprint": self.fingerprint, "fingerprint_sha256": self.fingerprint_sha256,
+            "scale": SCALE, "metrics": {k: _json_number(v) for k, v in self.metrics.items()},
+            "intervals": self.intervals, "n": self.n, "harness_version": self.harness_version,
+            "git_hash": self.git_hash, "date": self.date, "added": self.added, "citation": self.citation,
+            "metric_config": self.metric_config, "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any, source: object, record: str) -> "Entry":
+        """Validate and read one entry; anything unexpected raises InputError naming file and entry."""
+        if not isinstance(obj, Mapping):
+            raise InputError(source, record, "an entry must be an object")
+        unknown = sorted(set(obj) - set(ENTRY_KEYS))
+        if unknown:
+            raise InputError(source, record, f"unknown key(s) {', '.join(unknown)} (schema {SCHEMA_VERSION})")
+        for key in ("model", "task", "task_version", "protocol", "source"):
+            if not isinstance(obj.get(key), str) or not obj[key]:
+                raise InputError(source, record, f"{key!r} must be a non-empty string")
+        if obj["source"] not in SOURCES:
+            raise InputError(source, record, f"'source' must be one of {', '.join(SOURCES)}, got {obj['source']!r}")
+        if obj.get("scale") != SCALE:
+            raise InputError(source, record, f"'scale' must be {SCALE!r} (values as fractions), got {obj.get('scale')!r}")
+        if obj["source"] == "reported" and not obj.get("citation"):
+            raise InputError(source, record, "a reported entry needs a 'citation'")
+        fingerprint = obj.get("fingerprint")
+        if not isinstance(fingerprint, Mapping):
+            raise InputError(source, record, "'fingerprint' must be an object")
+        metrics = obj.get("metrics")
+        if not isinstance(metrics, Mapping) or not metrics:
+            raise InputError(source, record, "'metrics' must be a non-empty object")
+        intervals = obj.get("intervals") or {}
+        if not isinstance(intervals, Mapping) or not all(isinstance(v, Mapping) for v in intervals.values()):
+            raise InputError(source, record, "'intervals' must map metric names to interval objects")
+        n = obj.get("n")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+            raise InputError(source, record, f"'n' must be a non-negative integer or null, got {n!r}")
+        values: dict[str, float] = {}
+        for name, value in metrics.items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise InputError(source, f"{record}.metrics.{name}", f"must be a number or null, got {value!r}")
+            values[name] = float("nan") if value is None else float(value)
+        entry = cls(
+            model=obj["model"], task=obj["task"], task_version=obj["task_version"], protocol=obj["protocol"],
+            source=obj["source"], metrics=values, fingerprint=dict(fingerprint),
+            intervals={k: dict(v) for k, v in intervals.items()}, n=n,
+            harness_version=obj.get("harness_version"), git_hash=obj.get("git_hash"), date=obj.get("date"),
+            added=obj.get("added"), citation=obj.get("citation"), metric_config=dict(obj.get("metric_config") or {}),
+            notes=tuple(obj.get("notes") or ()),
+        )
+        stored = obj.get("fingerprint_sha256")
+        if stored is not None and stored != entry.fingerprint_sha256:
+            raise InputError(source, record, "'fingerprint_sha256' does not match 'fingerprint' (edited by hand?)")
+        return entry
+
+
+@dataclass
+class Leaderboard:
+    """The entries of one file, in file order. `family` names the task family the file is for."""
+
+    path: Path
+    family: str
+    entries: list[Entry] = field(default_factory=list)
+    migrated_from: int | None = None
+
+    def find(self, task: str | None = None, model: str | None = None, source: str | None = None) -> list[Entry]:
+        return [e for e in self.entries if (task is None or e.task == task) and (model is None or e.model == model)
+                and (source is None or e.source == source)]
+
+    def add(self, entry: Entry, replace_different: bool = False) -> str:
+        """Put `entry` in its slot: "added", "updated" (same fingerprint) or "replaced" (`replace_different`).
+
+        Raises ConflictError when the slot holds another fingerprint and `replace_different` is False.
+        """
+        for position, old in enumerate(self.entries):
+            if old.slot != entry.slot:
+                continue
+            if old.fingerprint_sha256 != entry.fingerprint_sha256 and not replace_different:
+                raise ConflictError(
+                    f"{self.path}: {entry.model} on {entry.task_at_version} ({entry.protocol}, {entry.source}) already "
+                    f"has an entry with another fingerprint ({old.fingerprint_sha256[:12]} != "
+                    f"{entry.fingerprint_sha256[:12]}); pass --replace to overwrite it"
+                )
+            outcome = "updated" if old.fingerprint_sha256 == entry.fingerprint_sha256 else "replaced"
+            self.entries[position] = entry
+            return outcome
+        self.entries.append(entry)
+        return "added"
+
+    def to_json(self) -> dict[str, Any]:
+        ordered = sorted(self.entries, key=lambda e: (e.task, e.task_version, e.protocol, e.source, e.model))
+        return {"schema_version": SCHEMA_VERSION, "family": self.family, "scale": SCALE,
+                "entries": [entry.to_json() for entry in ordered]}
+
+
+def family_of(task: str) -> str:
+    """The task's family from its YAML spec; for a task this install does not know, its name's prefix."""
+    from gcgbench.tasks.registry import all_specs
+
+    spec = all_specs().get(task)
+    return spec.family if spec is not None else task.split("_", 1)[0]
+
+
+def file_for(task: str, directory: Path = DEFAULT_DIRECTORY) -> Path:
+    return Path(directory) / f"{family_of(task)}.json"
+
+
+def load(path: Path, family: str | None = None) -> Leaderboard:
+    """Read a leaderboard file (a missing file is an empty board of `family`, or the file's stem)."""
+    path = Path(path)
+    if not path.exists():
+        return Leaderboard(path, family or path.stem)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise InputError(path, None, f"not valid JSON ({error.msg} at line {error.lineno})") from None
+    except OSError as error:
+        raise InputError(path, None, f"cannot read ({error.strerror})") from None
+    payload, migrated_from = migrate(payload, path)
+    if not isinstance(payload.get("entries"), list):
+        raise InputError(path, "entries", "must be a list")
+    if payload.get("scale", SCALE) != SCALE:
+        raise InputError(path, "scale", f"must be {SCALE!r}, got {payload.get('scale')!r}")
+    entries = [Entry.from_json(obj, path, f"entries[{i}]") for i, obj in enumerate(payload["entries"])]
+    board = Leaderboard(path, str(payload.get("family") or family or path.stem), [], migrated_from)
+    for entry in entries:
+        if any(other.slot == entry.slot for other in board.entries):
+            raise InputError(path, None, f"two entries for {entry.model} on {entry.task_at_version} "
+                                         f"({entry.protocol}, {entry.source})")
+        board.entries.append(entry)
+    return board
+
+
+def migrate(payload: Any, path: Path) -> tuple[dict[str, Any], int | None]:
+    """Bring a parsed file to SCHEMA_VERSION, or refuse it: (payload, the version it was migrated from)."""
+    if not isinstance(payload, dict):
+        raise InputError(path, None, "not a gcgbench leaderboard file (expected a JSON object)")
+    if "schema_version" not in payload:
+        raise InputError(path, None, "not a gcgbench leaderboard file: it has no 'schema_version' "
+                                     f"(this gcgbench writes schema {SCHEMA_VERSION}, docs/leaderboards.md)")
+    found = payload["schema_version"]
+    if not isinstance(found, int) or isinstance(found, bool):
+        raise InputError(path, "schema_version", f"must be an integer, got {found!r}")
+    if found > SCHEMA_VERSION:
+        raise InputError(path, None, f"schema_version {found} is newer than this gcgbench reads ({SCHEMA_VERSION}); "
+                                     "upgrade gcgbench to read or change it")
+    original, version = found, found
+    while version < SCHEMA_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise InputError(path, None, f"schema_version {version} is older than this gcgbench reads and has no "
+                                         f"migration to {SCHEMA_VERSION}; re-create the file with `gcgbench leaderboard add`")
+        payload = step(payload)
+        version = payload.get("schema_version", version + 1)
+    return payload, (original if original != SCHEMA_VERSION else None)
+
+
+def save(board: Leaderboard) -> None:
+    """Write atomically: a temporary file in the same folder, fsync, then rename over the old file.
+
+    NaN values are written as null; non-ASCII names (GLaMM†) stay readable (UTF-8); the file gets the
+    usual 0644-minus-umask mode (mkstemp's 0600 would hide a committed leaderboard from other users).
+    """
+    path = Path(board.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(_finite(board.to_json()), stream, indent=2, ensure_ascii=False, allow_nan=False)
+            stream.write("\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def locked(path: Path, timeout_s: float = 30.0) -> Iterator[None]:
+    """An advisory lock on the folder holding `path` around a read-modify-write, so concurrent adds do not
+    lose each other's entries (flock on the directory itself: no lock file is left behind; a no-op where
+    fcntl is missing, where the atomic rename still keeps readers safe)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder = Path(path).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise GcgbenchError(f"{folder}: another process holds its lock for more than {timeout_s:.0f} s")
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
+
+
+def add_entries(entries: Sequence[Entry], directory: Path = DEFAULT_DIRECTORY, file: Path | None = None,
+                replace_different: bool = False) -> list[tuple[Path, Entry, str]]:
+    """Add entries to their family files (or all to `file`); each file is written once, atomically.
+
+    A conflict in any entry stops before anything is written. Returns (file, entry, outcome) per entry.
+    """
+    by_file: dict[Path, list[Entry]] = {}
+    for entry in entries:
+        by_file.setdefault(Path(file) if file is not None else file_for(entry.task, directory), []).append(entry)
+    done: list[tuple[Path, Entry, str]] = []
+    with contextlib.ExitStack() as stack:
+        for folder in sorted({path.resolve().parent for path in by_file}):
+            stack.enter_context(locked(folder / "_"))
+        boards = {}
+        for path, chosen in by_file.items():
+            boards[path] = load(path, family=family_of(chosen[0].task))
+            for entry in chosen:
+                done.append((path, entry, boards[path].add(entry, replace_different)))
+        for board in boards.values():
+            save(board)
+    return done
+
+
+def load_all(directory: Path = DEFAULT_DIRECTORY) -> list[Leaderboard]:
+    """Every `*.json` leaderboard in `directory`, sorted by file name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(directory, None, "leaderboard folder not found")
+    return [load(path) for path in sorted(directory.glob("*.json"))]
+
+
+def entries_from_results(
+    results: Mapping[str, Any],
+    results_path: Path,
+    model: str | None = None,
+    source: str = "measured",
+    citation: str | None = None,
+    tasks: Sequence[str] | None = None,
+) -> list[Entry]:
+    """One entry per task of a results.json (schema 1), optionally only `tasks`.
+
+    The model is `model`, else the run's `config.model`; the fingerprint is the run's backend fingerprint
+    (for `gcgbench score` runs, which have none: `{"name", "args"}`), plus the citation when reported.
+    """
+    if source not in SOURCES:
+        raise InputError("--source", None, f"must be one of {', '.join(SOURCES)}, got {source!r}")
+    if source == "reported" and not citation:
+        raise InputError("--citation", None, "a reported entry needs --citation (where the numbers were published)")
+    config = results.get("config") or {}
+    name = model or config.get("model")
+    if not name:
+        raise InputError(results_path, "config.model", "the run names no model (a `gcgbench score` run?): pass --model NAME")
+    fingerprint = dict(config.get("fingerprint") or {"name": name, "args": config.get("model_args") or {}})
+    if source == "reported":
+        fingerprint = {**fingerprint, "citation": citation}
+    chosen = list(results["results"]) if tasks is None else list(tasks)
+    unknown = [task for task in chosen if task not in results["results"] or task not in results["versions"]]
+    if unknown:
+        raise InputError(results_path, None, f"no results for {', '.join(unknown)}; it has {', '.join(results['results'])}")
+    package_versions = config.get("package_versions") or {}
+    made = datetime.fromtimestamp(Path(results_path).stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    entries = []
+    for task in chosen:
+        metric_config = dict((results.get("metric_config") or {}).get(task) or {})
+        entries.append(Entry(
+            model=name, task=task, task_version=str(results["versions"][task]),
+            protocol=str(metric_config.get("protocol") or "default"), source=source,
+            metrics={k: float("nan") if v is None else float(v) for k, v in results["results"][task].items()},
+            fingerprint=fingerprint, intervals=dict((results.get("intervals") or {}).get(task) or {}),
+            n=(results.get("n_samples") or {}).get(task), harness_version=package_versions.get("gcgbench"),
+            git_hash=config.get("git_hash"), date=made, added=now(), citation=citation, metric_config=metric_config,
+            notes=tuple((results.get("notes") or {}).get(task) or ()),
+        ))
+    return entries
+
+
+def read_results(path: Path) -> tuple[dict[str, Any], Path]:
+    """A results.json (or a run directory holding one), schema 1 only: (payload, path of results.json)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    if not path.is_file():
+        raise InputError(path, None, "results file not found")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise InputError(path, None, f"not valid JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(payload, dict) or "results" not in payload:
+        raise InputError(path, None, "not a gcgbench results.json (no 'results')")
+    if payload.get("schema_version") != 1:
+        raise InputError(path, "schema_version", f"results schema {payload.get('schema_version')!r} is not 1, "
+                                                 "the only one this gcgbench reads (docs/results.md)")
+    for key in ("versions", "n_samples"):
+        if not isinstance(payload.get(key), dict):
+            raise InputError(path, key, "missing or not an object")
+    return payload, path
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _finite(obj: Any) -> Any:
+    """The payload with every NaN/inf float (metric configs, interval bounds) written as null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(value) for value in obj]
+    return obj
+
+
+def _json_number(value: float) -> float | None:
+    return None if isinstance(value, float) and math.isnan(value) else value

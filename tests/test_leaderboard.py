@@ -1,0 +1,350 @@
+"""Leaderboard files: seeded published numbers, add/show/publish round trips, fingerprint conflicts,
+schema versions, atomic and concurrent writes, and the HTML leaderboard rendered in headless Chromium.
+
+`run_cli` and `chromium` are shared with test_check.py and test_report.py."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import typer
+from PIL import Image
+
+from gcgbench.api.errors import GcgbenchError
+from gcgbench.leaderboard import files, publish, seed
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def run_cli(argv: list[str]) -> int:
+    """`gcgbench ARGV` as `gcgbench.cli.app.main` runs it; until app.py registers the leaderboard commands,
+    through a local app with the same registration lines."""
+    import click
+
+    from gcgbench.cli import app as app_module
+    from gcgbench.cli import leaderboard
+
+    names = {c.name for c in app_module.app.registered_commands} | {g.name for g in app_module.app.registered_groups}
+    if {"leaderboard", "check", "report"} <= names:
+        return app_module.main(argv)
+    local = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    local.add_typer(leaderboard.app, name="leaderboard")
+    local.command("check", help=leaderboard.check.__doc__)(leaderboard.check)
+    local.command("report", help=leaderboard.report.__doc__)(leaderboard.report)
+    try:
+        outcome = local(args=argv, standalone_mode=False)
+    except GcgbenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    return outcome if isinstance(outcome, int) else 0
+
+
+def chromium(tmp_path: Path, url: str, screenshot: Path | None = None, size: str = "1200,1600") -> str:
+    """Load `url` in headless Chromium: the DOM after scripts ran, and a screenshot if asked. Skips the test
+    when no Chromium is installed (CI: `apt-get install -y chromium`)."""
+    binary = next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
+    if binary is None:
+        pytest.skip("headless Chromium not installed (apt-get install -y chromium)")
+    base = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--hide-scrollbars", "--force-device-scale-factor=1", f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            f"--window-size={size}"]
+    if screenshot is not None:
+        subprocess.run(base + [f"--screenshot={screenshot}", url], capture_output=True, timeout=60, check=True)
+        assert screenshot.is_file() and screenshot.stat().st_size > 0
+    done = subprocess.run(base + ["--dump-dom", url], capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout
+
+
+def results_payload(model: str = "m", fingerprint: dict | None = None, task: str = "gcg_val",
+                    metrics: dict | None = None, protocol: str = "glamm", version: str = "1") -> dict:
+    """A minimal results.json (schema 1) for one task."""
+    metrics = metrics or {"meteor": 0.15, "cider": 0.45, "ap50": 0.3, "miou": 0.65, "mask_recall": 0.40}
+    intervals = {k: {"low": v - 0.02, "high": v + 0.02, "confidence": 0.95, "n_resamples": 100,
+                     "method": "percentile", "seed": 0, "n_nan": 0} for k, v in metrics.items()}
+    return {
+        "schema_version": 1, "results": {task: metrics}, "intervals": {task: intervals}, "n_samples": {task: 12},
+        "versions": {task: version}, "metric_config": {task: {"protocol": protocol}}, "notes": {task: []},
+        "config": {"model": model, "model_args": {}, "fingerprint": fingerprint or {"name": model, "args": {}},
+                   "git_hash": "abc123", "package_versions": {"gcgbench": "0.1.0"}},
+        "timing": {},
+    }
+
+
+def write_results(folder: Path, payload: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps(payload))
+    return folder / "results.json"
+
+
+# ------------------------------------------------------------------------------------------- seeded files
+
+
+def test_seeded_files_hold_the_published_numbers_as_fractions():
+    boards = {board.family: board for board in files.load_all(REPO / "leaderboards")}
+    assert set(boards) >= {"gcg", "res", "captioning"}
+    for board in boards.values():
+        for entry in board.entries:
+            assert entry.source == "reported" and entry.citation and entry.task_version == "1"
+
+    def value(family, model, task, metric):
+        [entry] = boards[family].find(task=task, model=model)
+        return entry.metrics[metric]
+
+    glamm_val = boards["gcg"].find(task="gcg_val", model="GLaMM")[0]
+    assert glamm_val.metrics == {"meteor": 0.162, "cider": 0.472, "ap50": 0.308, "miou": 0.663, "mask_recall": 0.418}
+    assert glamm_val.protocol == "glamm" and "GCG_Table" in glamm_val.citation
+    assert value("gcg", "GLaMM", "gcg_test", "mask_recall") == 0.408
+    assert value("gcg", "GLaMM†", "gcg_test", "cider") == 0.379
+    assert value("gcg", "DiffLMM + a&s", "gcg_test", "mask_recall") == 0.442
+    assert value("res", "GLaMM (FT)", "res_refcoco_val", "ciou") == 0.795
+    assert value("res", "GLaMM (FT)", "res_refcocog_test", "ciou") == 0.749
+    flmm = {e.task: e for e in boards["res"].find(model="F-LMM")}
+    assert {t: e.metrics["ciou"] for t, e in flmm.items()} == {
+        "res_refcoco_val": 0.761, "res_refcoco+_val": 0.664, "res_refcocog_val": 0.671}
+    assert {e.protocol for e in flmm.values()} == {"flmm"}
+    assert boards["res"].find(model="X-Decoder")[0].task == "res_refcocog_val"  # "-" columns are left out
+    assert value("captioning", "GLaMM (FT)", "regcap_vg_test", "cider") == 1.805
+
+
+def test_seed_module_regenerates_the_committed_files(tmp_path):
+    seed.write_seed(tmp_path)
+    for path in sorted(tmp_path.glob("*.json")):
+        assert json.loads(path.read_text()) == json.loads((REPO / "leaderboards" / path.name).read_text()), path.name
+
+
+# ------------------------------------------------------------------------------------- add / show / publish
+
+
+def test_add_show_publish_round_trip(tmp_path, capsys):
+    board_dir = tmp_path / "boards"
+    shutil.copytree(REPO / "leaderboards", board_dir)
+    run = write_results(tmp_path / "run", results_payload("ours", metrics={
+        "meteor": 0.17, "cider": 0.50, "ap50": 0.31, "miou": 0.70, "mask_recall": 0.45, "mask_recall_strict": 0.47}))
+    assert run_cli(["leaderboard", "add", str(run), "--dir", str(board_dir)]) == 0
+    assert "added ours gcg_val@1 (glamm, measured)" in capsys.readouterr().out
+    entry = files.load(board_dir / "gcg.json").find(task="gcg_val", model="ours")[0]
+    assert entry.metrics["mask_recall"] == 0.45 and entry.n == 12 and entry.git_hash == "abc123"
+    assert entry.harness_version == "0.1.0" and entry.source == "measured" and entry.date and entry.added
+    assert entry.intervals["miou"]["low"] == pytest.approx(0.68)
+    assert entry.fingerprint == {"name": "ours", "args": {}} and len(entry.fingerprint_sha256) == 64
+
+    assert run_cli(["leaderboard", "show", "gcg_val", "--dir", str(board_dir)]) == 0
+    shown = capsys.readouterr().out
+    assert "ours" in shown and "45.0 [43.0–47.0]" in shown and "41.8" in shown and "reported [1]" in shown
+
+    assert run_cli(["leaderboard", "publish", "--format", "md", "--dir", str(board_dir)]) == 0
+    markdown = capsys.readouterr().out
+    row = next(line for line in markdown.splitlines() if line.startswith("| ours |"))
+    assert "| measured |" in row and "**45.0**" in row and "**70.0**" in row and "**50.0**" in row
+    glamm = next(line for line in markdown.splitlines() if line.startswith("| GLaMM | reported"))
+    assert "| 41.8 |" in glamm and "| **43.5** |" in glamm  # gcg_test: nothing measured, GLaMM still best CIDEr
+
+    out = tmp_path / "published"
+    for fmt in ("latex", "csv"):
+        assert run_cli(["leaderboard", "publish", "--format", fmt, "--dir", str(board_dir), "--output", str(out),
+                        "--no-plots"]) == 0
+    latex = (out / "leaderboards.tex").read_text()
+    assert r"\textbf{45.0}" in latex and r"GLaMM$^\dagger$" in latex and r"\multicolumn{5}{c}{val}" in latex
+    table = list(csv.reader(io.StringIO((out / "leaderboards.csv").read_text())))
+    header = next(r for r in table if r and r[0] == "family" and "gcg_val@1:mask_recall" in r)
+    ours = next(r for r in table if r[:3] == ["gcg", "ours", "measured"])
+    assert ours[header.index("gcg_val@1:mask_recall")] == "45.0"
+    assert sorted(p.name for p in out.iterdir()) == ["leaderboards.csv", "leaderboards.tex"]  # --no-plots
+
+
+def test_publish_writes_plots_of_the_headline_metrics(tmp_path):
+    pytest.importorskip("matplotlib", reason="plots need matplotlib (a gcgbench dependency)")
+    payload = results_payload("ours", metrics={"mask_recall": 0.45})
+    board = files.load(REPO / "leaderboards" / "gcg.json")
+    board.add(files.entries_from_results(payload, write_results(tmp_path / "run", payload))[0])
+    assert run_cli(["leaderboard", "publish", "--format", "html", "--dir", str(REPO / "leaderboards"),
+                    "--output", str(tmp_path / "site")]) == 0
+    for family in ("gcg", "res", "captioning"):
+        assert (tmp_path / "site" / f"{family}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = publish.build_table(board)
+    image = Image.open(io.BytesIO(publish.plot_png(table)))
+    assert image.width > 300 and image.height > 150
+    assert table.headline == "mask_recall" and [c.task for c in table.columns if c.metric == "mask_recall"] == [
+        "gcg_val", "gcg_test"]
+
+
+def test_different_fingerprint_is_refused_unless_replace(tmp_path, capsys):
+    board_dir = tmp_path / "boards"
+    first = write_results(tmp_path / "a", results_payload("m", {"name": "m", "args": {"checkpoint": "v1"}}))
+    second = write_results(tmp_path / "b", results_payload("m", {"name": "m", "args": {"checkpoint": "v2"}},
+                                                           metrics={"mask_recall": 0.9}))
+    assert run_cli(["leaderboard", "add", str(first), "--dir", str(board_dir)]) == 0
+    assert run_cli(["leaderboard", "add", str(first), "--dir", str(board_dir)]) == 0
+    assert "updated m gcg_val@1" in capsys.readouterr().out  # same fingerprint: a re-run updates in place
+    before = (board_dir / "gcg.json").read_bytes()
+    assert run_cli(["leaderboard", "add", str(second), "--dir", str(board_dir)]) == 2
+    error = capsys.readouterr().err
+    assert "another fingerprint" in error and "pass --replace" in error
+    assert (board_dir / "gcg.json").read_bytes() == before
+    assert run_cli(["leaderboard", "add", str(second), "--dir", str(board_dir), "--replace"]) == 0
+    assert "replaced m gcg_val@1" in capsys.readouterr().out
+    [entry] = files.load(board_dir / "gcg.json").entries
+    assert entry.metrics == {"mask_recall": 0.9} and entry.fingerprint["args"] == {"checkpoint": "v2"}
+
+
+def test_reported_entries_need_a_citation_and_sit_beside_measured_ones(tmp_path, capsys):
+    board_dir = tmp_path / "boards"
+    run = write_results(tmp_path / "run", results_payload("GLaMM"))
+    assert run_cli(["leaderboard", "add", str(run), "--dir", str(board_dir), "--source", "reported"]) == 2
+    assert "--citation" in capsys.readouterr().err
+    assert run_cli(["leaderboard", "add", str(run), "--dir", str(board_dir), "--source", "reported",
+                    "--citation", "Someone et al. 2025, Table 1"]) == 0
+    assert run_cli(["leaderboard", "add", str(run), "--dir", str(board_dir)]) == 0
+    board = files.load(board_dir / "gcg.json")
+    assert sorted(e.source for e in board.entries) == ["measured", "reported"]
+    assert board.find(source="reported")[0].fingerprint["citation"] == "Someone et al. 2025, Table 1"
+
+
+def test_score_runs_without_a_model_name_need_model(tmp_path, capsys):
+    payload = results_payload()
+    payload["config"].update(model=None, fingerprint=None)
+    run = write_results(tmp_path / "run", payload)
+    assert run_cli(["leaderboard", "add", str(run), "--dir", str(tmp_path / "b")]) == 2
+    assert "pass --model" in capsys.readouterr().err
+    assert run_cli(["leaderboard", "add", str(run), "--dir", str(tmp_path / "b"), "--model", "mine"]) == 0
+    assert files.load(tmp_path / "b" / "gcg.json").entries[0].fingerprint == {"name": "mine", "args": {}}
+
+
+# ------------------------------------------------------------------------------------------ schema versions
+
+
+def board_file(tmp_path: Path, payload: dict) -> Path:
+    path = tmp_path / "gcg.json"
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def current_payload() -> dict:
+    entry = seed.seed_entries()[0].to_json()
+    return {"schema_version": 1, "family": "gcg", "scale": "fraction", "entries": [entry]}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"schema_version": 2}, "newer than this gcgbench reads"),
+    ({"schema_version": 0}, "older than this gcgbench reads"),
+    ({"schema_version": "1"}, "must be an integer"),
+    ({"scale": "points"}, "must be 'fraction'"),
+])
+def test_other_schema_versions_are_refused_with_a_clear_message(tmp_path, change, message, capsys):
+    path = board_file(tmp_path, {**current_payload(), **change})
+    before = path.read_bytes()
+    with pytest.raises(GcgbenchError, match=message):
+        files.load(path)
+    run = write_results(tmp_path / "run", results_payload())
+    assert run_cli(["leaderboard", "add", str(run), "--file", str(path)]) == 2
+    assert message in capsys.readouterr().err
+    assert path.read_bytes() == before  # never overwritten
+
+
+def test_files_without_a_version_or_with_points_entries_are_not_misread(tmp_path):
+    payload = current_payload()
+    del payload["schema_version"]
+    with pytest.raises(GcgbenchError, match="no 'schema_version'"):
+        files.load(board_file(tmp_path, payload))
+    payload = current_payload()
+    payload["entries"][0]["scale"] = "points"
+    with pytest.raises(GcgbenchError, match=r"entries\[0\].*'scale' must be 'fraction'"):
+        files.load(board_file(tmp_path, payload))
+    payload = current_payload()
+    payload["entries"][0]["fingerprint"]["name"] = "edited"
+    with pytest.raises(GcgbenchError, match="does not match"):
+        files.load(board_file(tmp_path, payload))
+
+
+def test_an_older_schema_with_a_migration_is_migrated(tmp_path, monkeypatch):
+    def from_zero(payload):  # a hypothetical v0: values in points under "rows"
+        entries = []
+        for row in payload["rows"]:
+            entry = dict(row, scale="fraction", metrics={k: v / 100 for k, v in row["metrics"].items()})
+            entries.append(entry)
+        return {"schema_version": 1, "family": payload["family"], "scale": "fraction", "entries": entries}
+
+    monkeypatch.setitem(files.MIGRATIONS, 0, from_zero)
+    row = current_payload()["entries"][0]
+    row.pop("scale")
+    row.pop("fingerprint_sha256")
+    row["metrics"] = {"mask_recall": 27.0}
+    board = files.load(board_file(tmp_path, {"schema_version": 0, "family": "gcg", "rows": [row]}))
+    assert board.migrated_from == 0 and board.entries[0].metrics == {"mask_recall": 0.27}
+    files.save(board)
+    assert json.loads((tmp_path / "gcg.json").read_text())["schema_version"] == 1
+
+
+# --------------------------------------------------------------------------------------- atomic, concurrent
+
+
+def test_writes_are_atomic_and_leave_nothing_behind(tmp_path, monkeypatch):
+    path = tmp_path / "gcg.json"
+    board = files.Leaderboard(path, "gcg", [seed.seed_entries()[0]])
+    files.save(board)
+    before = path.read_bytes()
+    assert stat.S_IMODE(path.stat().st_mode) & 0o044  # readable by others, unlike mkstemp's 0600
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(files.json, "dump", explode)
+    with pytest.raises(RuntimeError):
+        files.save(files.Leaderboard(path, "gcg", seed.seed_entries()[:3]))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gcg.json"]
+
+
+def test_concurrent_adds_keep_every_entry(tmp_path):
+    entries = [files.Entry(model=f"m{i}", task="gcg_val", task_version="1", protocol="glamm", source="measured",
+                           metrics={"mask_recall": i / 10}, fingerprint={"name": f"m{i}"}) for i in range(8)]
+    threads = [threading.Thread(target=files.add_entries, args=([entry], tmp_path)) for entry in entries]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(e.model for e in files.load(tmp_path / "gcg.json").entries) == [f"m{i}" for i in range(8)]
+    assert sorted(os.listdir(tmp_path)) == ["gcg.json"]
+
+
+# ------------------------------------------------------------------------------------ HTML in a browser
+
+
+def test_html_leaderboard_renders_in_chromium(tmp_path):
+    pytest.importorskip("matplotlib", reason="the HTML page embeds plots made with matplotlib")
+    boards = files.load_all(REPO / "leaderboards")
+    payload = results_payload("ours", metrics={"meteor": 0.2, "mask_recall": 0.5})
+    ours = files.entries_from_results(payload, write_results(tmp_path / "run", payload))
+    boards[[b.family for b in boards].index("gcg")].add(ours[0])
+    text, written = publish.publish(boards, "html", tmp_path / "site")
+    page = tmp_path / "site" / "leaderboards.html"
+    assert page in written and "http" not in text.replace("http-equiv", "")  # nothing fetched from outside
+    shot = tmp_path / "shot.png"
+    dom = chromium(tmp_path, page.as_uri(), shot, size="1400,2400")
+    assert dom.count('class="leaderboard"') == len([b for b in boards if b.entries])
+    assert '<tr class="reported"><td>GLaMM</td><td>reported [1]</td>' in dom
+    assert "<td>ours</td><td>measured</td>" in dom and "<b>50.0</b>" in dom and "<b>47.2</b>" in dom
+    assert "<td>F-LMM</td>" in dom and "<td>flmm</td>" in dom  # mixed protocols get a column
+    assert dom.count('src="data:image/png;base64,') == len([b for b in boards if b.entries])
+
+    pixels = Image.open(shot).convert("RGB")
+    colours = pixels.getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 50  # text, tables and plots, not a blank page
+    assert max(count for count, _ in colours) < 0.95 * pixels.width * pixels.height
+    measured_row = sum(count for count, colour in colours if colour == (0xEE, 0xF7, 0xEE))
+    assert measured_row > 500  # the measured row's background is on screen
