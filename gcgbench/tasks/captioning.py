@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gcgbench.api.errors import InputError
-from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult, TaskSpec
+from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult
 from gcgbench.api.types import Doc, Prediction, Request
 from gcgbench.data.captioning import (
     is_caption_results_file,
@@ -30,6 +30,7 @@ from gcgbench.data.captioning import (
 )
 from gcgbench.data.predictions import read_predictions
 from gcgbench.metrics import captions, stats
+from gcgbench.tasks.base import SpecTask
 from gcgbench.tasks.scoring import bootstrap_config, bootstrap_intervals
 
 MODES = ("region", "image")
@@ -37,18 +38,8 @@ METRICS = ("meteor", "cider")
 
 
 @dataclass(frozen=True)
-class CaptioningTask:
+class CaptioningTask(SpecTask):
     """A captioning split; `spec.params["mode"]` is `region` or `image`."""
-
-    spec: TaskSpec
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def version(self) -> str:
-        return self.spec.version
 
     @property
     def mode(self) -> str:
@@ -82,9 +73,6 @@ class CaptioningTask:
         if path.is_file() and is_caption_results_file(path):
             return read_caption_results([path], docs)
         return read_predictions(path, docs, self.name, folder_reader=read_caption_results_dir)
-
-    def submission_files(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction]) -> dict[str, bytes]:
-        return {}
 
     def score(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction], options: ScoringOptions) -> TaskResult:
         if not docs:

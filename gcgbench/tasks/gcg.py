@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gcgbench.api.errors import InputError
-from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult, TaskSpec
+from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult
 from gcgbench.api.types import Doc, Phrase, Prediction, Request
 from gcgbench.data.grandf import read_gcg_docs, read_glamm_prediction_dir
 from gcgbench.data.predictions import read_predictions
@@ -26,6 +26,7 @@ from gcgbench.metrics.text_similarity import (
     PhraseEncoder,
     SentenceTransformerEncoder,
 )
+from gcgbench.tasks.base import SpecTask
 from gcgbench.tasks.scoring import bootstrap_config, bootstrap_intervals
 
 MINILM = "minilm"
@@ -47,18 +48,8 @@ def phrase_encoder(text_model: str | None) -> PhraseEncoder:
 
 
 @dataclass(frozen=True)
-class GcgTask:
+class GcgTask(SpecTask):
     """A GranD-f split. Files: `captions` (COCO caption GT), `masks` (COCO instance GT), `images`."""
-
-    spec: TaskSpec
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def version(self) -> str:
-        return self.spec.version
 
     def annotation_files(self, paths: DataPaths) -> list[Path]:
         return [paths.file(self.spec, "captions"), paths.file(self.spec, "masks")]
@@ -81,9 +72,6 @@ class GcgTask:
 
     def read_predictions(self, path: Path, docs: Sequence[Doc]) -> Mapping[str, Prediction]:
         return read_predictions(path, docs, self.name, folder_reader=read_glamm_prediction_dir)
-
-    def submission_files(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction]) -> dict[str, bytes]:
-        return {}
 
     def score(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction], options: ScoringOptions) -> TaskResult:
         if not docs:

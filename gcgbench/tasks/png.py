@@ -26,31 +26,22 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
-from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult, TaskSpec
+from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult
 from gcgbench.api.types import RLE, Doc, Phrase, Prediction, Request
 from gcgbench.data.png import read_aas_png_predictions, read_png_docs
 from gcgbench.data.predictions import read_predictions
 from gcgbench.metrics import png, stats
 from gcgbench.metrics.masks import MaskSizeError
+from gcgbench.tasks.base import SpecTask
 from gcgbench.tasks.scoring import bootstrap_config, bootstrap_intervals
 
 SHOWN_IDS = 5
 
 
 @dataclass(frozen=True)
-class PngTask:
+class PngTask(SpecTask):
     """A PNG split. Files: `narratives` (png_coco_*.json), `panoptic` (COCO panoptic json),
     `panoptic_masks` (folder of panoptic PNGs), `images`."""
-
-    spec: TaskSpec
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def version(self) -> str:
-        return self.spec.version
 
     def annotation_files(self, paths: DataPaths) -> list[Path]:
         return [paths.file(self.spec, "narratives"), paths.file(self.spec, "panoptic")]
@@ -75,9 +66,6 @@ class PngTask:
         if path.is_file() and _starts_with(path, "["):
             return read_aas_png_predictions(path, docs)
         return read_predictions(path, docs, self.name)
-
-    def submission_files(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction]) -> dict[str, bytes]:
-        return {}
 
     def protocol(self, options: ScoringOptions) -> str:
         chosen = options.protocol or self.spec.params.get("protocol") or png.DEFAULT_PROTOCOL

@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
-from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult, TaskSpec
+from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult
 from gcgbench.api.types import RLE, Doc, Phrase, Prediction, Request
 from gcgbench.data.predictions import read_predictions
 from gcgbench.data.refer import ReferExpression, check_split, read_refer_expressions
 from gcgbench.metrics import res
 from gcgbench.metrics.masks import MaskSizeError
 from gcgbench.metrics.stats import cluster_indices
+from gcgbench.tasks.base import SpecTask
 from gcgbench.tasks.scoring import bootstrap_config, bootstrap_intervals
 
 METRICS = ("ciou", "giou", *(f"precision_{threshold}" for threshold in res.PRECISION_THRESHOLDS))
@@ -47,19 +48,9 @@ SELECTION = {
 
 
 @dataclass(frozen=True)
-class ResTask:
+class ResTask(SpecTask):
     """A RefCOCO-family split. Files: `refs` (refer pickle), `instances` (COCO instances), `images`.
     Params: `dataset`, `split_by` (unc | umd | google), `split`, optional default `protocol`."""
-
-    spec: TaskSpec
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def version(self) -> str:
-        return self.spec.version
 
     def annotation_files(self, paths: DataPaths) -> list[Path]:
         return [paths.file(self.spec, "refs"), paths.file(self.spec, "instances")]
@@ -81,9 +72,6 @@ class ResTask:
     def read_predictions(self, path: Path, docs: Sequence[Doc]) -> Mapping[str, Prediction]:
         # GLaMM and LISA score RES in memory and write no prediction files, so there is no upstream layout
         return read_predictions(path, docs, self.name)
-
-    def submission_files(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction]) -> dict[str, bytes]:
-        return {}
 
     def score(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction], options: ScoringOptions) -> TaskResult:
         protocol = self.protocol(options)
