@@ -2,7 +2,9 @@
 the real datasets (pycocotools COCO/COCOeval for GranD-f, plain pickle for refer, rgb2id for panoptic
 PNGs, json/jsonl with the official fields for the VQA suites)."""
 
+import base64
 import hashlib
+import io
 import json
 import pickle
 from pathlib import Path
@@ -271,3 +273,81 @@ def test_sample_root_builds_once_then_reuses_and_rebuilds_when_altered(tmp_path,
     assert not is_complete_sample(target, 3)
     assert sample_root(target, n_images=3) == target and is_complete_sample(target, 3)
     assert sorted(p.name for p in target.parent.iterdir()) == ["sample-v1"]  # no staging left behind
+
+
+def test_vqav2_test2015_holds_every_test_dev_question_and_more(root):
+    folder = root / EVAL / "vqav2"
+    test_dev = read_jsonl(folder / "llava_vqav2_mscoco_test-dev2015.jsonl")
+    test_all = read_jsonl(folder / "llava_vqav2_mscoco_test2015.jsonl")
+    assert {q["question_id"] for q in test_dev} < {q["question_id"] for q in test_all}
+    assert all(set(line) == {"question_id", "image", "text"} for line in test_all)
+
+
+def test_vizwiz_and_mme_files_have_llava_fields_and_mme_pairs(root):
+    vizwiz = root / EVAL / "vizwiz"
+    lines = read_jsonl(vizwiz / "llava_test.jsonl")
+    assert [{"image": line["image"], "question": line["text"].split("\n")[0]} for line in lines] == \
+        json.loads((vizwiz / "test.json").read_text())
+    assert all(line["text"].endswith("respond with 'Unanswerable'.\nAnswer the question using a single word or phrase.")
+               and (vizwiz / "test" / line["image"]).is_file() for line in lines)
+    mme = root / EVAL / "MME"
+    lines = read_jsonl(mme / "llava_mme.jsonl")
+    per_image: dict[str, list[dict]] = {}
+    for line in lines:
+        assert set(line) == {"question_id", "image", "text", "category"}
+        assert line["question_id"].split("/")[0] == line["category"] and "Please answer yes or no" not in line["text"]
+        assert (mme / "MME_Benchmark_release_version" / line["image"]).is_file()
+        per_image.setdefault(line["question_id"], []).append(line)
+    assert {len(pair) for pair in per_image.values()} == {2}
+    subtasks = {line["category"] for line in lines}
+    assert {"existence", "count", "position", "color", "OCR", "scene", "numerical_calculation"} == subtasks
+    for question_id in per_image:
+        subtask, file_name = question_id.split("/")
+        folder = mme / "MME_Benchmark_release_version" / subtask
+        qa = folder / "questions_answers_YN" if subtask == "scene" else folder
+        rows = [line.split("\t") for line in (qa / f"{file_name[:-4]}.txt").read_text().splitlines()]
+        assert [answer for _, answer in rows] == ["Yes", "No"]
+        assert all(q.endswith(" Please answer yes or no.") for q, _ in rows)
+
+
+def test_mmbench_tsvs_have_circular_copies_with_rotated_options(root):
+    import pandas as pd
+
+    for split in ("dev", "test"):
+        table = pd.read_table(root / EVAL / "mmbench" / f"mmbench_{split}_20230712.tsv")
+        assert ("answer" in table.columns) == (split == "dev") and set(table["split"]) == {split}
+        mains = table[table["index"] < 1_000_000].set_index("index")
+        for _, row in table[table["index"] >= 1_000_000].iterrows():
+            main = mains.loc[row["index"] % 1_000_000]
+            rotation = row["index"] // 1_000_000
+            options = [main[c] for c in "ABCD" if not pd.isna(main[c])]
+            assert [row[c] for c in "ABCD"][:len(options)] == options[rotation:] + options[:rotation]
+            if split == "dev":
+                assert row[row["answer"]] == main[main["answer"]]
+        assert table["D"].isna().any() and table["hint"].notna().any() and table["hint"].isna().any()
+        Image.open(io.BytesIO(base64.b64decode(table["image"][0]))).verify()
+
+
+def test_scienceqa_and_seed_files_have_the_upstream_fields(root):
+    sqa = root / EVAL / "scienceqa"
+    problems = json.loads((sqa / "problems.json").read_text())
+    splits = json.loads((sqa / "pid_splits.json").read_text())
+    converted = json.loads((sqa / "llava_test_CQM-A.json").read_text())
+    assert [entry["id"] for entry in converted] == splits["test"]
+    for entry in converted:
+        problem = problems[entry["id"]]
+        human, gpt = entry["conversations"]
+        assert human["value"].startswith("Context: ") and "\nQuestion: " in human["value"]
+        assert gpt["value"] == f"The answer is {'ABCDE'[problem['answer']]}."
+        assert ("image" in entry) == (problem["image"] is not None) == human["value"].endswith("\n<image>")
+        if "image" in entry:
+            assert (sqa / "images" / "test" / entry["image"]).is_file()
+    seed = root / EVAL / "seed_bench"
+    annotations = json.loads((seed / "SEED-Bench.json").read_text())
+    by_id = {q["question_id"]: q for q in annotations["questions"]}
+    assert {q["data_type"] for q in by_id.values()} == {"image", "video"}
+    for line in read_jsonl(seed / "llava-seed-bench.jsonl"):
+        question = by_id[str(line["question_id"])]
+        assert isinstance(question["question_id"], str) and isinstance(line["question_id"], int)
+        assert line["text"].startswith(question["question"] + "\nA. " + question["choice_a"])
+        assert question["answer"] in "ABCD" and (seed / line["image"]).is_file()

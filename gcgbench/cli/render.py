@@ -10,24 +10,32 @@ from rich.table import Table
 
 
 
-def format_value(value: float) -> str:
-    """A fraction as the papers print it: ×100, one decimal; NaN as 'n/a'."""
+def format_value(value: float, points: bool = False) -> str:
+    """A fraction as the papers print it: ×100, one decimal; a score already in points (MME) as it is;
+    NaN as 'n/a'."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    return f"{100 * value:.1f}"
+    return f"{value if points else 100 * value:.1f}"
+
+
+def is_points_metric(name: str, metric_config: Mapping[str, Any]) -> bool:
+    """MME reports points (0-200 per subtask, sums for perception/cognition), not fractions."""
+    return "points_metrics" in metric_config and (name in ("perception", "cognition") or name.endswith("_score"))
 
 
 def print_results(console: Console, results: Mapping[str, Any]) -> None:
     for task, metrics in results["results"].items():
-        table = Table(title=f"{task}  (n={results['n_samples'][task]}, ×100)")
+        table = Table(title=f"{task}  (n={results['n_samples'][task]}; fractions ×100)")
         table.add_column("metric")
         table.add_column("value", justify="right")
         table.add_column("95% interval", justify="right")
         intervals = results["intervals"].get(task, {})
+        config = results.get("metric_config", {}).get(task, {})
         for name, value in metrics.items():
+            points = is_points_metric(name, config)
             interval = intervals.get(name)
-            span = f"{format_value(interval['low'])} – {format_value(interval['high'])}" if interval else ""
-            table.add_row(name, format_value(value), span)
+            span = f"{format_value(interval['low'], points)} – {format_value(interval['high'], points)}" if interval else ""
+            table.add_row(name, format_value(value, points), span)
         console.print(table)
         for note in results.get("notes", {}).get(task, []):
             console.print(f"note: {note}")

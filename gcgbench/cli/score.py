@@ -55,6 +55,10 @@ def score(
     print_results(console, results)
     if output is not None:
         write_run_outputs(output, results, [result])
+        for name, content in chosen.submission_files(docs, predicted).items():
+            (output / "submissions").mkdir(parents=True, exist_ok=True)
+            (output / "submissions" / name).write_bytes(content)
+            console.print(f"wrote evaluation-server upload {output / 'submissions' / name}")
         console.print(f"wrote {output / 'results.json'}")
 
 

@@ -31,25 +31,9 @@ scripts/multiprocess_eval_png.py + flmm/datasets/png.py give this folder layout)
         (shapes are things, "background" is stuff)
     coco/annotations/panoptic_val2017/<id>.png   segment id = R + 256·G + 256²·B
     coco/val2017/<id>.jpg
-LLaVA-1.5 eval layout (docs/Evaluation.md, scripts/v1_5/eval/*.sh), under playground/data/eval/;
-question files are JSONL {question_id, image, text} with LLaVA's short-answer prompt appended:
-    vqav2/v2_OpenEnded_mscoco_val2014_questions.json, vqav2/v2_mscoco_val2014_annotations.json,
-        vqav2/val2014/COCO_val2014_<id>.jpg   official VQA v2 (GT-Vision-Lab/VQA vqaTools/vqa.py):
-        questions[{image_id, question, question_id}], annotations[{question_type, multiple_choice_answer,
-        answers ×10 [{answer, answer_confidence, answer_id}], image_id, answer_type, question_id}]
-    vqav2/llava_vqav2_mscoco_test-dev2015.jsonl, _test2015.jsonl, test2015/COCO_test2015_<id>.jpg
-        (same questions; test-dev has no public answers, convert_vqav2_for_submission.py)
-    pope/llava_pope_test.jsonl (+ category), pope/coco/coco_pope_{adversarial,popular,random}.json
-        (JSONL {question_id, image, image_id, text, label}, AoiDragon/POPE output/coco; eval_pope.py
-        pairs answers with labels by order within a category), pope/val2014/COCO_val2014_<id>.jpg
-    gqa/llava_gqa_testdev_balanced.jsonl, gqa/data/testdev_balanced_questions.json ({qid: {question,
-        imageId, answer, fullAnswer, isBalanced, types, semantic, semanticStr, groups, entailed,
-        equivalent, annotations}}), gqa/data/images/n9….jpg
-    textvqa/llava_textvqa_val_v051_ocr.jsonl (question_id = TextVQA image_id, text "question\n
-        Reference OCR token: …\n<prompt>", eval_textvqa.py), textvqa/TextVQA_0.5.1_val.json ({dataset_type,
-        dataset_name, dataset_version, data: [{question, image_id, image_classes, flickr_original_url,
-        flickr_300k_url, image_width, image_height, answers ×10, question_tokens, question_id, set_name}]}),
-        textvqa/train_images/<hex16>.jpg (these carry the printed number the question asks for)
+LLaVA-1.5 eval layout (docs/Evaluation.md, scripts/v1_5/eval/*.sh), under playground/data/eval/, for the
+first VQA_SUITE_IMAGES scenes: VQAv2, POPE, GQA, TextVQA, VizWiz, MME, MMBench, ScienceQA-IMG, SEED-Bench;
+the files are listed in `gcgbench.data.sample_vqa`.
 .gcgbench-sample.json   marker `sample_root` writes last: version, image count, content hash.
 """
 from __future__ import annotations
@@ -67,19 +51,27 @@ from typing import Any
 import numpy as np
 
 from gcgbench.api.types import RLE
-from gcgbench.data.sample_scenes import COLORS, KIND_CATEGORY_IDS, Scene, human_answers, make_scenes
+# sample_files / sample_vqa hold what used to live here; the other sample writers and the tests import the
+# names below from this module, so they stay importable from it.
+from gcgbench.data.sample_files import (
+    INFO,
+    LICENSES,
+    PNG_SETTINGS,
+    SAMPLE_VERSION,
+    coco_image_id,
+)
+from gcgbench.data.sample_files import bbox as _bbox
+from gcgbench.data.sample_files import coco_image_entry as _coco_image_entry
+from gcgbench.data.sample_files import write_bytes as _write_bytes
+from gcgbench.data.sample_files import write_image as _write_image
+from gcgbench.data.sample_files import write_json as _write_json
+from gcgbench.data.sample_scenes import COLORS, KIND_CATEGORY_IDS, Scene, make_scenes
+from gcgbench.data.sample_vqa import gqa_image_id, textvqa_image_id, write_llava_eval  # noqa: F401 (re-exported)
 
-SAMPLE_VERSION = "sample-v1"
 DEFAULT_IMAGE_COUNT = 24
 VQA_SUITE_IMAGES = 8  # each VQA-style suite uses the first scenes only, to stay small
 MARKER_NAME = ".gcgbench-sample.json"
-SHORT_ANSWER_PROMPT = "\nAnswer the question using a single word or phrase."
-JPEG_SETTINGS: dict[str, Any] = {"format": "JPEG", "quality": 95, "subsampling": 0, "optimize": False}
-PNG_SETTINGS: dict[str, Any] = {"format": "PNG", "compress_level": 6, "optimize": False}  # lossless: ids survive
 BACKGROUND_CATEGORY_ID = 4
-INFO = {"description": "gcgbench synthetic sample data", "version": SAMPLE_VERSION, "year": 2024,
-        "contributor": "gcgbench", "date_created": "2024-01-01"}
-LICENSES = [{"id": 1, "name": "Apache-2.0 (synthetic, gcgbench)", "url": "https://www.apache.org/licenses/LICENSE-2.0"}]
 
 
 @dataclass(frozen=True)
@@ -100,20 +92,8 @@ class SampleLayout:
 LAYOUT = SampleLayout()
 
 
-def coco_image_id(scene: Scene) -> int:
-    return 900_000 + scene.index
-
-
 def sa_image_id(scene: Scene) -> str:
     return f"sa_{90_000_000 + scene.index}"
-
-
-def gqa_image_id(scene: Scene) -> str:
-    return f"n{900_000 + scene.index}"
-
-
-def textvqa_image_id(scene: Scene) -> str:
-    return hashlib.sha1(f"gcgbench-sample-{scene.index}".encode()).hexdigest()[:16]
 
 
 def write_sample(root: Path, n_images: int = DEFAULT_IMAGE_COUNT) -> Path:
@@ -125,12 +105,10 @@ def write_sample(root: Path, n_images: int = DEFAULT_IMAGE_COUNT) -> Path:
     _write_grandf(root, scenes)
     _write_refer(root, scenes)
     _write_png(root, scenes)
-    suite = scenes[:VQA_SUITE_IMAGES]
-    eval_root = root / LAYOUT.llava_eval
-    _write_vqav2(eval_root / "vqav2", suite)
-    _write_pope(eval_root / "pope", suite)
-    _write_gqa(eval_root / "gqa", suite)
-    _write_textvqa(eval_root / "textvqa", suite)
+    write_llava_eval(root / LAYOUT.llava_eval, scenes[:VQA_SUITE_IMAGES])
+    from gcgbench.data.sample_captioning import write_captioning_sample  # it imports this module's helpers
+
+    write_captioning_sample(root, scenes)
     return root
 
 
@@ -148,7 +126,8 @@ def sample_root(cache_dir: Path | None = None, n_images: int = DEFAULT_IMAGE_COU
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
     try:
         write_sample(staging, n_images)
-        marker = {"version": SAMPLE_VERSION, "n_images": n_images, "sha256": content_hash(staging)}
+        marker = {"version": SAMPLE_VERSION, "generator": generator_hash(), "n_images": n_images,
+                  "sha256": content_hash(staging)}
         _write_bytes(staging / MARKER_NAME, json.dumps(marker, indent=1).encode())
         if target.exists():
             stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
@@ -170,7 +149,8 @@ def default_cache_dir() -> Path:
 
 
 def is_complete_sample(folder: Path, n_images: int = DEFAULT_IMAGE_COUNT) -> bool:
-    """True when `folder` has a marker for this version and image count whose hash matches its files."""
+    """True when `folder` has a marker for this version, generator code and image count whose hash matches
+    its files."""
     try:
         marker = json.loads((Path(folder) / MARKER_NAME).read_text())
     except (OSError, ValueError):
@@ -178,9 +158,18 @@ def is_complete_sample(folder: Path, n_images: int = DEFAULT_IMAGE_COUNT) -> boo
     return (
         isinstance(marker, dict)
         and marker.get("version") == SAMPLE_VERSION
+        and marker.get("generator") == generator_hash()
         and marker.get("n_images") == n_images
         and marker.get("sha256") == content_hash(Path(folder))
     )
+
+
+def generator_hash() -> str:
+    """sha256 of the sample writers' source: a cached sample made by other code is rebuilt, not reused."""
+    digest = hashlib.sha256()
+    for module in ("sample.py", "sample_scenes.py", "sample_files.py", "sample_vqa.py", "sample_captioning.py"):
+        digest.update((Path(__file__).parent / module).read_bytes())
+    return digest.hexdigest()
 
 
 def content_hash(folder: Path) -> str:
@@ -312,152 +301,3 @@ def _write_png(root: Path, scenes: list[Scene]) -> None:
     _write_json(root / LAYOUT.panoptic_json, {"info": INFO, "licenses": LICENSES, "images": images,
                                               "annotations": annotations, "categories": categories})
     _write_json(root / LAYOUT.png_narratives, narratives)
-
-
-# ---------------------------------------------------------------- VQA-style suites (LLaVA-1.5 eval layout)
-
-def _write_vqav2(folder: Path, scenes: list[Scene]) -> None:
-    questions, annotations, llava_lines = [], [], []
-    for scene in scenes:
-        image_id = coco_image_id(scene)
-        asked = scene.questions()
-        for number, key in enumerate(k for k in ("count", "color", "presence") if k in asked):
-            question, question_id = asked[key], image_id * 1000 + number
-            text = question.text[0].upper() + question.text[1:]
-            answers = human_answers(question)
-            questions.append({"image_id": image_id, "question": text, "question_id": question_id})
-            annotations.append({
-                "question_type": question.question_type,
-                "multiple_choice_answer": max(answers, key=answers.count),
-                "answers": [{"answer": a, "answer_confidence": "yes" if a == question.answer else "maybe",
-                             "answer_id": i + 1} for i, a in enumerate(answers)],
-                "image_id": image_id, "answer_type": question.answer_type, "question_id": question_id,
-            })
-            llava_lines.append({"question_id": question_id, "image": f"COCO_test2015_{image_id:012d}.jpg",
-                                "text": text + SHORT_ANSWER_PROMPT})
-        image = scene.render()
-        _write_image(folder / "val2014" / f"COCO_val2014_{image_id:012d}.jpg", image)
-        _write_image(folder / "test2015" / f"COCO_test2015_{image_id:012d}.jpg", image)
-    header = {"info": INFO, "license": LICENSES[0], "data_subtype": "val2014", "data_type": "mscoco"}
-    _write_json(folder / "v2_OpenEnded_mscoco_val2014_questions.json",
-                {**header, "task_type": "Open-Ended", "questions": questions})
-    _write_json(folder / "v2_mscoco_val2014_annotations.json", {**header, "annotations": annotations})
-    _write_jsonl(folder / "llava_vqav2_mscoco_test-dev2015.jsonl", llava_lines)
-    _write_jsonl(folder / "llava_vqav2_mscoco_test2015.jsonl", llava_lines)
-
-
-POPE_CATEGORIES = ("adversarial", "popular", "random")
-
-
-def _write_pope(folder: Path, scenes: list[Scene]) -> None:
-    frequency: dict[tuple[str, str], int] = {}
-    for shape in (shape for scene in scenes for shape in scene.shapes):
-        frequency[(shape.color, shape.kind)] = frequency.get((shape.color, shape.kind), 0) + 1
-    llava_lines = []
-    for category in POPE_CATEGORIES:
-        labels = []
-        for scene in scenes:
-            image_id = coco_image_id(scene)
-            image = f"COCO_val2014_{image_id:012d}.jpg"
-            pairs = [((scene.shapes[0].color, scene.shapes[0].kind), "yes"),
-                     (scene.pope_negative(category, frequency), "no")]
-            for (color, kind), label in (pairs if scene.index % 2 == 0 else pairs[::-1]):
-                text = f"Is there a {color} {kind} in the image?"
-                labels.append({"question_id": len(labels), "image": image, "image_id": image_id, "text": text,
-                               "label": label})
-                llava_lines.append({"question_id": len(llava_lines), "image": image,
-                                    "text": text + SHORT_ANSWER_PROMPT, "category": category})
-        _write_jsonl(folder / "coco" / f"coco_pope_{category}.json", labels)
-    for scene in scenes:
-        _write_image(folder / "val2014" / f"COCO_val2014_{coco_image_id(scene):012d}.jpg", scene.render())
-    _write_jsonl(folder / "llava_pope_test.jsonl", llava_lines)
-
-
-GQA_TYPES = {
-    "color": {"detailed": "objColor", "semantic": "attr", "structural": "query"},
-    "relation": {"detailed": "relVerify", "semantic": "rel", "structural": "verify"},
-    "side": {"detailed": "positionQuery", "semantic": "attr", "structural": "query"},
-}
-
-
-def _write_gqa(folder: Path, scenes: list[Scene]) -> None:
-    questions: dict[str, dict[str, Any]] = {}
-    llava_lines = []
-    for scene in scenes:
-        image_id = gqa_image_id(scene)
-        asked = scene.questions()
-        for number, key in enumerate(k for k in GQA_TYPES if k in asked):
-            question, question_id = asked[key], str(9_000_000 + scene.index * 10 + number)
-            text = question.text[0].upper() + question.text[1:]
-            subject = text.rstrip("?").split(" the ", 1)[-1]
-            semantic = [{"operation": "select", "dependencies": [], "argument": f"{subject} (0)"},
-                        {"operation": "verify rel" if key == "relation" else "query", "dependencies": [0],
-                         "argument": key}]
-            questions[question_id] = {
-                "semantic": semantic, "entailed": [], "equivalent": [question_id], "question": text,
-                "imageId": image_id, "isBalanced": True, "groups": {"global": None, "local": f"{key}-{subject}"},
-                "answer": question.answer,
-                "semanticStr": f"select: {subject} (0)->{semantic[1]['operation']}: {key} [0]",
-                "annotations": {"answer": {}, "question": {}, "fullAnswer": {}},
-                "types": GQA_TYPES[key], "fullAnswer": question.full_answer,
-            }
-            llava_lines.append({"question_id": question_id, "image": f"{image_id}.jpg",
-                                "text": text + SHORT_ANSWER_PROMPT})
-        _write_image(folder / "data" / "images" / f"{image_id}.jpg", scene.render())
-    _write_json(folder / "data" / "testdev_balanced_questions.json", questions)
-    _write_jsonl(folder / "llava_gqa_testdev_balanced.jsonl", llava_lines)
-
-
-def _write_textvqa(folder: Path, scenes: list[Scene]) -> None:
-    data, llava_lines = [], []
-    for scene in scenes:
-        image_id = textvqa_image_id(scene)
-        question = scene.questions()["number"]
-        answers = [question.answer] * 9 + [question.answer + "."]
-        data.append({
-            "question": question.text, "image_id": image_id, "image_classes": ["Poster"],
-            "flickr_original_url": "", "flickr_300k_url": "", "image_width": scene.width,
-            "image_height": scene.height, "answers": answers,
-            "question_tokens": question.text.rstrip("?").split(), "question_id": 90_000 + scene.index,
-            "set_name": "val",
-        })
-        llava_lines.append({"question_id": image_id, "image": f"{image_id}.jpg",
-                            "text": f"{question.text}\nReference OCR token: {question.answer}{SHORT_ANSWER_PROMPT}"})
-        _write_image(folder / "train_images" / f"{image_id}.jpg", scene.render(with_number=True))
-    _write_json(folder / "TextVQA_0.5.1_val.json",
-                {"dataset_type": "val", "dataset_name": "textvqa", "dataset_version": "0.5.1", "data": data})
-    _write_jsonl(folder / "llava_textvqa_val_v051_ocr.jsonl", llava_lines)
-
-
-# ---------------------------------------------------------------- shared helpers
-
-def _bbox(rle: RLE) -> list[float]:
-    from pycocotools import mask as mask_utils
-
-    return [float(v) for v in mask_utils.toBbox(rle.to_coco())]
-
-
-def _coco_image_entry(image_id: int, file_name: str, scene: Scene) -> dict[str, Any]:
-    return {"license": 1, "file_name": file_name, "coco_url": "", "height": scene.height, "width": scene.width,
-            "date_captured": "2024-01-01 00:00:00", "flickr_url": "", "id": image_id}
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    _write_bytes(path, json.dumps(obj).encode("utf-8"))
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    _write_bytes(path, "".join(json.dumps(row) + "\n" for row in rows).encode("utf-8"))
-
-
-def _write_image(path: Path, image: np.ndarray, settings: dict[str, Any] = JPEG_SETTINGS) -> None:
-    """Encode with Pillow at fixed settings (no timestamps or metadata), so the bytes never change."""
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path, **settings)
