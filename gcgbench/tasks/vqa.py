@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from gcgbench.api.errors import InputError
-from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult, TaskSpec
+from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult
 from gcgbench.api.types import Doc, Prediction, Request
 from gcgbench.data import llava_eval as le
 from gcgbench.data import llava_eval_suites as les
@@ -35,6 +35,7 @@ from gcgbench.metrics.vqa_normalize import (
     vqa_accuracy,
     vqav2_question_score,
 )
+from gcgbench.tasks.base import SpecTask
 from gcgbench.tasks.scoring import bootstrap_config, bootstrap_intervals
 
 FOLDER_ROLES = ("images", "benchmark")
@@ -71,19 +72,9 @@ MME_SCALE = ("fractions: <subtask>_acc, <subtask>_acc_plus; MME points: <subtask
 
 
 @dataclass(frozen=True)
-class VqaTask:
+class VqaTask(SpecTask):
     """One VQA-style split. Params: `suite`, optional `protocol`, `scoring: server`, POPE `categories`,
     ScienceQA `split`, SEED `data_type`. File roles as in the task files (`images`/`benchmark` are folders)."""
-
-    spec: TaskSpec
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def version(self) -> str:
-        return self.spec.version
 
     @property
     def suite(self) -> str:
