@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from gcgbench.models.oracle import OracleBackend
 
