@@ -15,7 +15,6 @@ date and, for published numbers, a citation. Rules:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from gcgbench.api.errors import GcgbenchError, InputError
+from gcgbench.api.hashing import fingerprint_sha256
 
 SCHEMA_VERSION = 1
 SOURCES = ("measured", "reported")
@@ -41,15 +41,6 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 class ConflictError(GcgbenchError):
     """An add would replace an entry made by a different model build (fingerprint)."""
-
-
-def canonical_json(obj: Any) -> str:
-    """Keys sorted, no spaces: the spelling fingerprints are hashed in (as the prediction cache does)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-def fingerprint_sha256(fingerprint: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(dict(fingerprint)).encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from gcgbench.api.backend import GenerationSettings, sample_seed
+from gcgbench.api import hashing
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import Prediction, Request
 from gcgbench.models import llava_loading as ll
@@ -192,7 +193,7 @@ class DiffLmmBackend(LlavaAttendSegmentBackend):
 
 
 def _hashes(root: Path, files: Sequence[Path]) -> dict[str, str]:
-    return {str(path.relative_to(root)): ll.cached_sha256(path) for path in files if path.is_file()}
+    return {str(path.relative_to(root)): hashing.cached_sha256(path) for path in files if path.is_file()}
 
 
 def _diffusers_files(sd: Path) -> list[Path]:

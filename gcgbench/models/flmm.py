@@ -122,7 +122,7 @@ class FlmmBackend:
         return None
 
     def fingerprint(self) -> Mapping[str, Any]:
-        from gcgbench.models.llava_loading import cached_sha256, folder_sha256
+        from gcgbench.api.hashing import cached_sha256, folder_sha256
 
         args = {"model_path": str(self.model_path), "checkpoint": str(self.checkpoint),
                 "sam_checkpoint": str(self.sam_checkpoint), "sam_type": self.sam_type, "dtype": self.dtype,

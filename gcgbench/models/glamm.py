@@ -46,7 +46,7 @@ from gcgbench.api.types import Doc, Phrase, Prediction, RLE, Request
 from gcgbench.models import glamm_tokenizer as gt
 from gcgbench.models.glamm_modules import ClipPreprocess, GlammNetwork, load_clip, load_network, sam_pixels
 from gcgbench.models.glamm_parse import clean_caption, pair_phrases, parse_glamm_output
-from gcgbench.models.llava_loading import folder_sha256
+from gcgbench.api.hashing import folder_sha256
 
 IMPLEMENTATION = "1"   # bump when a change alters what the backend answers (invalidates cached generations)
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from gcgbench.api.backend import GenerationSettings, sample_seed
+from gcgbench.api import hashing
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import RLE, Doc, Phrase, Prediction, Request
 from gcgbench.grounding import attend_segment as aas
@@ -137,9 +138,9 @@ class LlavaAttendSegmentBackend:
         return {
             "name": self.name,
             "args": dict(self.options),
-            "model_files_sha256": ll.folder_sha256(self.model_path),
-            "sam_checkpoint_sha256": ll.cached_sha256(self.sam_checkpoint) if self.sam_checkpoint else None,
-            "proposals_sha256": ll.cached_sha256(self.proposals_path) if self.proposals_path and self.proposals_path.is_file() else None,
+            "model_files_sha256": hashing.folder_sha256(self.model_path),
+            "sam_checkpoint_sha256": hashing.cached_sha256(self.sam_checkpoint) if self.sam_checkpoint else None,
+            "proposals_sha256": hashing.cached_sha256(self.proposals_path) if self.proposals_path and self.proposals_path.is_file() else None,
             "spacy_model": nps.spacy_model_id(nps.load_spacy(self.options["spacy_model"])),
             "conversation": "llava_v1",
             "image_aspect": "pad",

@@ -19,10 +19,6 @@ step for a single row — small next to the layer's weights.
 from __future__ import annotations
 
 import contextvars
-import hashlib
-import json
-import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -220,58 +216,6 @@ def region_text(region: Sequence[float], height: int, width: int) -> str:
     values = [(x + left) / side, (y + top) / side, (x + w + left) / side, (y + h + top) / side]
     return "[" + ", ".join(f"{min(1.0, max(0.0, v)):.2f}" for v in values) + "]"
 
-
-# ---------------------------------------------------------------------------------------------- file hashes
-
-def _hash_cache_path() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gcgbench" / "file-sha256.json"
-
-
-_MEMORY: dict[str, str] = {}
-
-
-def cached_sha256(path: Path) -> str:
-    """sha256 of a file, cached by (resolved path, size, mtime_ns) in memory and in the user cache folder."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
-    if key in _MEMORY:
-        return _MEMORY[key]
-    cache_file = _hash_cache_path()
-    try:
-        stored = json.loads(cache_file.read_text())
-    except (OSError, ValueError):
-        stored = {}
-    if not isinstance(stored, dict):
-        stored = {}
-    if key not in stored:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-        stored[key] = digest.hexdigest()
-        _write_atomic(cache_file, json.dumps(stored, indent=0, sort_keys=True))
-    _MEMORY[key] = stored[key]
-    return stored[key]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, staging = tempfile.mkstemp(prefix=".file-sha256.", dir=path.parent)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(staging, path)
-    except OSError:
-        pass  # a read-only cache folder only costs re-hashing next time
-
-
-def folder_sha256(folder: Path) -> dict[str, str]:
-    """{relative path: sha256} of every file under `folder` (names starting with '.' skipped)."""
-    folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-    return {str(p.relative_to(folder)): cached_sha256(p) for p in files}
 
 
 # ---------------------------------------------------------------------------------------------- tiny checkpoint

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from gcgbench.api.errors import GcgbenchError
 from gcgbench.api.task import DataPaths, Task
-from gcgbench.runner.results import file_sha256
+from gcgbench.api.hashing import file_sha256
 
 CAPTION_METRICS = {"meteor", "cider"}
 IMAGES_DECODED_PER_TASK = 3

@@ -19,7 +19,6 @@ Beside it, `samples/<task>.jsonl` holds one row of per-sample scores per doc, an
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -30,6 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from gcgbench.api.hashing import file_sha256
 from gcgbench.api.task import TaskResult
 
 SCHEMA_VERSION = 1
@@ -84,14 +84,6 @@ def git_hash() -> str | None:
         return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.TimeoutExpired):
         return None
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_run_outputs(output: Path, results: dict[str, Any], task_results: Sequence[TaskResult]) -> None:

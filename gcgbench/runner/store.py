@@ -8,7 +8,6 @@ A corrupted row is reported and treated as a miss, never returned and never rais
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -23,6 +22,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from gcgbench import __version__
 from gcgbench.api.backend import GenerationSettings
 from gcgbench.api.errors import GcgbenchError
+from gcgbench.api.hashing import canonical_json, fingerprint_sha256, text_sha256
 from gcgbench.api.types import Prediction, Request
 
 SCHEMA_VERSION = 1
@@ -60,15 +60,6 @@ class CacheCorruptionWarning(UserWarning):
     """A cache row failed its checksum or could not be decoded; it was treated as a miss."""
 
 
-def canonical_json(obj: Any) -> str:
-    """The one JSON spelling hashed and stored: keys sorted, no spaces, ASCII."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-def _sha256(data: str | bytes) -> str:
-    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
-
-
 def keyed_settings(settings: GenerationSettings) -> dict[str, Any]:
     """The settings in the key: all of `settings.to_json()` but UNKEYED_SETTINGS (a deny-list, so a
     new field is keyed by default), the device reduced to its type (ranks use cuda:0..cuda:N)."""
@@ -78,14 +69,10 @@ def keyed_settings(settings: GenerationSettings) -> dict[str, Any]:
     return values
 
 
-def fingerprint_sha256(fingerprint: Mapping[str, Any]) -> str:
-    return _sha256(canonical_json(dict(fingerprint)))
-
-
 def cache_key(fingerprint: Mapping[str, Any], task: str, version: str, request: Request,
               settings: GenerationSettings) -> str:
     """sha256 over the canonical JSON of everything that can change the answer (docs/cache.md)."""
-    return _sha256(canonical_json({
+    return text_sha256(canonical_json({
         "schema": SCHEMA_VERSION, "fingerprint": fingerprint_sha256(fingerprint), "task": task,
         "version": version, "doc": request.doc_id, "request": request.content_hash(),
         "settings": keyed_settings(settings),
@@ -113,7 +100,7 @@ class CacheEntry:
         payload = canonical_json(self.prediction.to_json()).encode("ascii")
         return (self.key, self.model, self.fingerprint_sha256, self.task, self.task_version, self.doc_id,
                 self.request_sha256, self.settings_json, self.batch_size, self.provenance_json, payload,
-                _sha256(payload), created, __version__)
+                text_sha256(payload), created, __version__)
 
 
 def make_entry(fingerprint: Mapping[str, Any], task: str, version: str, request: Request,
@@ -127,7 +114,7 @@ def make_entry(fingerprint: Mapping[str, Any], task: str, version: str, request:
     return CacheEntry(
         key=cache_key(fingerprint, task, version, request, settings), prediction=prediction,
         model=str(fingerprint.get("name", "?")), fingerprint_json=fingerprint_json,
-        fingerprint_sha256=_sha256(fingerprint_json), task=task, task_version=version, doc_id=request.doc_id,
+        fingerprint_sha256=text_sha256(fingerprint_json), task=task, task_version=version, doc_id=request.doc_id,
         request_sha256=request.content_hash(), settings_json=canonical_json(keyed_settings(settings)),
         batch_size=settings.batch_size, provenance_json=canonical_json(dict(provenance or {})),
     )
@@ -162,7 +149,7 @@ def _decode(payload: Any, checksum: Any, doc_id: Any) -> tuple[Prediction | None
     """(prediction, None) for a sound row, (None, why) for a corrupted one; never raises."""
     try:
         data = payload if isinstance(payload, bytes) else str(payload).encode("utf-8", "surrogateescape")
-        if _sha256(data) != checksum:
+        if text_sha256(data) != checksum:
             return None, "payload checksum mismatch"
         prediction = Prediction.from_json(json.loads(data.decode("utf-8")))
     except Exception as error:  # noqa: BLE001 - any failure to decode is corruption, by definition
