@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Override with e.g. `make install TORCH_SPEC='torch>=2.1'`; the package itself pins no torch build.
 TORCH_SPEC ?= $(if $(shell command -v nvidia-smi 2>/dev/null),torch>=2.1,torch==2.13.*)
 
-.PHONY: install test demo bench lock clean
+.PHONY: install test demo bench lock clean train-tiny
 
 $(BIN)/gcgbench: pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ bench: install
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/runner.py
 	$(BIN)/python benchmarks/attend_segment.py
+
+# Retrain the shipped tiny checkpoints (docs/tiny_models.md); ~25-30 min per model on 2 cores.
+train-tiny: install
+	$(BIN)/python scripts/train_tiny.py --model llava-as --output gcgbench/checkpoints/tiny-llava-as
+	$(BIN)/python scripts/train_tiny.py --model sam --output gcgbench/checkpoints/tiny-sam
 
 lock: install
 	@{ echo "# Versions CI and 'make install' use for everything but torch (torch is chosen by TORCH_SPEC in the Makefile)."; \

@@ -228,8 +228,9 @@ def test_fingerprint_hashes_checkpoints_and_changes_with_them(files, tmp_path):
 
 
 def test_arguments_are_checked_up_front(files):
-    with pytest.raises(InputError, match="model_path"):
-        load_backend("llava-as", {})
+    from gcgbench.models import tiny
+
+    assert load_backend("llava-as", {}).model_path == tiny.tiny_llava_path()  # no model_path: the shipped tiny model
     with pytest.raises(InputError, match="takes no argument"):
         load_backend("llava-as", _args(files, beam="4"))
     with pytest.raises(InputError, match="aggregation"):

@@ -33,6 +33,7 @@ from gcgbench.grounding import attend_segment as aas
 from gcgbench.grounding import phrases as nps
 from gcgbench.grounding.sam_refine import Proposals, SamRefiner, build_sam
 from gcgbench.models import llava_loading as ll
+from gcgbench.models import tiny
 
 RES_TEMPLATE = 'Describe the "{expression}".'   # aas/infer_attn_res.sh, the runs over all eight RES splits
 RES_RULES = ("copula", "first8")
@@ -67,7 +68,7 @@ class LlavaAttendSegmentBackend:
     _image_ids: dict[str, str] = field(default_factory=dict)
 
     ARGS = {
-        "model_path": "folder in the llava-hf/llava-1.5-7b-hf layout (required)",
+        "model_path": "folder in the llava-hf/llava-1.5-7b-hf layout (default: the shipped tiny model)",
         "sam_checkpoint": "SAM weights, e.g. sam_vit_h_4b8939.pth (GCG; RES/PNG without proposals)",
         "sam_type": "segment-anything model type of the checkpoint: vit_h (default), vit_l, vit_b",
         "spacy_model": "spaCy pipeline (package name or folder) for noun chunks; default en_core_web_lg",
@@ -84,6 +85,7 @@ class LlavaAttendSegmentBackend:
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> "LlavaAttendSegmentBackend":
+        args = tiny.with_tiny_defaults(dict(args))  # no model_path: the shipped tiny checkpoints (models/tiny.py)
         if "model_path" not in args:
             raise InputError("--model-args", None, "llava-as needs model_path=FOLDER (llava-hf/llava-1.5-7b-hf layout)")
         options = {**DEFAULTS, **{k: v for k, v in args.items() if k in DEFAULTS}}

@@ -1,0 +1,296 @@
+"""Train the embedded tiny models on synthetic scenes (CPU, seeded, resumable).
+
+    python scripts/train_tiny.py --model llava-as --output gcgbench/checkpoints/tiny-llava-as
+    python scripts/train_tiny.py --model sam --output gcgbench/checkpoints/tiny-sam
+
+llava-as: `gcgbench.models.tiny.build_tiny_llava`, trained from scratch with next-token cross-entropy on the
+caption tokens (+ EOS) of `Scene.caption()` only — the prompt and the 64 image tokens carry no loss, and no
+box, mask or point is ever shown: any grounding in its attention emerges. Input per scene: the image rendered,
+JPEG-encoded as the bundled sample is (quality 95), padded to a square with the processor's mean colour
+(`expand2square`) and processed by the shipped `LlavaProcessor`; the prompt is the backend's llava_v1
+conversation around `tiny.TINY_QUESTION`. AdamW (lr 1e-3, wd 0.01), linear warm-up `--warmup` steps then cosine; bfloat16 autocast (float32 weights).
+
+sam: segment-anything `test_tiny` modules; per (scene, shape) one positive point drawn uniformly from the
+shape's pixels (integer pixel coordinates, as a&s gives them), transformed like `SamPredictor`; loss = BCE +
+dice between the LAST multimask output (the one `SamRefiner` keeps), upsampled to the 64 px input frame, and the
+shape's mask resized to that frame (padding excluded). Mask supervision is fine: this is the refiner.
+
+Scenes: indices `--start` … `--start + --scenes - 1` (default 100000 …, disjoint from the sample's 0 … 23).
+Determinism: torch/numpy seeded from `--seed`; a checkpoint (`DIR/.train_state.pt`) is written every
+`--checkpoint-minutes` and a run restarted with the same arguments resumes from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gcgbench.data.sample_scenes import make_scene  # noqa: E402
+from gcgbench.models import llava_loading as ll  # noqa: E402
+from gcgbench.models import tiny  # noqa: E402
+
+STATE = ".train_state.pt"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def jpeg_roundtrip(array: np.ndarray):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", quality=95, subsampling=0)
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")
+
+
+# ---------------------------------------------------------------------------------------------- llava
+
+def llava_data(processor, indices, log_every: int = 2000):
+    """(pixel_values (N,3,S,S) float16, prompt ids (P,), caption ids list[list[int]])."""
+    background = ll.mean_colour(processor.image_processor)
+    tokenizer = processor.tokenizer
+    prompt = ll.llava_v1_prompt(tiny.TINY_QUESTION)
+    pixels, captions, images = [], [], []
+    for n, index in enumerate(indices):
+        scene = make_scene(index)
+        images.append(ll.expand_to_square(jpeg_roundtrip(scene.render()), background))
+        text, _ = scene.caption()
+        captions.append(tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
+        if len(images) == 256 or n == len(indices) - 1:
+            pixels.append(processor.image_processor(images, return_tensors="pt")["pixel_values"].half())
+            images = []
+        if (n + 1) % log_every == 0:
+            log(f"prepared {n + 1} scenes")
+    prompt_ids = processor(text=[prompt], images=[Image_blank(processor)], return_tensors="pt")["input_ids"][0]
+    return torch.cat(pixels), prompt_ids, captions
+
+
+def Image_blank(processor):
+    from PIL import Image
+
+    return Image.new("RGB", (64, 64), (0, 0, 0))
+
+
+def llava_batch(prompt_ids, captions, picks, pad_id):
+    length = len(prompt_ids) + max(len(captions[i]) for i in picks)
+    ids = torch.full((len(picks), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(picks), length), -100, dtype=torch.long)
+    mask = torch.zeros((len(picks), length), dtype=torch.long)
+    for row, i in enumerate(picks):
+        cap = torch.tensor(captions[i])
+        end = len(prompt_ids) + len(cap)
+        ids[row, :len(prompt_ids)] = prompt_ids
+        ids[row, len(prompt_ids):end] = cap
+        labels[row, len(prompt_ids):end] = cap
+        mask[row, :end] = 1
+    return ids, labels, mask
+
+
+def train_llava(args) -> None:
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    model, processor = tiny.build_tiny_llava(seed=args.seed)
+    log(f"tiny LLaVA: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
+    pixels, prompt_ids, captions = llava_data(processor, tiny.scene_indices(args.scenes, args.start))
+    log(f"prompt {len(prompt_ids)} tokens; {len(captions)} scenes")
+    steps_per_epoch = math.ceil(len(captions) / args.batch)
+    total = args.steps or steps_per_epoch * args.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / args.warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    step = _resume(output, model, optimizer, schedule)
+    model.train()
+    started, saved = time.time(), time.time()
+    while step < total:
+        order = torch.randperm(len(captions), generator=torch.Generator().manual_seed(args.seed * 1000 + step // steps_per_epoch))
+        offset = (step % steps_per_epoch) * args.batch
+        picks = order[offset:offset + args.batch].tolist()
+        ids, labels, mask = llava_batch(prompt_ids, captions, picks, 0)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            loss = model(input_ids=ids, attention_mask=mask, pixel_values=pixels[picks].float(), labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        step += 1
+        if step % 20 == 0 or step == total:
+            rate = time.time() - started
+            log(f"step {step}/{total} epoch {step / steps_per_epoch:.2f} loss {loss.item():.4f} lr {schedule.get_last_lr()[0]:.2e} elapsed {rate / 60:.1f} min")
+        if time.time() - saved > args.checkpoint_minutes * 60 or step == total:
+            _save_state(output, model, optimizer, schedule, step)
+            model.eval()
+            _export_llava(model, processor, output)
+            model.train()
+            saved = time.time()
+    log(f"done: {step} steps in {(time.time() - started) / 60:.1f} min")
+
+
+def _export_llava(model, processor, output: Path) -> None:
+    model.save_pretrained(output)
+    processor.save_pretrained(output)
+
+
+# ---------------------------------------------------------------------------------------------- sam
+
+def sam_data(indices, side: int = 64, points: int = 8, seed: int = 0):
+    """Per (scene, shape): padded input image (side,side,3) uint8, target mask (side,side) float16,
+    valid area (h,w) and `points` candidate positive points already in input-frame coordinates."""
+    from PIL import Image
+
+    from gcgbench.grounding.sam_refine import import_segment_anything
+
+    transform = import_segment_anything().utils.transforms.ResizeLongestSide(side)
+    rng = np.random.default_rng([seed, 7])
+    images, targets, coords, sizes, owner = [], [], [], [], []
+    for index in indices:
+        scene = make_scene(index)
+        picture = np.asarray(jpeg_roundtrip(scene.render()))
+        resized = transform.apply_image(picture)
+        h, w = resized.shape[:2]
+        canvas = np.zeros((side, side, 3), dtype=np.uint8)
+        canvas[:h, :w] = resized
+        images.append(canvas)
+        for mask in scene.shape_masks:
+            small = np.asarray(Image.fromarray(mask * 255).resize((w, h), Image.BILINEAR), dtype=np.float32) / 255
+            target = np.zeros((side, side), dtype=np.float16)
+            target[:h, :w] = small
+            ys, xs = np.nonzero(mask)
+            chosen = rng.integers(len(xs), size=points)
+            pts = np.stack([xs[chosen], ys[chosen]], axis=1).astype(np.float64)
+            coords.append(transform.apply_coords(pts, (scene.height, scene.width)))
+            targets.append(target)
+            sizes.append((h, w))
+            owner.append(len(images) - 1)
+    return (torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(targets)),
+            torch.from_numpy(np.stack(coords)).float(), torch.tensor(sizes), torch.tensor(owner))
+
+
+def sam_forward(sam, images, coords):
+    """Last multimask logits (B, side, side) for uint8 images (B,side,side,3) and one point each (B,2)."""
+    x = images.permute(0, 3, 1, 2).float()
+    x = (x - sam.pixel_mean) / sam.pixel_std
+    embeddings = sam.image_encoder(x)
+    sparse, dense = sam.prompt_encoder(points=(coords[:, None, :], torch.ones(len(coords), 1, dtype=torch.int)),
+                                       boxes=None, masks=None)
+    outs = []
+    for b in range(len(coords)):
+        low, _ = sam.mask_decoder(image_embeddings=embeddings[b:b + 1], image_pe=sam.prompt_encoder.get_dense_pe(),
+                                  sparse_prompt_embeddings=sparse[b:b + 1], dense_prompt_embeddings=dense[b:b + 1],
+                                  multimask_output=True)
+        outs.append(low[:, -1])
+    low = torch.cat(outs)[:, None]
+    return F.interpolate(low, size=images.shape[1:3], mode="bilinear", align_corners=False)[:, 0]
+
+
+def train_sam(args) -> None:
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    sam = tiny.build_tiny_sam()
+    log(f"tiny SAM: {sum(p.numel() for p in sam.parameters()) / 1e3:.1f}k parameters")
+    images, targets, coords, sizes, owner = sam_data(tiny.scene_indices(args.scenes, args.start), seed=args.seed)
+    valid = torch.zeros_like(targets, dtype=torch.bool)
+    for i, (h, w) in enumerate(sizes.tolist()):
+        valid[i, :h, :w] = True
+    log(f"{len(targets)} (scene, shape) pairs")
+    steps_per_epoch = math.ceil(len(targets) / args.batch)
+    total = args.steps or steps_per_epoch * args.epochs
+    optimizer = torch.optim.AdamW(sam.parameters(), lr=args.lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    step = _resume(output, sam, optimizer, schedule)
+    sam.train()
+    started, saved = time.time(), time.time()
+    while step < total:
+        generator = torch.Generator().manual_seed(args.seed * 1000 + step // steps_per_epoch)
+        order = torch.randperm(len(targets), generator=generator)
+        offset = (step % steps_per_epoch) * args.batch
+        picks = order[offset:offset + args.batch]
+        which = torch.randint(coords.shape[1], (len(picks),), generator=torch.Generator().manual_seed(args.seed + step))
+        logits = sam_forward(sam, images[owner[picks]], coords[picks, which])
+        target, area = targets[picks].float(), valid[picks].float()
+        bce = (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * area).sum() / area.sum()
+        prob = torch.sigmoid(logits) * area
+        dice = 1 - ((2 * (prob * target).sum((1, 2)) + 1) / (prob.sum((1, 2)) + target.sum((1, 2)) + 1)).mean()
+        loss = bce + dice
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        step += 1
+        if step % 20 == 0 or step == total:
+            log(f"step {step}/{total} loss {loss.item():.4f} (bce {bce.item():.4f} dice {dice.item():.4f}) "
+                f"elapsed {(time.time() - started) / 60:.1f} min")
+        if time.time() - saved > args.checkpoint_minutes * 60 or step == total:
+            _save_state(output, sam, optimizer, schedule, step)
+            torch.save({k: v.detach().clone() for k, v in sam.state_dict().items()}, output / tiny.TINY_SAM_FILE)
+            saved = time.time()
+    log(f"done: {step} steps in {(time.time() - started) / 60:.1f} min")
+
+
+# ---------------------------------------------------------------------------------------------- shared
+
+def _save_state(output: Path, model, optimizer, schedule, step: int) -> None:
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                "step": step}, output / (STATE + ".tmp"))
+    (output / (STATE + ".tmp")).replace(output / STATE)
+
+
+def _resume(output: Path, model, optimizer, schedule) -> int:
+    path = output / STATE
+    if not path.is_file():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    log(f"resumed at step {state['step']}")
+    return int(state["step"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=("llava-as", "sam"), required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--scenes", type=int, default=10_000)
+    parser.add_argument("--start", type=int, default=tiny.TRAIN_SCENE_START)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=0, help="total optimiser steps (overrides --epochs)")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--warmup", type=int, default=40, help="linear warm-up steps (llava-as)")
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
+                        help="bfloat16 autocast for the llava-as forward (weights and optimiser stay float32)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint-minutes", type=float, default=3.0)
+    parser.add_argument("--keep-state", action="store_true", help="keep DIR/.train_state.pt after the last step")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    if args.model == "llava-as":
+        args.epochs = args.epochs or 8
+        args.lr = args.lr or 1e-3
+        train_llava(args)
+    else:
+        args.epochs = args.epochs or 6
+        args.lr = args.lr or 3e-3
+        train_sam(args)
+    if not args.keep_state:
+        (Path(args.output) / STATE).unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
