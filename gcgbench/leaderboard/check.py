@@ -100,7 +100,7 @@ def check(
         raise InputError("--tolerance", None, f"must be a non-negative fraction, got {tolerance}")
     results, path = files.read_results(results_path)
     run_dir = path.parent
-    name = model or (results.get("config") or {}).get("model")
+    name = model or files.run_model_name(results.get("config") or {})
     baselines, label = _baselines(Path(against), results, name)
     report = CheckReport(str(path), label, tolerance)
     for task, values in results["results"].items():

@@ -326,6 +326,13 @@ def load_all(directory: Path = DEFAULT_DIRECTORY) -> list[Leaderboard]:
     return [load(path) for path in sorted(directory.glob("*.json"))]
 
 
+def run_model_name(config: Mapping[str, Any]) -> str | None:
+    """The leaderboard name of a run's model; runs on the bundled synthetic sample are named apart
+    (`<model> (sample)`) so they never take the slot of, or get compared with, numbers on the real split."""
+    name = config.get("model")
+    return f"{name} (sample)" if name and config.get("sample_data") else name
+
+
 def entries_from_results(
     results: Mapping[str, Any],
     results_path: Path,
@@ -344,7 +351,7 @@ def entries_from_results(
     if source == "reported" and not citation:
         raise InputError("--citation", None, "a reported entry needs --citation (where the numbers were published)")
     config = results.get("config") or {}
-    name = model or config.get("model")
+    name = model or run_model_name(config)
     if not name:
         raise InputError(results_path, "config.model", "the run names no model (a `gcgbench score` run?): pass --model NAME")
     fingerprint = dict(config.get("fingerprint") or {"name": name, "args": config.get("model_args") or {}})
