@@ -48,6 +48,7 @@ from gcgbench.api.backend import GenerationSettings
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import RLE, Phrase, Prediction, Request
 from gcgbench.models import flmm_loading as fl
+from gcgbench.models.llava_loading import DTYPES, resolve_dtype
 
 PRONOUNS = frozenset({"it", "this", "that", "those", "these", "them", "he", "she", "you", "i", "they", "me", "her",
                       "him", "a", "what", "which", "whose", "who"})    # grounded_conversation.py::process_noun_chunks
@@ -103,7 +104,7 @@ class FlmmBackend:
         missing = [k for k in ("model_path", "checkpoint", "sam_checkpoint") if not args.get(k)]
         if missing:
             raise InputError("--model-args", None, f"flmm needs {', '.join(f'{k}=PATH' for k in missing)}")
-        choices = {"gcg_prompt": GCG_PROMPTS, "merge": MERGES, "dtype": ("auto",) + tuple(fl.DTYPES)}
+        choices = {"gcg_prompt": GCG_PROMPTS, "merge": MERGES, "dtype": ("auto",) + tuple(DTYPES)}
         for key, allowed in choices.items():
             if key in args and args[key] not in allowed:
                 raise InputError("--model-args", key, f"must be one of {', '.join(allowed)}; got {args[key]!r}")
@@ -148,7 +149,7 @@ class FlmmBackend:
         from gcgbench.models.flmm_head import FlmmHeads
 
         if self._loaded is None:
-            llava, tokenizer = fl.load_llava(self.model_path, fl.resolve_dtype(self.dtype, device))
+            llava, tokenizer = fl.load_llava(self.model_path, resolve_dtype(self.dtype, device, cuda_default=torch.bfloat16))
             text = llava.config.text_config
             heads = FlmmHeads(text.num_hidden_layers, text.num_attention_heads, text.hidden_size,
                               build_sam(self.sam_type, self.sam_checkpoint))

@@ -47,7 +47,6 @@ IMAGE_TOKEN = "<image>"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 FROZEN_PREFIXES = ("llava.", "sam.model.image_encoder.")
-DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
 @dataclass(frozen=True)
@@ -156,15 +155,6 @@ def narrative_pieces(caption: str, phrases: Sequence[Mapping[str, Any]]) -> list
     if tail:
         pieces.append((tail, False))
     return pieces
-
-
-def resolve_dtype(name: str, device: str) -> torch.dtype:
-    """auto → bfloat16 on CUDA (F-LMM loads LLaVA with torch_dtype=torch.bfloat16), float32 on CPU."""
-    if name == "auto":
-        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    if name not in DTYPES:
-        raise InputError("--model-args", "dtype", f"must be auto, {', '.join(DTYPES)}; got {name!r}")
-    return DTYPES[name]
 
 
 def load_llava(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:

@@ -47,9 +47,9 @@ from gcgbench.models import glamm_tokenizer as gt
 from gcgbench.models.glamm_modules import ClipPreprocess, GlammNetwork, load_clip, load_network, sam_pixels
 from gcgbench.models.glamm_parse import clean_caption, pair_phrases, parse_glamm_output
 from gcgbench.api.hashing import folder_sha256
+from gcgbench.models.llava_loading import DTYPES, resolve_dtype
 
 IMPLEMENTATION = "1"   # bump when a change alters what the backend answers (invalidates cached generations)
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 DEFAULTS = {"max_new_tokens": "512", "dtype": "auto", "kv_cache": "true", "attn": "eager", "res_answer": "It is [SEG]."}
 CLIP_SIDE = 336   # eval/region_captioning/infer.py rescales boxes to 336×336, whatever the CLIP crop
 ENTITY = re.compile(r"&(?!(#\d+|#x[0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);)")
@@ -178,9 +178,7 @@ class GlammBackend:
         return self._loaded
 
     def _dtype(self, device: str) -> torch.dtype:
-        if self.options["dtype"] == "auto":
-            return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-        return DTYPES[self.options["dtype"]]
+        return resolve_dtype(self.options["dtype"], device, cuda_default=torch.bfloat16)  # GLaMM runs in bf16
 
     # ------------------------------------------------------------------------------------------ kinds
 

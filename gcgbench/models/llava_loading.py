@@ -133,9 +133,10 @@ def register_capture_attention() -> None:
     AttentionMaskInterface.register(CAPTURE_ATTENTION, sdpa_mask)
 
 
-def resolve_dtype(name: str, device: str) -> torch.dtype:
+def resolve_dtype(name: str, device: str, cuda_default: torch.dtype = torch.float16) -> torch.dtype:
+    """`dtype=` of a backend: `auto` is `cuda_default` on CUDA (each upstream's own choice) and float32 on CPU."""
     if name == "auto":
-        return torch.float16 if str(device).startswith("cuda") else torch.float32
+        return cuda_default if str(device).startswith("cuda") else torch.float32
     if name not in DTYPES:
         raise InputError("--model-args", "dtype", f"must be auto, {', '.join(DTYPES)}; got {name!r}")
     return DTYPES[name]
