@@ -356,3 +356,18 @@ def test_html_leaderboard_renders_in_chromium(tmp_path):
     assert max(count for count, _ in colours) < 0.95 * pixels.width * pixels.height
     measured_row = sum(count for count, colour in colours if colour == (0xEE, 0xF7, 0xEE))
     assert measured_row > 500  # the measured row's background is on screen
+
+
+def test_sample_data_rows_are_named_apart_and_never_best(tmp_path):
+    payload = results_payload("ours", metrics={"meteor": 0.99, "cider": 9.0, "ap50": 0.99, "miou": 0.99,
+                                               "mask_recall": 0.99, "mask_recall_strict": 0.99})
+    payload["config"]["sample_data"] = True
+    [entry] = files.entries_from_results(payload, write_results(tmp_path / "run", payload))
+    assert entry.model == "ours (sample)"
+    board = files.load(REPO / "leaderboards" / "gcg.json")
+    board.entries = [e for e in board.entries if e.source == "reported"] + [entry]
+    table = publish.build_table(board)
+    sample_row = next(row for row in table.rows if row.model == "ours (sample)")
+    assert not any(table.is_best(sample_row, column) for column in table.columns)
+    glamm = next(row for row in table.rows if row.model == "GLaMM")
+    assert any(table.is_best(glamm, column) for column in table.columns)

@@ -326,11 +326,19 @@ def load_all(directory: Path = DEFAULT_DIRECTORY) -> list[Leaderboard]:
     return [load(path) for path in sorted(directory.glob("*.json"))]
 
 
+SAMPLE_SUFFIX = " (sample)"
+
+
 def run_model_name(config: Mapping[str, Any]) -> str | None:
     """The leaderboard name of a run's model; runs on the bundled synthetic sample are named apart
     (`<model> (sample)`) so they never take the slot of, or get compared with, numbers on the real split."""
     name = config.get("model")
-    return f"{name} (sample)" if name and config.get("sample_data") else name
+    return f"{name}{SAMPLE_SUFFIX}" if name and config.get("sample_data") else name
+
+
+def is_sample_model(model: str) -> bool:
+    """An entry scored on the bundled synthetic sample (see `run_model_name`)."""
+    return model.endswith(SAMPLE_SUFFIX)
 
 
 def entries_from_results(

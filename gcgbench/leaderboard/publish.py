@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from gcgbench.api.errors import GcgbenchError
-from gcgbench.leaderboard.files import Entry, Leaderboard
+from gcgbench.leaderboard.files import Entry, Leaderboard, is_sample_model
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,14 @@ class PaperTable:
         return sorted({row.protocol for row in self.rows})
 
     def best(self, column: Column) -> float | None:
-        values = [v for v in (row.value(column) for row in self.rows) if v is not None]
+        """Best value among rows on the real split: sample-data rows are not comparable, never best."""
+        values = [v for row in self.rows if not is_sample_model(row.model) and (v := row.value(column)) is not None]
         return max(values) if values else None
 
     def is_best(self, row: Row, column: Column) -> bool:
         value, best = row.value(column), self.best(column)
-        return value is not None and best is not None and round(100 * value, 1) == round(100 * best, 1)
+        return (not is_sample_model(row.model) and value is not None and best is not None
+                and round(100 * value, 1) == round(100 * best, 1))
 
 
 def task_label(task: str) -> str:
@@ -193,7 +195,8 @@ def render_markdown(tables: Sequence[PaperTable]) -> str:
             lines.append("| " + " | ".join([model, _source(row)] + ([row.protocol] if show_protocol else []) + cells) + " |")
         lines.append("")
         lines += [f"[{i}] {citation}" for i, citation in enumerate(table.citations, 1)]
-        lines.append("Bold: best in column. measured: scored by gcgbench; reported: as published.")
+        lines.append("Bold: best in column. measured: scored by gcgbench; reported: as published. "
+                     "(sample): scored on the bundled synthetic sample, not comparable, never bold.")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 
