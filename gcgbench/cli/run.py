@@ -84,12 +84,13 @@ def _execute(model, model_args, task, data_root, data_config, limit, output, bat
         preflight(tasks, paths, text_model)
     shard = current_shard()
     init_process_group(shard, device)
-    backend = load_backend(model, parse_model_args(model_args))
+    arguments = parse_model_args(model_args)
+    backend = load_backend(model, arguments)
     if output is None:
         # every rank must agree on the folder, so the timestamp is not allowed to differ between them
         output = Path("out") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}" if shard.world_size == 1 else Path("out") / model
     plan = RunPlan(
-        model=model, model_args=parse_model_args(model_args), tasks=tasks, paths=paths,
+        model=model, model_args=arguments, tasks=tasks, paths=paths,
         settings=GenerationSettings(seed=seed, batch_size=batch_size, device=shard.device(device)),
         scoring=ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed, protocol=protocol),
         limit=limit, output=output, cache=open_cache(cache_folder),
