@@ -13,7 +13,8 @@ from gcgbench.api.task import DataPaths
 from gcgbench.data.sample import write_sample
 from gcgbench.grounding.sam_refine import TINY_TEST_SAM, build_tiny_sam
 from gcgbench.models import flmm_loading as fl
-from gcgbench.models.flmm import FlmmBackend, noun_phrase_spans, unpad
+from gcgbench.models.flmm import FlmmBackend, noun_phrase_spans
+from gcgbench.models.flmm_loading import unpad
 from gcgbench.models.flmm_head import FlmmHeads, UNetHead
 from gcgbench.models.registry import load_backend
 from gcgbench.runner.evaluate import infer_task
@@ -60,9 +61,10 @@ def mmseg_unet_keys(stages=4, convs=2):
     return sorted(keys + ["conv_seg.weight", "conv_seg.bias"])
 
 
-def write_tiny_llava(folder):
+def tiny_tokenizer():
+    """A character-level Llama-style fast tokenizer (BOS prepended, Metaspace) with `<image>` added."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     chars = sorted(set(string.printable) - {" "})
     vocab = {t: i for i, t in enumerate(["<unk>", "<s>", "</s>", "<pad>", "▁"] + chars)}
@@ -73,6 +75,13 @@ def write_tiny_llava(folder):
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
                                         pad_token="<pad>")
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    return tokenizer
+
+
+def write_tiny_llava(folder):
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    tokenizer = tiny_tokenizer()
     image_token = tokenizer.convert_tokens_to_ids("<image>")
     config = LlavaConfig(
         vision_config=CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -214,7 +223,7 @@ def test_mask_head_input_is_every_layer_and_head_of_the_phrase_rows(backend, sam
         hook.remove()
     from PIL import Image
 
-    pixels, _ = loaded.processor(Image.open(request.image_path).convert("RGB"))
+    pixels, _ = loaded.vision.processor(Image.open(request.image_path).convert("RGB"))
     prompt = fl.prompt_ids(loaded.tokenizer, fl.FLMM_PROMPT, loaded.image_token_id, 36)
     expression = request.inputs["expression"]
     sequence = fl.teacher_forced(prompt, [(expression, True)], loaded.tokenizer,

@@ -264,10 +264,25 @@ def test_arguments_are_checked(files):
         GlammBackend.from_args({"model_path": str(model_dir), "clip_path": str(model_dir.parent)})
 
 
-def test_png_requests_are_refused(files, backend):
-    task, docs = docs_of("png_val", files[2], 1)
-    with pytest.raises(Exception, match="PNG has no GLaMM protocol"):
-        backend.generate([task.requests(docs[0])], SETTINGS)
+def test_png_is_refused_up_front_on_one_line(files, monkeypatch, capsys, tmp_path):
+    """`gcgbench run --model glamm --task res_refcoco_val,png_val` stops before the model loads or RES generates."""
+    from gcgbench.cli.app import main
+
+    model_dir, clip_dir, data = files
+
+    def no_load(self, device):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(GlammBackend, "_load", no_load)
+    code = main(["run", "--model", "glamm", "--model-args", f"model_path={model_dir},clip_path={clip_dir}",
+                 "--task", "res_refcoco_val,png_val", "--data-root", str(data), "--output", str(tmp_path / "out"),
+                 "--no-cache"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.splitlines()[-1] == ("error: --task: png_val: backend 'glamm' cannot answer requests of kind "
+                                    "'segment_phrases'; it answers: caption, grounded_caption, segment")
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+    assert "segment_phrases" not in GlammBackend.supported_kinds
 
 
 def test_fingerprint_hashes_both_folders(backend):

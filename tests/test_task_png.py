@@ -39,7 +39,7 @@ def oracle(task, docs):
 def test_requests_ask_for_every_grounded_phrase_of_the_narrative(task, sample_docs):
     assert task.name == "png_val" and get_task("png").name == "png_val"
     request = task.requests(sample_docs[4])
-    assert request.kind == "segment"
+    assert request.kind == "segment_phrases"
     assert request.prompt == "Please give me a description of the image."
     caption = request.inputs["caption"]
     assert caption == sample_docs[4].truth["caption"]

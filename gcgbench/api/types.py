@@ -279,8 +279,9 @@ class Request:
 
     `kind` says what the backend must return:
     - "grounded_caption": free text with grounded phrases (GCG);
-    - "segment": a mask for the text in `inputs["expression"]` (RES) or for each phrase of
-      `inputs["phrases"]` (PNG), returned as phrases with masks;
+    - "segment": a mask for the text in `inputs["expression"]` (RES), returned as one phrase with its mask;
+    - "segment_phrases": a mask for each phrase of `inputs["phrases"]` (spans of `inputs["caption"]`, PNG),
+      returned as one phrase per requested phrase, in order;
     - "caption": free text only (image and region captioning; the region is `inputs["region"]`);
     - "answer": a short answer (VQA suites; options in `inputs["options"]` when multiple choice).
     """

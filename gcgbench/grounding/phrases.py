@@ -5,7 +5,7 @@
   always agree with the decoded text, whatever the tokenizer's byte fallback or space handling.
   For text we tokenize ourselves (teacher forcing), the tokenizer's `offset_mapping` gives them.
 - Phrases are spaCy `doc.noun_chunks` (upstream: `en_core_web_lg`); every chunk is a phrase, no filtering
-  (upstream GCG keeps "the image" too). A phrase's tokens are those overlapping its ROOT word
+  (upstream GCG keeps "the image" too) unless the `skip_roots` option names root words to leave out. A phrase's tokens are those overlapping its ROOT word
   (`chunk.root`): [root.idx, root.idx + len(root.text)), half-open overlap test.
 """
 
@@ -103,11 +103,15 @@ def overlapping_tokens(spans: Sequence[tuple[int, int]], start: int, end: int) -
     return tuple(j for j, (s, e) in enumerate(spans) if s < end and e > start)
 
 
-def noun_phrases(nlp: Any, text: str, spans: Sequence[tuple[int, int]]) -> list[NounPhrase]:
+def noun_phrases(nlp: Any, text: str, spans: Sequence[tuple[int, int]],
+                 skip_roots: frozenset[str] = frozenset()) -> list[NounPhrase]:
     """Every noun chunk of `text` with the tokens of its root word; chunks whose root no token covers are
-    dropped (upstream would average an empty group into NaN)."""
+    dropped (upstream would average an empty group into NaN), and so are chunks whose lower-cased root is in
+    `skip_roots` (empty upstream; the `skip_roots` backend option, e.g. "background|left" for the tiny models)."""
     phrases = []
     for chunk in nlp(text).noun_chunks:
+        if chunk.root.text.lower() in skip_roots:
+            continue
         root_start = chunk.root.idx
         root_end = root_start + len(chunk.root.text)
         tokens = overlapping_tokens(spans, root_start, root_end)

@@ -18,7 +18,8 @@ its `state_dict()` keys are the official ones:
     text_proj.{weight,bias}, text_layer_weights
 
 Mask head (`flmm/models/mask_head/mask_decoder.py::UNetHead`, config `configs/llava/…_png.py`): input x of
-shape (N, C = layers·heads, h, w), the word→image attention maps of N phrases.
+shape (N, C = layers·heads, h, w), the word→image attention maps of N phrases (C = 2·layers·heads for
+LLaVA-NeXT, `configs/llava_next/…_png.py` in_channels=2048; `gcgbench.models.flmm_next`).
     x ← x / max(Σ_{spatial} x, 1e-12)                         (normalize_input, per channel)
     x ← bilinear(x, scale_factor = max(1, 64 / max(h, w)))    (upsample_input = 64; 24 → 64)
     x ← zero-pad bottom/right to a multiple of 2^(stages−1); UNet; crop back; conv_seg → (N, 1, H', W') logits
@@ -227,11 +228,15 @@ class SamPromptRefiner(nn.Module):
 
 
 class FlmmHeads(nn.Module):
-    """Everything `FrozenLlavaSAM` adds to the frozen LMM, named as in its state dict."""
+    """Everything `FrozenLlavaSAM` / `FrozenLlavaNextSAM` adds to the frozen LMM, named as in its state dict.
 
-    def __init__(self, num_layers: int, num_heads: int, hidden_size: int, sam: nn.Module):
+    The mask head reads layers·heads channels per attention grid: one grid for LLaVA-1.5, two for LLaVA-NeXT
+    (base image + high-resolution crops; `frozen_llava_next.py`: in_channels = heads · layers · 2).
+    """
+
+    def __init__(self, num_layers: int, num_heads: int, hidden_size: int, sam: nn.Module, attention_grids: int = 1):
         super().__init__()
-        self.mask_head = UNetHead(in_channels=num_layers * num_heads)
+        self.mask_head = UNetHead(in_channels=num_layers * num_heads * attention_grids)
         self.sam = SamPromptRefiner(sam)
         self.text_proj = nn.Linear(hidden_size, sam.prompt_encoder.embed_dim)
         self.text_layer_weights = nn.Parameter(torch.ones(num_layers))

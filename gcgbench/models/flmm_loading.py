@@ -1,5 +1,7 @@
 """F-LMM inputs and weights: pad-to-square preprocessing, the teacher-forced sequence, checkpoint loading.
 
+LLaVA-1.5 is handled here; LLaVA-NeXT's any-resolution inputs and attention layout are `flmm_next`.
+
 Preprocessing (`flmm/datasets/llava_processors.py::CustomLlavaImageProcessor`, the CLIP-336 processor of
 `openai/clip-vit-large-patch14-336` = the `preprocessor_config.json` of `llava-hf/llava-1.5-7b-hf`): RGB;
 resize so the LONG side is `size.shortest_edge` (336; the other side `int(short · 336 / long)`, bicubic, PIL);
@@ -7,19 +9,26 @@ no centre crop; paste centred on a square of the mean colour `int(mean · 255)` 
 `pad // 2`); rescale by 1/255; normalise. `PadMeta` keeps the padding, the resized size and the square size.
 
 Sequence (`flmm/datasets/transforms.py::RefCOCO2PNG`, `flmm/datasets/png.py::PNGDataset`, prompt
-template xtuner `PROMPT_TEMPLATE.vicuna['INSTRUCTION']`):
-    tokenizer.encode("USER: <image>\\nPlease give me a description of the image. ASSISTANT:") (with BOS)
+template xtuner `PROMPT_TEMPLATE[...]['INSTRUCTION']` of the config: `vicuna` for LLaVA-1.5 and
+LLaVA-NeXT-Vicuna, `mistral` for LLaVA-NeXT-Mistral, `configs/llava_next/*_png.py`):
+    tokenizer.encode(INSTRUCTION.format(input="<image>\\nPlease give me a description of the image."))
+    (with BOS; vicuna "USER: {input} ASSISTANT:", mistral "[INST] {input} [/INST]")
     + answer tokens (each text piece encoded on its own, add_special_tokens=False)
-with the one `<image>` token expanded to the vision tower's patch count (HF LLaVA ≥ 4.4x does in the
-processor what F-LMM's `CustomLlavaForConditionalGeneration._merge_input_ids_with_image_features` did).
+with the one `<image>` token expanded to the image's feature count (HF LLaVA ≥ 4.4x does in the
+processor what F-LMM's `Custom*ForConditionalGeneration._merge_input_ids_with_image_features` did).
+`prompt_template=auto` picks vicuna for LLaVA-1.5 and for a Llama-based LLaVA-NeXT, mistral for a
+Mistral-based one (`text_config.model_type`).
 
 Weights:
-- LLaVA: `LlavaForConditionalGeneration.from_pretrained(model_path)` (llava-hf layout), eager attention
-  (sdpa returns no attention weights); missing/unexpected/mismatched keys → InputError naming them.
+- LLaVA: `LlavaForConditionalGeneration` (or `LlavaNextForConditionalGeneration` for a `llava_next` folder)
+  `.from_pretrained(model_path)` (llava-hf layout), eager attention (sdpa returns no attention weights);
+  missing/unexpected/mismatched keys → InputError naming them. `lmm=auto` takes the class from the folder's
+  `config.json` `model_type`; `lmm=llava` / `lmm=llava_next` must agree with it.
 - SAM: segment-anything `sam_model_registry[sam_type]` + `sam_checkpoint` (sam_vit_l_0b3195.pth), strict
   (`gcgbench.grounding.sam_refine.build_sam`).
-- F-LMM checkpoint (`checkpoints/frozen_llava_1_5_vicuna_7b_unet_sam_l_refcoco_png.pth`, `torch.save` of the
-  `FrozenLlavaSAM` state dict, optionally under a `state_dict` key as xtuner's `guess_load_checkpoint`
+- F-LMM checkpoint (`checkpoints/frozen_llava_1_5_vicuna_7b_unet_sam_l_refcoco_png.pth`, or for LLaVA-NeXT
+  `frozen_llava_next_{vicuna,mistral}_7b_unet_sam_l_refcoco_png.pth`: `torch.save` of the
+  `FrozenLlavaSAM` / `FrozenLlavaNextSAM` state dict, optionally under a `state_dict` key as xtuner's `guess_load_checkpoint`
   accepts): exactly the keys of `FlmmHeads.checkpoint_state()` (`mask_head.*`, `sam.model.prompt_encoder.*`,
   `sam.model.mask_decoder.*`, `text_proj.*`, `text_layer_weights`). Keys of the frozen parts (`llava.*`,
   `sam.model.image_encoder.*`) are tolerated and not used — those weights come from `model_path` and
@@ -43,6 +52,11 @@ from gcgbench.api.errors import InputError
 
 FLMM_PROMPT = "Please give me a description of the image."      # configs/*/…_png.py `prompt` (after "<image>\n")
 VICUNA_INSTRUCTION = "USER: {input} ASSISTANT:"                   # xtuner PROMPT_TEMPLATE.vicuna['INSTRUCTION']
+INSTRUCTIONS = {"vicuna": VICUNA_INSTRUCTION,
+                "mistral": "[INST] {input} [/INST]"}              # xtuner PROMPT_TEMPLATE.mistral['INSTRUCTION']
+TEXT_MODEL_TEMPLATES = {"llama": "vicuna", "mistral": "mistral"}  # text_config.model_type → F-LMM's template
+LMM_CLASSES = {"llava": "LlavaForConditionalGeneration", "llava_next": "LlavaNextForConditionalGeneration"}
+LMM_LAYOUTS = {"llava": "llava-hf/llava-1.5-7b-hf", "llava_next": "llava-hf/llava-v1.6-vicuna-7b-hf"}
 IMAGE_TOKEN = "<image>"
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -107,6 +121,63 @@ class PadToSquare:
 
 
 @dataclass(frozen=True)
+class PadView:
+    """One LLaVA-1.5 image: the padded square's pixels and its g×g patch grid (`FrozenLlavaSAM._forward`)."""
+
+    pixels: torch.Tensor       # (3, S, S)
+    meta: PadMeta
+    grid: int                  # g = S / patch
+
+    grids = 1                  # attention grids stacked into the mask head input
+
+    @property
+    def image_tokens(self) -> int:
+        return self.grid * self.grid
+
+    def model_inputs(self, device: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        return {"pixel_values": self.pixels[None].to(device, dtype)}
+
+    def maps(self, per_layer: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Each layer's (heads, g²) merged attention → (layers·heads, g, g), channel l·H + k."""
+        return torch.cat(list(per_layer)).view(-1, self.grid, self.grid).float()
+
+    def crop(self, coarse: torch.Tensor) -> torch.Tensor:
+        return unpad(coarse, self.meta)
+
+
+@dataclass(frozen=True)
+class PadVision:
+    """LLaVA-1.5's image side: `PadToSquare` preprocessing + the vision tower's patch size."""
+
+    processor: PadToSquare
+    patch_size: int
+
+    grids = 1
+
+    @classmethod
+    def from_folder(cls, folder: Path, vision_config: Any) -> "PadVision":
+        processor = PadToSquare.from_folder(folder)
+        if processor.size != vision_config.image_size:
+            raise InputError("model_path", str(folder), f"preprocessor size {processor.size} != vision tower "
+                                                        f"image_size {vision_config.image_size}")
+        return cls(processor, int(vision_config.patch_size))
+
+    def __call__(self, image: Any) -> PadView:
+        pixels, meta = self.processor(image)
+        return PadView(pixels, meta, meta.padded // self.patch_size)
+
+
+def unpad(coarse: torch.Tensor, meta: PadMeta) -> torch.Tensor:
+    """Crop the padded-square logits (N, h', w') to the image region, with F-LMM's rounding."""
+    mask_h, mask_w = coarse.shape[-2:]
+    top = int(meta.before_height * mask_h / meta.padded)
+    left = int(meta.before_width * mask_w / meta.padded)
+    height = int(meta.height * mask_h / meta.padded + 0.5)
+    width = int(meta.width * mask_w / meta.padded + 0.5)
+    return coarse[:, top:top + height, left:left + width].contiguous()
+
+
+@dataclass(frozen=True)
 class TeacherForced:
     """A teacher-forced sequence: token ids (image expanded) and, per phrase, its answer positions."""
 
@@ -114,9 +185,10 @@ class TeacherForced:
     phrase_positions: list[list[int]]
 
 
-def prompt_ids(tokenizer: Any, prompt: str, image_token_id: int, image_tokens: int) -> list[int]:
-    """BOS + "USER: <image>\\n{prompt} ASSISTANT:" with `<image>` expanded to `image_tokens` copies."""
-    ids = list(tokenizer.encode(VICUNA_INSTRUCTION.format(input=f"{IMAGE_TOKEN}\n{prompt}"), add_special_tokens=True))
+def prompt_ids(tokenizer: Any, prompt: str, image_token_id: int, image_tokens: int,
+               instruction: str = VICUNA_INSTRUCTION) -> list[int]:
+    """BOS + instruction("<image>\\n{prompt}") with `<image>` expanded to `image_tokens` copies."""
+    ids = list(tokenizer.encode(instruction.format(input=f"{IMAGE_TOKEN}\n{prompt}"), add_special_tokens=True))
     if ids.count(image_token_id) != 1:
         raise InputError("model_path", None, f"the tokenizer does not encode {IMAGE_TOKEN} as the one token "
                                              f"{image_token_id} (config image_token_index)")
@@ -157,16 +229,46 @@ def narrative_pieces(caption: str, phrases: Sequence[Mapping[str, Any]]) -> list
     return pieces
 
 
-def load_llava(folder: Path, dtype: torch.dtype) -> tuple[Any, Any]:
-    """(LlavaForConditionalGeneration with eager attention, tokenizer) from a llava-hf layout folder."""
-    from transformers import AutoTokenizer, LlavaForConditionalGeneration
+def resolve_lmm(folder: Path, requested: str) -> str:
+    """`llava` or `llava_next`: the folder's `config.json` model_type, checked against `lmm=` when given."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise InputError("model_path", str(folder), f"not a model folder (no config.json); expected the "
+                                                    f"{LMM_LAYOUTS['llava']} or {LMM_LAYOUTS['llava_next']} layout")
+    try:
+        found = json.loads(path.read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError) as error:
+        raise InputError(str(path), None, f"not a readable JSON config ({error})") from None
+    if found not in LMM_CLASSES:
+        raise InputError(str(path), "model_type", f"{found!r}: F-LMM runs on {' or '.join(LMM_CLASSES)} folders")
+    if requested not in ("auto", found):
+        raise InputError("--model-args", "lmm", f"lmm={requested} but {path} has model_type {found!r}")
+    return found
+
+
+def resolve_instruction(requested: str, lmm: str, text_model_type: str | None) -> str:
+    """The instruction template (`INSTRUCTIONS` key) for `prompt_template=requested` (auto: by the LMM)."""
+    if requested != "auto":
+        return requested
+    if lmm == "llava":
+        return "vicuna"
+    if text_model_type not in TEXT_MODEL_TEMPLATES:
+        raise InputError("--model-args", "prompt_template", f"no F-LMM template for a {text_model_type!r} "
+                                                            f"LLaVA-NeXT; give one of {', '.join(INSTRUCTIONS)}")
+    return TEXT_MODEL_TEMPLATES[text_model_type]
+
+
+def load_llava(folder: Path, dtype: torch.dtype, lmm: str = "llava") -> tuple[Any, Any]:
+    """(LLaVA model of class `LMM_CLASSES[lmm]` with eager attention, tokenizer) from a llava-hf layout folder."""
+    import transformers
+    from transformers import AutoTokenizer
 
     folder = Path(folder)
     if not (folder / "config.json").is_file():
-        raise InputError("model_path", str(folder), "not a model folder (no config.json); expected the "
-                                                    "llava-hf/llava-1.5-7b-hf layout")
+        raise InputError("model_path", str(folder), f"not a model folder (no config.json); expected the "
+                                                    f"{LMM_LAYOUTS[lmm]} layout")
     try:
-        model, info = LlavaForConditionalGeneration.from_pretrained(
+        model, info = getattr(transformers, LMM_CLASSES[lmm]).from_pretrained(
             folder, dtype=dtype, output_loading_info=True, local_files_only=True, attn_implementation="eager")
     except (OSError, ValueError, RuntimeError) as error:
         raise InputError("model_path", str(folder), f"cannot load LLaVA weights: {str(error).splitlines()[0]}") from None

@@ -13,7 +13,7 @@ upstream always loads separately). Per request kind (upstream script followed):
   floating-point order (`kv_cache=false` recomputes the whole sequence every step, as upstream does). The
   state used for the j-th generated [SEG] is the one at the position before it (the state that predicted
   it). The decoded text is parsed as upstream (glamm_parse) and phrase i gets mask i.
-- segment with `inputs["expression"]` (RES, eval/referring_seg/infer_and_evaluate.py): teacher-forced, one
+- segment, `inputs["expression"]` (RES, eval/referring_seg/infer_and_evaluate.py): teacher-forced, one
   forward pass over "<question> ASSISTANT: <answer></s>" with the task prompt as question and `res_answer`
   ("It is [SEG]." by default) as answer; the [SEG] states come from the input ids. Upstream draws the answer
   from ANSWER_LIST and packs up to 3 random expressions of an image into one multi-turn conversation,
@@ -22,7 +22,8 @@ upstream always loads separately). Per request kind (upstream script followed):
   token embedding is replaced by the region encoder's feature of `inputs["region"]` ([x, y, w, h] pixels →
   xyxy → ×336/W, ×336/H → /336, float64 → half → model dtype, as upstream). Without a region the prompt is
   asked about the whole image. The caption is cleaned as upstream; no masks.
-PNG-style segment requests (`inputs["phrases"]`) have no GLaMM protocol and are refused.
+PNG (`segment_phrases` requests) has no GLaMM protocol: it is not in `supported_kinds`, so the runner refuses
+a PNG task before the model loads.
 
 Masks: `text_hidden_fcs` → SAM prompt embeddings (sparse = the projected states, dense = no_mask_embed), the
 mask decoder with multimask_output=False, `postprocess_masks` (float32: bilinear to the SAM input size, crop
@@ -199,9 +200,6 @@ class GlammBackend:
                                   "generated_tokens": len(tokens)})
 
     def _res(self, glamm: _Glamm, request: Request) -> Prediction:
-        if "expression" not in request.inputs:
-            raise GcgbenchError(f"glamm answers referring-expression segment requests (inputs['expression']); doc "
-                                f"{request.doc_id!r} asks for {sorted(request.inputs)} (PNG has no GLaMM protocol)")
         image = read_image(request)
         prompt = gt.llava_v1_prompt([(gt.with_image(request.prompt), self.options["res_answer"])])
         ids = gt.tokenizer_image_token(prompt, glamm.tokenizer)

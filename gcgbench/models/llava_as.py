@@ -5,11 +5,11 @@ Per request kind (what upstream script each follows):
   `question=`) in the llava_v1 conversation, the image padded to a square; per generated token the attention
   row predicting it, averaged over layers and heads, minus the mean over the answer; per spaCy noun chunk the
   max over its root word's tokens; argmax → one positive point → SAM, last multimask output.
-- segment with `inputs["expression"]` (RES, `aas/infer_attn_res.py` + `aas/res.py` b77f8895): greedy generation
+- segment, `inputs["expression"]` (RES, `aas/infer_attn_res.py` + `aas/res.py` b77f8895): greedy generation
   for `Describe the "<expression>".`; the point is the peak of the map of the token after the first
   "is"/"are"/"be" (`res_rule=copula`; `first8` = 651d68d0's max over the first 8 maps); the mask is the best
   proposal containing the point (`proposals=`), or SAM's mask for the point without proposals.
-- segment with `inputs["phrases"]` (PNG, `aas/infer_attn_png.py` + `aas/png.py`): the narrative is teacher-forced
+- segment_phrases, `inputs["phrases"]` (PNG, `aas/infer_attn_png.py` + `aas/png.py`): the narrative is teacher-forced
   after the prompt in one forward pass; maps of the narrative tokens (their own rows), minus their mean; per
   requested phrase the max over its tokens; point → proposal or SAM; one phrase per requested phrase, in order.
 - caption, answer: plain greedy generation (no capture).
@@ -40,7 +40,7 @@ RES_RULES = ("copula", "first8")
 COPULAS = ("is", "are", "be")
 DEFAULTS = {"sam_type": "vit_h", "spacy_model": nps.DEFAULT_SPACY_MODEL, "max_new_tokens": "512", "dtype": "auto",
             "query": "auto", "normalize": "mean", "aggregation": "max", "res_template": RES_TEMPLATE,
-            "res_rule": "copula", "question": "task"}
+            "res_rule": "copula", "question": "task", "skip_roots": ""}
 
 
 @dataclass
@@ -59,7 +59,7 @@ class LlavaAttendSegmentBackend:
     proposals_path: Path | None = None
     options: dict[str, str] = field(default_factory=dict)
     name: str = "llava-as"
-    supported_kinds: frozenset[str] = frozenset({"grounded_caption", "segment", "caption", "answer"})
+    supported_kinds: frozenset[str] = frozenset({"grounded_caption", "segment", "segment_phrases", "caption", "answer"})
     _model: Any = None
     _processor: Any = None
     _device: str | None = None
@@ -81,6 +81,7 @@ class LlavaAttendSegmentBackend:
         "res_template": 'RES question with {expression} (default: Describe the "{expression}".); "task" = task prompt',
         "res_rule": "RES point: copula (token after the first is/are/be, b77f8895) or first8 (651d68d0)",
         "question": "GCG/PNG question: task (default, the task's prompt) or the text to ask instead",
+        "skip_roots": "GCG: root words whose noun chunks get no mask, '|'-separated (default none, as a&s)",
     }
 
     @classmethod
@@ -108,6 +109,10 @@ class LlavaAttendSegmentBackend:
         return cls(model_path, sam, proposals, options)
 
     @property
+    def skip_roots(self) -> frozenset[str]:
+        return frozenset(w.strip().lower() for w in self.options["skip_roots"].split("|") if w.strip())
+
+    @property
     def aas_options(self) -> aas.AasOptions:
         return aas.AasOptions(self.options["query"], self.options["normalize"], self.options["aggregation"])
 
@@ -123,14 +128,12 @@ class LlavaAttendSegmentBackend:
         answers: dict[int, Prediction] = {}
         groups: dict[tuple[str, bool], list[int]] = {}
         for index, request in enumerate(requests):
-            kind = request.kind
-            if kind == "segment":
-                kind = "png" if "phrases" in request.inputs else "res"
-            groups.setdefault((kind, request.image_path is not None), []).append(index)
+            groups.setdefault((request.kind, request.image_path is not None), []).append(index)
         for (kind, _), indices in groups.items():
             batch = [requests[i] for i in indices]
             torch.manual_seed(sample_seed(settings.seed, batch[0].doc_id))
-            handler = {"grounded_caption": self._gcg, "res": self._res, "png": self._png}.get(kind, self._plain)
+            handlers = {"grounded_caption": self._gcg, "segment": self._res, "segment_phrases": self._png}
+            handler = handlers.get(kind, self._plain)
             for i, prediction in zip(indices, handler(batch)):
                 answers[i] = prediction
         return [answers[i] for i in range(len(requests))]
@@ -312,7 +315,7 @@ class LlavaAttendSegmentBackend:
         for index, request in enumerate(requests):
             ids = tokens[index]
             text, spans = nps.strip_text(*nps.decoded_token_spans(self._tokenizer, ids))
-            found = nps.noun_phrases(nlp, text, spans)
+            found = nps.noun_phrases(nlp, text, spans, self.skip_roots)
             grid = aas.normalize_maps(self._grid(maps[index, :len(ids)]), self.options["normalize"])
             points = aas.peak_points(aas.phrase_maps(grid, [p.tokens for p in found], self.options["aggregation"]),
                                      request.height, request.width)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from gcgbench.api.backend import Backend, GenerationSettings
-from gcgbench.api.errors import GcgbenchError
+from gcgbench.api.errors import GcgbenchError, InputError
 from gcgbench.api.task import DataPaths, ScoringOptions, Task, TaskResult
 from gcgbench.api.types import Doc, Prediction, Request
 from gcgbench.data.predictions import write_prediction_jsonl
@@ -57,10 +57,8 @@ def check_supported(backend: Backend, task: Task, docs: Sequence[Doc]) -> None:
         return
     kind = task.requests(docs[0]).kind
     if kind not in backend.supported_kinds:
-        raise GcgbenchError(
-            f"backend {backend.name!r} cannot answer {task.name} (requests of kind {kind!r}); "
-            f"it answers: {', '.join(sorted(backend.supported_kinds))}"
-        )
+        raise InputError("--task", task.name, f"backend {backend.name!r} cannot answer requests of kind {kind!r}; "
+                                              f"it answers: {', '.join(sorted(backend.supported_kinds))}")
 
 
 def infer_task(
@@ -135,14 +133,20 @@ def run(plan: RunPlan, backend: Backend, progress_factory: Callable[[str, int], 
     """Infer (and score) every task of the plan; write predictions, upload files and results.json.
 
     Under torchrun every rank infers its share of the docs; rank 0 gathers the predictions, restores doc
-    order, writes and scores, and returns the results; the other ranks return None.
+    order, writes and scores, and returns the results; the other ranks return None. Every task's request
+    kind is checked against the backend first, so an unsupported task stops the run before any model loads.
     """
     results: list[TaskResult] = []
     timing: dict[str, float] = {}
     cache_stats: dict[str, Any] = {}
+    selected = []
     for task in plan.tasks:
         started = time.perf_counter()
         docs = select_docs(task, plan.paths, plan.limit)
+        check_supported(backend, task, docs)
+        selected.append((task, docs, time.perf_counter() - started))
+    for task, docs, reading_s in selected:
+        started = time.perf_counter() - reading_s       # a task's infer time includes reading its docs
         mine = shard.take(docs)
         progress = progress_factory(task.name, len(mine)) if progress_factory else None
         provenance = {"world_size": shard.world_size, "rank": shard.rank}

@@ -1,9 +1,9 @@
 """Panoptic Narrative Grounding: segment every grounded noun phrase of a given narrative.
 
-A doc is one narrative (`gcgbench.data.png`); the backend gets the image, the prompt and the narrative
-with the character span of each grounded phrase (F-LMM teacher-forces the narrative as the answer to
-"Please give me a description of the image." and reads one mask per grounded phrase,
-`flmm/datasets/png.py`, `configs/*/…_png.py`) and answers one Phrase per requested phrase, in order.
+A doc is one narrative (`gcgbench.data.png`); the backend gets a `segment_phrases` request: the image, the
+prompt and the narrative with the character span of each grounded phrase (F-LMM teacher-forces the
+narrative as the answer to "Please give me a description of the image." and reads one mask per grounded
+phrase, `flmm/datasets/png.py`, `configs/*/…_png.py`) and answers one Phrase per requested phrase, in order.
 A phrase with no mask counts as an empty prediction; several masks of one phrase are merged (union).
 
 Metrics (gcgbench.metrics.png, fractions): `ar` (average recall over IoU thresholds 0…0.99999, step 1e-5),
@@ -53,7 +53,7 @@ class PngTask(SpecTask):
     def requests(self, doc: Doc) -> Request:
         inputs = {"caption": doc.inputs["caption"], "phrases": [dict(p) for p in doc.inputs["phrases"]]}
         prompt = self.spec.prompt.format(caption=inputs["caption"])
-        return Request(doc.doc_id, "segment", prompt, doc.image_path, doc.height, doc.width, inputs)
+        return Request(doc.doc_id, "segment_phrases", prompt, doc.image_path, doc.height, doc.width, inputs)
 
     def ground_truth_prediction(self, doc: Doc) -> Prediction:
         """The narrative with every grounded phrase answered by its GT union mask."""
