@@ -14,7 +14,7 @@ import pytest
 from gcgbench.api.types import RLE, Prediction
 from gcgbench.data.sample import write_sample
 from gcgbench.leaderboard import check as checking
-from gcgbench.leaderboard import files, rows
+from gcgbench.leaderboard import from_results, rows
 from tests.test_leaderboard import REPO, results_payload, run_cli, write_results
 
 TASK = "res_refcoco_val"
@@ -152,7 +152,7 @@ def test_other_versions_protocols_or_models_are_not_compared(tmp_path, change, m
 
 
 def test_row_statistics_reproduce_the_stored_metrics(oracle):
-    results, _ = files.read_results(oracle)
+    results, _ = from_results.read_results(oracle)
     for task, family, protocol in ((TASK, "res", "lisa"), ("png_val", "png", "official")):
         found = rows.row_metrics(family, protocol, rows.read_rows(oracle, task), results["results"][task])
         assert sorted(found.verified(results["results"][task])) == sorted(results["results"][task])

@@ -21,7 +21,7 @@ import typer
 from PIL import Image
 
 from gcgbench.api.errors import GcgbenchError
-from gcgbench.leaderboard import files, publish, seed
+from gcgbench.leaderboard import files, from_results, publish, seed
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -177,7 +177,7 @@ def test_publish_writes_plots_of_the_headline_metrics(tmp_path):
     pytest.importorskip("matplotlib", reason="plots need matplotlib (a gcgbench dependency)")
     payload = results_payload("ours", metrics={"mask_recall": 0.45})
     board = files.load(REPO / "leaderboards" / "gcg.json")
-    board.add(files.entries_from_results(payload, write_results(tmp_path / "run", payload))[0])
+    board.add(from_results.entries_from_results(payload, write_results(tmp_path / "run", payload))[0])
     assert run_cli(["leaderboard", "publish", "--format", "html", "--dir", str(REPO / "leaderboards"),
                     "--output", str(tmp_path / "site")]) == 0
     for family in ("gcg", "res", "captioning"):
@@ -337,7 +337,7 @@ def test_html_leaderboard_renders_in_chromium(tmp_path):
     for board in boards:  # the published numbers only: measured entries in the repo change as models do
         board.entries = [entry for entry in board.entries if entry.source == "reported"]
     payload = results_payload("ours", metrics={"meteor": 0.2, "mask_recall": 0.5})
-    ours = files.entries_from_results(payload, write_results(tmp_path / "run", payload))
+    ours = from_results.entries_from_results(payload, write_results(tmp_path / "run", payload))
     boards[[b.family for b in boards].index("gcg")].add(ours[0])
     text, written = publish.publish(boards, "html", tmp_path / "site")
     page = tmp_path / "site" / "leaderboards.html"
@@ -362,7 +362,7 @@ def test_sample_data_rows_are_named_apart_and_never_best(tmp_path):
     payload = results_payload("ours", metrics={"meteor": 0.99, "cider": 9.0, "ap50": 0.99, "miou": 0.99,
                                                "mask_recall": 0.99, "mask_recall_strict": 0.99})
     payload["config"]["sample_data"] = True
-    [entry] = files.entries_from_results(payload, write_results(tmp_path / "run", payload))
+    [entry] = from_results.entries_from_results(payload, write_results(tmp_path / "run", payload))
     assert entry.model == "ours (sample)"
     board = files.load(REPO / "leaderboards" / "gcg.json")
     board.entries = [e for e in board.entries if e.source == "reported"] + [entry]

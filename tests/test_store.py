@@ -14,9 +14,8 @@ import pytest
 
 from gcgbench.api.backend import GenerationSettings
 from gcgbench.api.types import RLE, Phrase, Prediction, Request
-from gcgbench.runner.store import (
-    CacheCorruptionWarning, CacheError, GenerationCache, NullCache, cache_key, make_entry, open_cache,
-)
+from gcgbench.runner.cache_entry import CacheCorruptionWarning, cache_key, make_entry
+from gcgbench.runner.store import CacheError, GenerationCache, NullCache, open_cache
 
 FINGERPRINT = {"name": "tiny", "args": {"size": "s"}, "checkpoint": {"model.safetensors": "ab" * 32}}
 SETTINGS = GenerationSettings(seed=0, batch_size=1, device="cpu")

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gcgbench.api.errors import InputError
-from gcgbench.leaderboard import files
+from gcgbench.leaderboard import files, from_results
 
 app = typer.Typer(help="Leaderboard files: add runs or published numbers, show a task, publish tables and plots.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -47,9 +47,9 @@ def add(
     task: Optional[str] = typer.Option(None, "--task", help="Only these tasks of the results, comma separated."),
 ) -> None:
     """Add one entry per task of a results.json to the leaderboard files."""
-    payload, path = files.read_results(results)
+    payload, path = from_results.read_results(results)
     tasks = [t.strip() for t in task.split(",") if t.strip()] if task else None
-    entries = files.entries_from_results(payload, path, model=model, source=source, citation=citation, tasks=tasks)
+    entries = from_results.entries_from_results(payload, path, model=model, source=source, citation=citation, tasks=tasks)
     console = Console()
     for target, entry, outcome in files.add_entries(entries, directory, file, replace_different=replace):
         console.print(f"{outcome} {entry.model} {entry.task_at_version} ({entry.protocol}, {entry.source}) in {target}")

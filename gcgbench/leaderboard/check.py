@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gcgbench.api.errors import GcgbenchError, InputError
-from gcgbench.leaderboard import files, rows
+from gcgbench.leaderboard import files, from_results, rows
 from gcgbench.metrics import stats
 
 EPSILON = 1e-9  # float noise between platforms is no regression
@@ -98,9 +98,9 @@ def check(
     """Compare every task of a results.json with its baseline (module docstring for the rules)."""
     if tolerance < 0 or math.isnan(tolerance):
         raise InputError("--tolerance", None, f"must be a non-negative fraction, got {tolerance}")
-    results, path = files.read_results(results_path)
+    results, path = from_results.read_results(results_path)
     run_dir = path.parent
-    name = model or files.run_model_name(results.get("config") or {})
+    name = model or from_results.run_model_name(results.get("config") or {})
     baselines, label = _baselines(Path(against), results, name)
     report = CheckReport(str(path), label, tolerance)
     for task, values in results["results"].items():
@@ -137,7 +137,7 @@ def _baselines(against: Path, results: Mapping[str, Any], model: str | None):
             raise InputError(against, None, f"not valid JSON ({error.msg} at line {error.lineno})") from None
     is_run = (against.is_dir() and (against / "results.json").is_file()) or (isinstance(payload, dict) and "results" in payload)
     if is_run:
-        other, other_path = files.read_results(against)
+        other, other_path = from_results.read_results(against)
 
         def from_run(task: str, version: str, protocol: str) -> Baseline | str:
             if task not in other["results"]:

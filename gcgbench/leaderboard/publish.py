@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Sequence
 
 from gcgbench.api.errors import GcgbenchError
-from gcgbench.leaderboard.files import Entry, Leaderboard, is_sample_model
+from gcgbench.leaderboard.files import Entry, Leaderboard
+from gcgbench.leaderboard.from_results import is_sample_model
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 from gcgbench.api.errors import InputError
 from gcgbench.api.task import DataPaths
 from gcgbench.api.types import RLE, Doc, Prediction
-from gcgbench.leaderboard import files
+from gcgbench.leaderboard import files, from_results
 from gcgbench.leaderboard.rows import read_rows
 
 # distinct on the sample scenes' red/green/blue/yellow shapes and gray/beige/white backgrounds
@@ -305,7 +305,7 @@ def render_page(results: Mapping[str, Any], cards: Sequence[Card], notes: Sequen
 def build_report(run_dir: Path, output: Path | None = None, data_root: Path | None = None, max_side: int = 256,
                  tasks: Sequence[str] | None = None, truth: bool = True) -> Path:
     """Write the report of a run directory (default `RUN_DIR/report.html`); returns its path."""
-    results, results_path = files.read_results(run_dir)
+    results, results_path = from_results.read_results(run_dir)
     run_dir = results_path.parent
     if max_side < 16:
         raise InputError("--max-side", None, f"must be at least 16 pixels, got {max_side}")

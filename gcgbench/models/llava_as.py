@@ -14,6 +14,8 @@ Per request kind (what upstream script each follows):
   requested phrase the max over its tokens; point → proposal or SAM; one phrase per requested phrase, in order.
 - caption, answer: plain greedy generation (no capture).
 Greedy decoding is deterministic; each batch still seeds torch with `sample_seed` of its first doc.
+The prompt batch (llava_v1 conversation, square-padded image, left padding) and the pad/EOS ids are
+`llava_as_batch.py`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from gcgbench.grounding import phrases as nps
 from gcgbench.grounding.sam_refine import Proposals, SamRefiner, build_sam
 from gcgbench.models import llava_loading as ll
 from gcgbench.models import tiny
+from gcgbench.models.llava_as_batch import Batch, build_batch, eos_ids, pad_id, until_eos
 
 RES_TEMPLATE = 'Describe the "{expression}".'   # aas/infer_attn_res.sh, the runs over all eight RES splits
 RES_RULES = ("copula", "first8")
@@ -41,15 +44,6 @@ COPULAS = ("is", "are", "be")
 DEFAULTS = {"sam_type": "vit_h", "spacy_model": nps.DEFAULT_SPACY_MODEL, "max_new_tokens": "512", "dtype": "auto",
             "query": "auto", "normalize": "mean", "aggregation": "max", "res_template": RES_TEMPLATE,
             "res_rule": "copula", "question": "task", "skip_roots": ""}
-
-
-@dataclass
-class _Batch:
-    input_ids: torch.Tensor          # (B, L) left-padded
-    attention_mask: torch.Tensor     # (B, L)
-    pixel_values: torch.Tensor | None
-    images: list[Any]                # PIL RGB originals (None without an image)
-    answer_offsets: list[list[tuple[int, int]]] = field(default_factory=list)
 
 
 @dataclass
@@ -175,62 +169,10 @@ class LlavaAttendSegmentBackend:
 
     # ------------------------------------------------------------------------------------------ inputs
 
-    def _image(self, request: Request) -> Any:
-        from PIL import Image
-
-        try:
-            with Image.open(request.image_path) as opened:
-                image = opened.convert("RGB")
-        except OSError as error:
-            raise InputError(request.image_path, None, f"cannot read the image ({error})") from None
-        if image.size != (request.width, request.height):
-            raise InputError(request.image_path, None, f"image is {image.size[0]}x{image.size[1]} (w x h), the "
-                                                       f"annotation says {request.width}x{request.height}")
-        return image
-
     def _batch(self, requests: Sequence[Request], questions: Sequence[str],
-               answers: Sequence[str] | None = None) -> _Batch:
-        rows, pixels, images, offsets = [], [], [], []
-        background = ll.mean_colour(self._processor.image_processor)
-        for request, question in zip(requests, questions):
-            with_image = request.image_path is not None
-            text = ll.llava_v1_prompt(question, with_image)
-            if with_image:
-                image = self._image(request)
-                encoded = self._processor(text=[text], images=[ll.expand_to_square(image, background)], return_tensors="pt")
-                pixels.append(encoded["pixel_values"])
-            else:
-                image, encoded = None, self._tokenizer([text], return_tensors="pt")
-            rows.append(encoded["input_ids"][0])
-            images.append(image)
-        if answers is not None:
-            for index, answer in enumerate(answers):
-                encoded = self._tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)
-                rows[index] = torch.cat([rows[index], torch.tensor(encoded["input_ids"], dtype=torch.long)])
-                offsets.append([tuple(o) for o in encoded["offset_mapping"]])
-        length = max(len(r) for r in rows)
-        pad = self._pad_id()
-        input_ids = torch.full((len(rows), length), pad, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
-        for index, row in enumerate(rows):
-            input_ids[index, length - len(row):] = row
-            attention_mask[index, length - len(row):] = 1
-        device = self._device
-        return _Batch(input_ids.to(device), attention_mask.to(device),
-                      torch.cat(pixels).to(device, self._model.dtype) if pixels else None, images, offsets)
-
-    def _pad_id(self) -> int:
-        for candidate in (self._tokenizer.pad_token_id, self._model.generation_config.pad_token_id,
-                          self._tokenizer.eos_token_id):
-            if candidate is not None:
-                return int(candidate[0] if isinstance(candidate, list) else candidate)
-        return 0
-
-    def _eos_ids(self) -> set[int]:
-        eos = self._model.generation_config.eos_token_id
-        if eos is None:
-            eos = self._tokenizer.eos_token_id
-        return set(eos if isinstance(eos, list) else [eos]) - {None}
+               answers: Sequence[str] | None = None) -> Batch:
+        """The model inputs of `questions` (and teacher-forced `answers`); a hook difflmm.py overrides."""
+        return build_batch(self._processor, self._model, self._device, requests, questions, answers)
 
     def _image_columns(self, input_ids: torch.Tensor) -> torch.Tensor:
         image_id = self._model.config.image_token_id
@@ -241,12 +183,12 @@ class LlavaAttendSegmentBackend:
 
     # ------------------------------------------------------------------------------------------ model runs
 
-    def _generate(self, batch: _Batch, capture_rows: bool) -> tuple[list[list[int]], torch.Tensor | None]:
+    def _generate(self, batch: Batch, capture_rows: bool) -> tuple[list[list[int]], torch.Tensor | None]:
         """Greedy generation; per sample the new tokens up to and including EOS, and (if asked) the maps
         (B, T_max, n_img) of the query position the options select."""
         kwargs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                       max_new_tokens=int(self.options["max_new_tokens"]), do_sample=False, num_beams=1,
-                      return_dict_in_generate=True, pad_token_id=self._pad_id())
+                      return_dict_in_generate=True, pad_token_id=pad_id(self._tokenizer, self._model))
         if batch.pixel_values is not None:
             kwargs["pixel_values"] = batch.pixel_values
         query = self.aas_options.query_for(teacher_forced=False)
@@ -258,7 +200,7 @@ class LlavaAttendSegmentBackend:
             else:
                 output = self._model.generate(**kwargs)
         new = output.sequences[:, batch.input_ids.shape[1]:].cpu()
-        tokens = [_until_eos(row.tolist(), self._eos_ids()) for row in new]
+        tokens = [until_eos(row.tolist(), eos_ids(self._tokenizer, self._model)) for row in new]
         if not capture_rows:
             return tokens, None
         if capture is not None:
@@ -399,11 +341,3 @@ def _span(caption: str, phrase: Mapping[str, Any]) -> tuple[int, int]:
         return int(phrase["start"]), int(phrase["end"])
     start = caption.find(phrase["text"])
     return (start, start + len(phrase["text"])) if start >= 0 else (0, 0)
-
-
-def _until_eos(ids: list[int], eos: set[int]) -> list[int]:
-    """The generated tokens up to and including the first EOS (a&s keeps the EOS step's map in the mean)."""
-    for index, token in enumerate(ids):
-        if token in eos:
-            return ids[:index + 1]
-    return ids

@@ -19,9 +19,10 @@ from gcgbench.api.errors import GcgbenchError, InputError
 from gcgbench.api.task import DataPaths, ScoringOptions, Task, TaskResult
 from gcgbench.api.types import Doc, Prediction, Request
 from gcgbench.data.predictions import write_prediction_jsonl
+from gcgbench.runner.cache_entry import CorruptEntry
 from gcgbench.runner.results import build_results, environment_config, write_run_outputs
 from gcgbench.runner.shard import Shard, gather_to_main
-from gcgbench.runner.store import CorruptEntry, GenerationCache, NullCache
+from gcgbench.runner.store import GenerationCache, NullCache
 
 Progress = Callable[[int], None]
 

@@ -1,5 +1,8 @@
 """The generation cache: every prediction a backend made, keyed by what produced it (docs/cache.md).
 
+This module is the SQLite store (`GenerationCache`, `NullCache` for `--no-cache`, `open_cache`); the key,
+the entry and the soundness check of a stored row are in `cache_entry.py`.
+
 One SQLite database per cache directory (`<dir>/generations.sqlite`, WAL mode). Several processes
 may open it at once; each `put_many` is one short transaction, so a killed run loses at most the batch
 in flight. Keys hold neither rank nor world size nor batch size, so any run resumes any other's cache.
@@ -8,26 +11,21 @@ A corrupted row is reported and treated as a miss, never returned and never rais
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator
 
-from gcgbench import __version__
-from gcgbench.api.backend import GenerationSettings
 from gcgbench.api.errors import GcgbenchError
-from gcgbench.api.hashing import canonical_json, fingerprint_sha256, text_sha256
-from gcgbench.api.types import Prediction, Request
+from gcgbench.runner.cache_entry import (
+    SCHEMA_VERSION, CacheEntry, CorruptEntry, OnCorrupt, cache_key, decode_entry, entry_ok, make_entry, warn_corrupt,
+)
 
-SCHEMA_VERSION = 1
 DB_NAME = "generations.sqlite"
-UNKEYED_SETTINGS = frozenset({"batch_size"})  # recorded per entry, not keyed: see docs/cache.md
 BUSY_TIMEOUT_S = 60.0
 _CHUNK = 500  # keys per SELECT ... IN (...)
 
@@ -54,113 +52,6 @@ _UPSERT = (
 
 class CacheError(GcgbenchError):
     """The cache cannot be used at all (not a database, another schema version, unwritable)."""
-
-
-class CacheCorruptionWarning(UserWarning):
-    """A cache row failed its checksum or could not be decoded; it was treated as a miss."""
-
-
-def keyed_settings(settings: GenerationSettings) -> dict[str, Any]:
-    """The settings in the key: all of `settings.to_json()` but UNKEYED_SETTINGS (a deny-list, so a
-    new field is keyed by default), the device reduced to its type (ranks use cuda:0..cuda:N)."""
-    values = {name: value for name, value in settings.to_json().items() if name not in UNKEYED_SETTINGS}
-    if isinstance(values.get("device"), str):
-        values["device"] = values["device"].split(":", 1)[0]
-    return values
-
-
-def cache_key(fingerprint: Mapping[str, Any], task: str, version: str, request: Request,
-              settings: GenerationSettings) -> str:
-    """sha256 over the canonical JSON of everything that can change the answer (docs/cache.md)."""
-    return text_sha256(canonical_json({
-        "schema": SCHEMA_VERSION, "fingerprint": fingerprint_sha256(fingerprint), "task": task,
-        "version": version, "doc": request.doc_id, "request": request.content_hash(),
-        "settings": keyed_settings(settings),
-    }))
-
-
-@dataclass(frozen=True)
-class CacheEntry:
-    """One prediction ready to store, with its key components in the clear."""
-
-    key: str
-    prediction: Prediction
-    model: str
-    fingerprint_json: str
-    fingerprint_sha256: str
-    task: str
-    task_version: str
-    doc_id: str
-    request_sha256: str
-    settings_json: str
-    batch_size: int | None
-    provenance_json: str = "{}"
-
-    def row(self, created: float) -> tuple[Any, ...]:
-        payload = canonical_json(self.prediction.to_json()).encode("ascii")
-        return (self.key, self.model, self.fingerprint_sha256, self.task, self.task_version, self.doc_id,
-                self.request_sha256, self.settings_json, self.batch_size, self.provenance_json, payload,
-                text_sha256(payload), created, __version__)
-
-
-def make_entry(fingerprint: Mapping[str, Any], task: str, version: str, request: Request,
-               settings: GenerationSettings, prediction: Prediction,
-               provenance: Mapping[str, Any] | None = None) -> CacheEntry:
-    """The entry for `prediction`, the backend's answer to `request`; `provenance` (world size, rank,
-    GPU name...) is recorded but not keyed."""
-    if prediction.doc_id != request.doc_id:
-        raise ValueError(f"prediction for doc {prediction.doc_id!r} cannot be cached as the answer to {request.doc_id!r}")
-    fingerprint_json = canonical_json(dict(fingerprint))
-    return CacheEntry(
-        key=cache_key(fingerprint, task, version, request, settings), prediction=prediction,
-        model=str(fingerprint.get("name", "?")), fingerprint_json=fingerprint_json,
-        fingerprint_sha256=text_sha256(fingerprint_json), task=task, task_version=version, doc_id=request.doc_id,
-        request_sha256=request.content_hash(), settings_json=canonical_json(keyed_settings(settings)),
-        batch_size=settings.batch_size, provenance_json=canonical_json(dict(provenance or {})),
-    )
-
-
-@dataclass(frozen=True)
-class CorruptEntry:
-    """A row that failed its checksum or decoding; reported, then treated as a miss."""
-
-    path: str
-    key: str
-    model: str
-    task: str
-    task_version: str
-    doc_id: str
-    reason: str
-
-    def message(self) -> str:
-        return (f"cache {self.path}: corrupted entry {self.key} ({self.model}, {self.task}@{self.task_version}, "
-                f"doc {self.doc_id!r}): {self.reason}; treated as a miss and regenerated")
-
-
-OnCorrupt = Callable[[CorruptEntry], None]
-
-
-def warn_corrupt(entry: CorruptEntry) -> None:
-    """The default report of a corrupted row: one warning line."""
-    warnings.warn(entry.message(), CacheCorruptionWarning, stacklevel=3)
-
-
-def _decode(payload: Any, checksum: Any, doc_id: Any) -> tuple[Prediction | None, str | None]:
-    """(prediction, None) for a sound row, (None, why) for a corrupted one; never raises."""
-    try:
-        data = payload if isinstance(payload, bytes) else str(payload).encode("utf-8", "surrogateescape")
-        if text_sha256(data) != checksum:
-            return None, "payload checksum mismatch"
-        prediction = Prediction.from_json(json.loads(data.decode("utf-8")))
-    except Exception as error:  # noqa: BLE001 - any failure to decode is corruption, by definition
-        return None, f"undecodable payload ({type(error).__name__}: {str(error)[:200]})"
-    if prediction.doc_id != doc_id:
-        return None, f"payload answers doc {prediction.doc_id!r}"
-    return prediction, None
-
-
-def _entry_ok(payload: Any, checksum: Any, doc_id: Any) -> int:
-    return int(_decode(payload, checksum, doc_id)[0] is not None)
 
 
 class CacheHits(dict):
@@ -244,7 +135,7 @@ class GenerationCache:
         except (OSError, sqlite3.Error) as error:
             raise CacheError(f"cache {self.db_path}: cannot open ({error})") from None
         conn.text_factory = lambda data: data.decode("utf-8", "replace")
-        conn.create_function("gcgbench_entry_ok", 3, _entry_ok, deterministic=True)
+        conn.create_function("gcgbench_entry_ok", 3, entry_ok, deterministic=True)
         try:
             self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
             conn.execute("PRAGMA synchronous=FULL")
@@ -309,7 +200,7 @@ class GenerationCache:
             except sqlite3.Error as error:
                 raise CacheError(f"cache {self.db_path}: cannot read ({error})") from None
             for key, payload, checksum, doc_id, model, task, version, batch_size in rows:
-                prediction, reason = _decode(payload, checksum, doc_id)
+                prediction, reason = decode_entry(payload, checksum, doc_id)
                 if prediction is None:
                     report(CorruptEntry(str(self.db_path), key, model, task, version, doc_id, reason or "?"))
                 else:
