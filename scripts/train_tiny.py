@@ -2,6 +2,9 @@
 
     python scripts/train_tiny.py --model llava-as --output gcgbench/checkpoints/tiny-llava-as
     python scripts/train_tiny.py --model sam --output gcgbench/checkpoints/tiny-sam
+    python scripts/train_tiny.py --model difflmm --base-llava LLAVA_DIR --output gcgbench/checkpoints/tiny-difflmm
+
+(`make train-tiny` is the exact recipe of the shipped files: thread counts, epochs, DiffLMM's base LLaVA.)
 
 llava-as: `gcgbench.models.tiny.build_tiny_llava`, trained from scratch with next-token cross-entropy on the
 caption tokens (+ EOS) of `Scene.caption()` only — the prompt and the 64 image tokens carry no loss, and no
@@ -10,7 +13,7 @@ JPEG-encoded as the bundled sample is (quality 95), padded to a square with the 
 (`expand2square`) and processed by the shipped `LlavaProcessor`; the prompt is the backend's llava_v1
 conversation around `tiny.TINY_QUESTION`. AdamW (lr 1e-3, wd 0.01), linear warm-up `--warmup` steps then cosine; bfloat16 autocast (float32 weights).
 
-sam: segment-anything `test_tiny` modules; per (scene, shape) one positive point drawn uniformly from the
+sam: segment-anything modules of the `tiny_fine` type (16×16 embedding; `--sam-type`); per (scene, shape) one positive point drawn uniformly from the
 shape's pixels (integer pixel coordinates, as a&s gives them), transformed like `SamPredictor`; loss = BCE +
 dice between the LAST multimask output (the one `SamRefiner` keeps), upsampled to the 64 px input frame, and the
 shape's mask resized to that frame (padding excluded). Mask supervision is fine: this is the refiner.
@@ -34,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # train_tiny_difflmm, however this file is loaded
 
 from gcgbench.data.sample_scenes import make_scene  # noqa: E402
 from gcgbench.models import llava_loading as ll  # noqa: E402
@@ -184,27 +188,57 @@ def sam_forward(sam, images, coords):
     embeddings = sam.image_encoder(x)
     sparse, dense = sam.prompt_encoder(points=(coords[:, None, :], torch.ones(len(coords), 1, dtype=torch.int)),
                                        boxes=None, masks=None)
-    outs = []
-    for b in range(len(coords)):
-        low, _ = sam.mask_decoder(image_embeddings=embeddings[b:b + 1], image_pe=sam.prompt_encoder.get_dense_pe(),
-                                  sparse_prompt_embeddings=sparse[b:b + 1], dense_prompt_embeddings=dense[b:b + 1],
-                                  multimask_output=True)
-        outs.append(low[:, -1])
-    low = torch.cat(outs)[:, None]
-    return F.interpolate(low, size=images.shape[1:3], mode="bilinear", align_corners=False)[:, 0]
+    low = batched_mask_decoder(sam.mask_decoder, embeddings, sam.prompt_encoder.get_dense_pe(), sparse, dense)
+    return F.interpolate(low[:, -1:], size=images.shape[1:3], mode="bilinear", align_corners=False)[:, 0]
+
+
+def batched_mask_decoder(decoder, embeddings, image_pe, sparse, dense):
+    """All multimask logits (B, 3, h, w) for B images with one prompt each.
+
+    `MaskDecoder.predict_masks` pairs ONE image with B prompts (it repeats the image embedding B times); this is
+    the same computation with image b paired with prompt b, so a training batch needs one decoder call instead
+    of B (`check_batched_decoder` compares it with the per-image calls)."""
+    tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
+    tokens = torch.cat((tokens.unsqueeze(0).expand(len(sparse), -1, -1), sparse), dim=1)
+    src = embeddings + dense
+    b, c, h, w = src.shape
+    hs, src = decoder.transformer(src, image_pe.expand(b, -1, -1, -1), tokens)
+    mask_tokens = hs[:, 1:1 + decoder.num_mask_tokens, :]
+    upscaled = decoder.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+    hyper = torch.stack([mlp(mask_tokens[:, i, :]) for i, mlp in enumerate(decoder.output_hypernetworks_mlps)], dim=1)
+    b, c, h, w = upscaled.shape
+    masks = (hyper @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
+    return masks[:, 1:]  # multimask_output=True drops the single-mask output 0
+
+
+def check_batched_decoder(sam, images, coords) -> None:
+    with torch.no_grad():
+        x = (images.permute(0, 3, 1, 2).float() - sam.pixel_mean) / sam.pixel_std
+        embeddings = sam.image_encoder(x)
+        sparse, dense = sam.prompt_encoder(points=(coords[:, None, :], torch.ones(len(coords), 1, dtype=torch.int)),
+                                           boxes=None, masks=None)
+        pe = sam.prompt_encoder.get_dense_pe()
+        batched = batched_mask_decoder(sam.mask_decoder, embeddings, pe, sparse, dense)
+        for i in range(len(coords)):
+            single, _ = sam.mask_decoder(image_embeddings=embeddings[i:i + 1], image_pe=pe,
+                                         sparse_prompt_embeddings=sparse[i:i + 1],
+                                         dense_prompt_embeddings=dense[i:i + 1], multimask_output=True)
+            if not torch.allclose(single[0], batched[i], atol=1e-4):
+                raise AssertionError("batched mask decoder differs from segment-anything's per-image call")
 
 
 def train_sam(args) -> None:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
-    sam = tiny.build_tiny_sam()
+    sam = tiny.build_tiny_sam(args.sam_type)
     log(f"tiny SAM: {sum(p.numel() for p in sam.parameters()) / 1e3:.1f}k parameters")
     images, targets, coords, sizes, owner = sam_data(tiny.scene_indices(args.scenes, args.start), seed=args.seed)
     valid = torch.zeros_like(targets, dtype=torch.bool)
     for i, (h, w) in enumerate(sizes.tolist()):
         valid[i, :h, :w] = True
     log(f"{len(targets)} (scene, shape) pairs")
+    check_batched_decoder(sam, images[owner[:4]], coords[:4, 0])
     steps_per_epoch = math.ceil(len(targets) / args.batch)
     total = args.steps or steps_per_epoch * args.epochs
     optimizer = torch.optim.AdamW(sam.parameters(), lr=args.lr, weight_decay=0.01)
@@ -261,28 +295,40 @@ def _resume(output: Path, model, optimizer, schedule) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=("llava-as", "sam"), required=True)
+    parser.add_argument("--model", choices=("llava-as", "difflmm", "sam"), required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--scenes", type=int, default=10_000)
     parser.add_argument("--start", type=int, default=tiny.TRAIN_SCENE_START)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--steps", type=int, default=0, help="total optimiser steps (overrides --epochs)")
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=None, help="default 64 (difflmm: 32)")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warmup", type=int, default=40, help="linear warm-up steps (llava-as)")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                         help="bfloat16 autocast for the llava-as forward (weights and optimiser stay float32)")
+    parser.add_argument("--base-llava", default=str(tiny.tiny_llava_path()),
+                        help="difflmm: the trained tiny LLaVA whose language model is the frozen base LLM")
+    parser.add_argument("--vae-steps", type=int, default=300, help="difflmm stage 1 (VAE) steps, batch 16")
+    parser.add_argument("--unet-steps", type=int, default=500, help="difflmm stage 2 (U-Net) steps, batch 32")
+    parser.add_argument("--sam-type", default=tiny.TINY_SAM_TYPE, help="registered small SAM type (sam)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint-minutes", type=float, default=3.0)
     parser.add_argument("--keep-state", action="store_true", help="keep DIR/.train_state.pt after the last step")
     args = parser.parse_args(argv)
+    args.batch = args.batch or (32 if args.model == "difflmm" else 64)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     if args.model == "llava-as":
-        args.epochs = args.epochs or 8
+        args.epochs = args.epochs or 12
         args.lr = args.lr or 1e-3
         train_llava(args)
+    elif args.model == "difflmm":
+        from train_tiny_difflmm import train_difflmm
+
+        args.epochs = args.epochs or 4
+        args.lr = args.lr or 1e-3
+        train_difflmm(args)
     else:
         args.epochs = args.epochs or 6
         args.lr = args.lr or 3e-3

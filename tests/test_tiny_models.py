@@ -17,7 +17,9 @@ from gcgbench.models import tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not (tiny.tiny_llava_path() / "model.safetensors").is_file()
-                                or not tiny.tiny_sam_path().is_file(), reason="tiny checkpoints not built")
+                                or not tiny.tiny_sam_path().is_file()
+                                or not (tiny.tiny_difflmm_path() / "lora" / "config.json").is_file(),
+                                reason="tiny checkpoints not built")
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +43,20 @@ def test_defaults_point_at_shipped_checkpoints():
     assert sum(sizes) < 40e6
 
 
-def test_tiny_llava_as_beats_whole_image_masks(sample, tmp_path):
+def test_difflmm_defaults_point_at_the_four_shipped_folders():
+    args = tiny.with_tiny_difflmm_defaults({})
+    assert {k: Path(args[k]).name for k in tiny.DIFFLMM_PARTS} == tiny.DIFFLMM_PARTS
+    assert all(Path(args[k]).is_dir() for k in tiny.DIFFLMM_PARTS)
+    assert tiny.with_tiny_difflmm_defaults({"sd_path": "/x"}) == {"sd_path": "/x"}
+    assert tiny.embedded_model_note("difflmm", {}) and tiny.embedded_model_note("llava-as", {})
+    assert tiny.embedded_model_note("llava-as", {"model_path": "/x"}) is None
+    assert tiny.embedded_model_note("flmm", {}) is None
+
+
+@pytest.mark.parametrize("model", ["llava-as", "difflmm"])
+def test_tiny_model_beats_whole_image_masks(model, sample, tmp_path):
     out = tmp_path / "run"
-    assert main(["run", "--model", "llava-as", "--task", "gcg_val", "--limit", "4", "--data-root", str(sample),
+    assert main(["run", "--model", model, "--task", "gcg_val", "--limit", "4", "--data-root", str(sample),
                  "--text-model", "minilm", "--bootstrap", "0", "--no-cache", "--output", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())["results"]["gcg_val"]
     lines = [json.loads(line) for line in (out / "predictions" / "gcg_val.jsonl").read_text().splitlines()]
@@ -85,3 +98,45 @@ def test_training_script_writes_loadable_checkpoints(tmp_path):
     assert train.main(["--model", "sam", "--output", str(tmp_path / "sam"), "--scenes", "4", "--steps", "2",
                        "--batch", "4", "--threads", "1", "--start", "200000"]) == 0
     build_sam(tiny.TINY_SAM_TYPE, tmp_path / "sam" / tiny.TINY_SAM_FILE)
+
+
+@pytest.mark.slow
+def test_training_is_deterministic(tmp_path):
+    """Same arguments, same weights, bit for bit: retraining reproduces the shipped files' recipe exactly
+    (the full-length check is `make verify-tiny`)."""
+    import torch
+    from safetensors.torch import load_file
+
+    train = _train_module()
+    for run in ("a", "b"):
+        for model in ("llava-as", "sam"):
+            assert train.main(["--model", model, "--output", str(tmp_path / run / model), "--scenes", "8",
+                               "--steps", "3", "--batch", "4", "--threads", "1", "--start", "200000"]) == 0
+    first, second = (load_file(tmp_path / r / "llava-as" / "model.safetensors") for r in "ab")
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    first, second = (torch.load(tmp_path / r / "sam" / tiny.TINY_SAM_FILE, weights_only=True) for r in "ab")
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+@pytest.mark.slow
+def test_difflmm_training_writes_the_release_layout(tmp_path, sample):
+    """All three stages run (a few steps each) and the four folders load through `load_difflmm`."""
+    import torch
+
+    from gcgbench.models.difflmm_loading import load_difflmm
+
+    train = _train_module()
+    out = tmp_path / "difflmm"
+    assert train.main(["--model", "difflmm", "--output", str(out), "--scenes", "8", "--steps", "2", "--batch", "4",
+                       "--vae-steps", "2", "--unet-steps", "2", "--threads", "1", "--start", "200000"]) == 0
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["base", "clip", "lora", "sd"]
+    folders = {key: out / sub for key, sub in tiny.DIFFLMM_PARTS.items()}
+    model = load_difflmm(folders["model_path"], folders["model_base"], folders["sd_path"], folders["clip_path"],
+                         torch.float32, "cpu")
+    assert model.vision.num_patches == 64 and len(model.merged_modules) == 7 * 4
+    options = {**{key: str(folder) for key, folder in folders.items()}, "sam_checkpoint": str(tiny.tiny_sam_path()),
+               **tiny.TINY_DEFAULTS}
+    args = ",".join(f"{key}={value}" for key, value in options.items())
+    assert main(["run", "--model", "difflmm", "--model-args", args, "--task", "gcg_val", "--limit", "2",
+                 "--data-root", str(sample), "--text-model", "minilm", "--bootstrap", "0", "--no-cache",
+                 "--output", str(tmp_path / "run")]) == 0

@@ -23,6 +23,7 @@ from gcgbench.cli.render import print_results
 from gcgbench.cli.score import default_text_model
 from gcgbench.data.paths import resolve_data_paths
 from gcgbench.models.registry import load_backend
+from gcgbench.models.tiny import embedded_model_note
 from gcgbench.runner.evaluate import RunPlan
 from gcgbench.runner.evaluate import run as run_plan
 from gcgbench.runner.preflight import preflight
@@ -85,6 +86,9 @@ def _execute(model, model_args, task, data_root, data_config, limit, output, bat
     shard = current_shard()
     init_process_group(shard, device)
     arguments = parse_model_args(model_args)
+    note = embedded_model_note(model, arguments)
+    if note and shard.is_main:
+        console.print(note)
     backend = load_backend(model, arguments)
     if output is None:
         # every rank must agree on the folder, so the timestamp is not allowed to differ between them

@@ -36,6 +36,7 @@ from gcgbench.api.errors import InputError
 from gcgbench.api.types import RLE
 
 TINY_TEST_SAM = "test_tiny"
+TINY_FINE_SAM = "tiny_fine"
 
 
 def import_segment_anything() -> types.ModuleType:
@@ -93,25 +94,38 @@ def _torchvision_stand_in() -> dict[str, types.ModuleType]:
 
 
 def build_tiny_sam(checkpoint: str | None = None) -> Any:
-    """A ~30k-parameter SAM in the official module layout (64 px input, 4×4 embedding), for tests.
+    """A ~30k-parameter SAM in the official module layout (64 px input, 16 px patches → 4×4 embedding), for tests.
 
-    `sam_model_registry` hard-codes ViT-H/L/B sizes and a 1024 px input, so tests register this builder as
-    the `test_tiny` type; it is loaded through exactly the same path as the real types."""
+    `sam_model_registry` hard-codes ViT-H/L/B sizes and a 1024 px input, so this builder is registered as the
+    `test_tiny` type; it is loaded through exactly the same path as the real types."""
+    return _build_small_sam(checkpoint, patch=16, width=32, prompt_dim=16, heads=2, window=2)
+
+
+def build_tiny_fine_sam(checkpoint: str | None = None) -> Any:
+    """The embedded refiner's architecture, `tiny_fine`: 64 px input, 4 px patches → 16×16 image embedding,
+    so the low-resolution mask (4× the embedding, as in SAM) is the full 64×64 input frame (~0.2M parameters)."""
+    return _build_small_sam(checkpoint, patch=4, width=48, prompt_dim=32, heads=4, window=4)
+
+
+def _build_small_sam(checkpoint: str | None, patch: int, width: int, prompt_dim: int, heads: int, window: int) -> Any:
     import torch
 
     import_segment_anything()
     modeling = importlib.import_module("segment_anything.modeling")
+    side = 64
+    grid = side // patch
     sam = modeling.Sam(
         image_encoder=modeling.ImageEncoderViT(
-            depth=2, embed_dim=32, img_size=64, mlp_ratio=2, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
-            num_heads=2, patch_size=16, qkv_bias=True, use_rel_pos=True, global_attn_indexes=[1], window_size=2,
-            out_chans=16),
-        prompt_encoder=modeling.PromptEncoder(embed_dim=16, image_embedding_size=(4, 4), input_image_size=(64, 64),
-                                              mask_in_chans=4),
+            depth=2, embed_dim=width, img_size=side, mlp_ratio=2, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            num_heads=heads, patch_size=patch, qkv_bias=True, use_rel_pos=True, global_attn_indexes=[1],
+            window_size=window, out_chans=prompt_dim),
+        prompt_encoder=modeling.PromptEncoder(embed_dim=prompt_dim, image_embedding_size=(grid, grid),
+                                              input_image_size=(side, side), mask_in_chans=4),
         mask_decoder=modeling.MaskDecoder(
             num_multimask_outputs=3,
-            transformer=modeling.TwoWayTransformer(depth=2, embedding_dim=16, mlp_dim=32, num_heads=2),
-            transformer_dim=16, iou_head_depth=3, iou_head_hidden_dim=16),
+            transformer=modeling.TwoWayTransformer(depth=2, embedding_dim=prompt_dim, mlp_dim=2 * prompt_dim,
+                                                   num_heads=2),
+            transformer_dim=prompt_dim, iou_head_depth=3, iou_head_hidden_dim=prompt_dim),
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],
     )
@@ -122,9 +136,10 @@ def build_tiny_sam(checkpoint: str | None = None) -> Any:
 
 
 def sam_builders() -> dict[str, Callable[..., Any]]:
-    """segment-anything's `sam_model_registry` plus the `test_tiny` type."""
+    """segment-anything's `sam_model_registry` plus the `test_tiny` and `tiny_fine` types."""
     registry = dict(import_segment_anything().sam_model_registry)
     registry[TINY_TEST_SAM] = build_tiny_sam
+    registry[TINY_FINE_SAM] = build_tiny_fine_sam
     return registry
 
 

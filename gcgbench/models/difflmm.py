@@ -34,6 +34,7 @@ from gcgbench.api import hashing
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import Prediction, Request
 from gcgbench.models import llava_loading as ll
+from gcgbench.models import tiny
 from gcgbench.models.difflmm_loading import DiffLmm, load_difflmm, read_json, weight_files
 from gcgbench.models.difflmm_vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, preprocess_image
 from gcgbench.models.llava_as import LlavaAttendSegmentBackend
@@ -126,16 +127,18 @@ class DiffLmmBackend(LlavaAttendSegmentBackend):
 
     ARGS = {
         "model_path": "DiffLMM LoRA folder, Shengcao1006/difflmm-llava-v1.5-7b-lora layout: config.json, "
-                      "adapter_config.json, adapter_model.{safetensors,bin}, non_lora_trainables.bin (required)",
-        "model_base": "base LLM folder, lmsys/vicuna-7b-v1.5 layout (weights + tokenizer) (required)",
-        "sd_path": "Stable Diffusion v1.5 folder, diffusers layout: unet/, vae/, scheduler/ (required)",
-        "clip_path": "CLIP folder, openai/clip-vit-large-patch14-336 layout (required)",
+                      "adapter_config.json, adapter_model.{safetensors,bin}, non_lora_trainables.bin",
+        "model_base": "base LLM folder, lmsys/vicuna-7b-v1.5 layout (weights + tokenizer)",
+        "sd_path": "Stable Diffusion v1.5 folder, diffusers layout: unet/, vae/, scheduler/",
+        "clip_path": "CLIP folder, openai/clip-vit-large-patch14-336 layout (all four folders are required "
+                     "together; none given: the shipped tiny DiffLMM)",
         **{k: v for k, v in LlavaAttendSegmentBackend.ARGS.items() if k != "model_path"},
     }
     PATH_ARGS = ("model_path", "model_base", "sd_path", "clip_path")
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> "DiffLmmBackend":
+        args = tiny.with_tiny_difflmm_defaults(dict(args))  # no folders given: the shipped tiny DiffLMM
         missing = [key for key in cls.PATH_ARGS if not args.get(key)]
         if missing:
             raise InputError("--model-args", None, f"difflmm needs {', '.join(f'{k}=FOLDER' for k in missing)}")

@@ -222,6 +222,12 @@ class DiffLmmVisionTower(nn.Module):
     def features(self, images: torch.Tensor, generators: Sequence[torch.Generator],
                  projector: SDCLIPBlock) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 3, R, R) pre-processed images, one generator per image → (U-Net features, CLIP grid)."""
+        return self.features_with_grad(images, generators, projector)
+
+    def features_with_grad(self, images: torch.Tensor, generators: Sequence[torch.Generator],
+                           projector: SDCLIPBlock) -> tuple[torch.Tensor, torch.Tensor]:
+        """`features` without `no_grad`: as in upstream training, the implicit captioner (and CLIP, if
+        trainable) receive gradients through the frozen U-Net (`scripts/train_tiny.py --model difflmm`)."""
         from diffusers.utils.torch_utils import randn_tensor
 
         if len(generators) != images.shape[0]:

@@ -1,0 +1,99 @@
+"""Retrain every embedded tiny model from scratch and check that the retrained ones score as the shipped ones.
+
+    python scripts/verify_tiny.py [--output out/retrain] [--tolerance 0.05]     (`make verify-tiny`, ~1.5 h on 2 cores)
+
+Runs the exact `make train-tiny` recipe (`TRAINING` below) into `--output`, then `gcgbench run --task gcg_val`
+on the bundled sample for llava-as and difflmm twice — shipped checkpoints, retrained checkpoints — and prints
+their metrics side by side. Exit 1 when a GCG metric differs by more than `--tolerance` (absolute). Training is
+seeded and single-process, so on the same torch build and thread count the weights come out bit-identical
+(`tests/test_tiny_models.py::test_training_is_deterministic`); the tolerance covers other CPUs and builds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gcgbench.models import tiny  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+# The recipe that produced the shipped files (`make train-tiny`, docs/tiny_models.md), in training order;
+# "llava-8ep" is only DiffLMM's base LLM.
+TRAINING = {
+    "llava-8ep": ["--model", "llava-as", "--epochs", "8", "--threads", "1"],
+    "sam": ["--model", "sam", "--threads", "1"],
+    "difflmm": ["--model", "difflmm", "--threads", "2"],
+    "llava-as": ["--model", "llava-as", "--epochs", "12", "--threads", "2"],
+}
+METRICS = ("mask_recall", "miou", "ap50", "mask_recall_strict", "meteor", "cider")
+
+
+def retrain(output: Path) -> dict[str, Path]:
+    folders = {name: output / name for name in TRAINING}
+    for name, arguments in TRAINING.items():
+        extra = ["--base-llava", str(folders["llava-8ep"])] if name == "difflmm" else []
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "train_tiny.py"), *arguments, *extra,
+                        "--output", str(folders[name])], check=True)
+    return folders
+
+
+def model_args(model: str, folders: dict[str, Path] | None) -> str:
+    if folders is None:
+        return ""
+    sam = {"sam_checkpoint": str(folders["sam"] / tiny.TINY_SAM_FILE)}
+    if model == "llava-as":
+        paths = {"model_path": str(folders["llava-as"])}
+    else:
+        paths = {key: str(folders["difflmm"] / sub) for key, sub in tiny.DIFFLMM_PARTS.items()}
+    return ",".join(f"{k}={v}" for k, v in {**paths, **sam, **tiny.TINY_DEFAULTS}.items())
+
+
+def score(model: str, folders: dict[str, Path] | None, output: Path) -> dict[str, float]:
+    command = [sys.executable, "-m", "gcgbench", "run", "--model", model, "--task", "gcg_val", "--no-cache",
+               "--bootstrap", "0", "--output", str(output)]
+    arguments = model_args(model, folders)
+    if arguments:
+        command += ["--model-args", arguments]
+    subprocess.run(command, check=True)
+    results = json.loads((output / "results.json").read_text())["results"]["gcg_val"]
+    return {name: results[name]["value"] if isinstance(results[name], dict) else results[name] for name in METRICS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=ROOT / "out" / "retrain")
+    parser.add_argument("--tolerance", type=float, default=0.05)
+    parser.add_argument("--skip-training", action="store_true", help="score folders already trained in --output")
+    args = parser.parse_args(argv)
+    folders = {name: args.output / name for name in TRAINING} if args.skip_training else retrain(args.output)
+    table = Table(title=f"sample gcg_val: shipped vs retrained (tolerance {args.tolerance})")
+    table.add_column("model")
+    table.add_column("metric")
+    for column in ("shipped", "retrained", "difference"):
+        table.add_column(column, justify="right")
+    failed = []
+    for model in ("llava-as", "difflmm"):
+        shipped = score(model, None, args.output / "runs" / f"{model}-shipped")
+        retrained = score(model, folders, args.output / "runs" / f"{model}-retrained")
+        for metric in METRICS:
+            difference = retrained[metric] - shipped[metric]
+            table.add_row(model, metric, f"{shipped[metric]:.3f}", f"{retrained[metric]:.3f}", f"{difference:+.3f}")
+            if metric in METRICS[:3] and abs(difference) > args.tolerance:
+                failed.append(f"{model} {metric}")
+    Console().print(table)
+    if failed:
+        print(f"retrained scores differ beyond {args.tolerance}: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
