@@ -44,7 +44,7 @@ from gcgbench.models import tiny
 from gcgbench.models.difflmm import DiffLmmProcessor
 from gcgbench.models.difflmm_vision import DiffLmmVisionConfig, DiffLmmVisionTower, SDCLIPBlock, preprocess_image
 
-from train_tiny import _resume, _save_state, jpeg_roundtrip, log
+from train_tiny import _resume, _save_state, jpeg_roundtrip, llava_batch, log
 
 CAPTION_LENGTH = 20
 VAE_BATCH, UNET_BATCH = 16, 32
@@ -219,16 +219,7 @@ def train_lmm(parts, images, captions, args, output: Path) -> dict[str, LoraLine
     while step < total:
         picks = _batches(len(captions), args.batch, args.seed, step, per_epoch)
         generators = [torch.Generator().manual_seed(args.seed * 1_000_003 + step * 1000 + i) for i in range(len(picks))]
-        length = len(prompt) + max(len(captions[i]) for i in picks)
-        ids = torch.zeros((len(picks), length), dtype=torch.long)
-        labels = torch.full((len(picks), length), -100, dtype=torch.long)
-        mask = torch.zeros((len(picks), length), dtype=torch.long)
-        for row, i in enumerate(picks):
-            end = len(prompt) + len(captions[i])
-            ids[row, :len(prompt)] = prompt
-            ids[row, len(prompt):end] = torch.tensor(captions[i])
-            labels[row, len(prompt):end] = ids[row, len(prompt):end]
-            mask[row, :end] = 1
+        ids, labels, mask = llava_batch(prompt, captions, picks, 0)   # the prompt holds the −200 placeholders
         sd_features, clip_grid = tower.features_with_grad(images[picks].float(), generators, llm.model.mm_projector)
         tokens = llm.model.mm_projector(sd_features, clip_grid)
         is_image = ids == -200
