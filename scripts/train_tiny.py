@@ -59,6 +59,19 @@ def jpeg_roundtrip(array: np.ndarray):
     return Image.open(buffer).convert("RGB")
 
 
+def epoch_batch(count: int, batch: int, seed: int, step: int, steps_per_epoch: int) -> list[int]:
+    """The indices of optimiser step `step`: a fresh permutation per epoch, seeded by (seed, epoch)."""
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed * 1000 + step // steps_per_epoch))
+    offset = (step % steps_per_epoch) * batch
+    return order[offset:offset + batch].tolist()
+
+
+def warmup_cosine(optimizer, total: int, warmup: int):
+    """lr × min(1, (s+1)/warmup) × ½(1 + cos(π·min(1, s/total))) at step s."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+
+
 # ---------------------------------------------------------------------------------------------- llava
 
 def llava_data(processor, indices, log_every: int = 2000):
@@ -112,14 +125,12 @@ def train_llava(args) -> None:
     steps_per_epoch = math.ceil(len(captions) / args.batch)
     total = args.steps or steps_per_epoch * args.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / args.warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    schedule = warmup_cosine(optimizer, total, args.warmup)
     step = _resume(output, model, optimizer, schedule)
     model.train()
     started, saved = time.time(), time.time()
     while step < total:
-        order = torch.randperm(len(captions), generator=torch.Generator().manual_seed(args.seed * 1000 + step // steps_per_epoch))
-        offset = (step % steps_per_epoch) * args.batch
-        picks = order[offset:offset + args.batch].tolist()
+        picks = epoch_batch(len(captions), args.batch, args.seed, step, steps_per_epoch)
         ids, labels, mask = llava_batch(prompt_ids, captions, picks, 0)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             loss = model(input_ids=ids, attention_mask=mask, pixel_values=pixels[picks].float(), labels=labels).loss
@@ -242,15 +253,12 @@ def train_sam(args) -> None:
     steps_per_epoch = math.ceil(len(targets) / args.batch)
     total = args.steps or steps_per_epoch * args.epochs
     optimizer = torch.optim.AdamW(sam.parameters(), lr=args.lr, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    schedule = warmup_cosine(optimizer, total, 100)
     step = _resume(output, sam, optimizer, schedule)
     sam.train()
     started, saved = time.time(), time.time()
     while step < total:
-        generator = torch.Generator().manual_seed(args.seed * 1000 + step // steps_per_epoch)
-        order = torch.randperm(len(targets), generator=generator)
-        offset = (step % steps_per_epoch) * args.batch
-        picks = order[offset:offset + args.batch]
+        picks = torch.tensor(epoch_batch(len(targets), args.batch, args.seed, step, steps_per_epoch))
         which = torch.randint(coords.shape[1], (len(picks),), generator=torch.Generator().manual_seed(args.seed + step))
         logits = sam_forward(sam, images[owner[picks]], coords[picks, which])
         target, area = targets[picks].float(), valid[picks].float()

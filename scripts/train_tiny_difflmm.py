@@ -44,7 +44,7 @@ from gcgbench.models import tiny
 from gcgbench.models.difflmm import DiffLmmProcessor
 from gcgbench.models.difflmm_vision import DiffLmmVisionConfig, DiffLmmVisionTower, SDCLIPBlock, preprocess_image
 
-from train_tiny import _resume, _save_state, jpeg_roundtrip, llava_batch, log
+from train_tiny import _resume, _save_state, epoch_batch, jpeg_roundtrip, llava_batch, log, warmup_cosine
 
 CAPTION_LENGTH = 20
 VAE_BATCH, UNET_BATCH = 16, 32
@@ -63,28 +63,17 @@ def scene_data(indices, tokenizer):
     return torch.stack(images), captions
 
 
-def _batches(count: int, batch: int, seed: int, step: int, steps_per_epoch: int) -> list[int]:
-    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed * 1000 + step // steps_per_epoch))
-    offset = (step % steps_per_epoch) * batch
-    return order[offset:offset + batch].tolist()
-
-
-def _cosine(optimizer, total: int, warmup: int):
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
-
-
 # ---------------------------------------------------------------------------------------------- stage 1: VAE
 
 def train_vae(vae, images, args) -> None:
     vae.train()
     total = args.vae_steps
     optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
-    schedule = _cosine(optimizer, total, 50)
+    schedule = warmup_cosine(optimizer, total, 50)
     per_epoch = math.ceil(len(images) / VAE_BATCH)
     started = time.time()
     for step in range(total):
-        x = images[_batches(len(images), VAE_BATCH, args.seed + 1, step, per_epoch)].float()
+        x = images[epoch_batch(len(images), VAE_BATCH, args.seed + 1, step, per_epoch)].float()
         posterior = vae.encode(x).latent_dist
         z = posterior.sample(generator=torch.Generator().manual_seed(args.seed * 100_003 + step))
         recon = vae.decode(z).sample
@@ -130,12 +119,12 @@ def train_unet(unet, vae, scheduler, images, captions, vocab: int, pad_id: int, 
     parameters = list(unet.parameters()) + list(encoder.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=0.01)
     total = args.unet_steps
-    schedule = _cosine(optimizer, total, 50)
+    schedule = warmup_cosine(optimizer, total, 50)
     alphas = scheduler.alphas_cumprod
     per_epoch = math.ceil(len(images) / UNET_BATCH)
     started = time.time()
     for step in range(total):
-        picks = _batches(len(images), UNET_BATCH, args.seed + 2, step, per_epoch)
+        picks = epoch_batch(len(images), UNET_BATCH, args.seed + 2, step, per_epoch)
         generator = torch.Generator().manual_seed(args.seed * 100_019 + step)
         z = (means[picks] + stds[picks] * torch.randn(means[picks].shape, generator=generator)) * vae.config.scaling_factor
         noise = torch.randn(z.shape, generator=generator)
@@ -212,12 +201,12 @@ def train_lmm(parts, images, captions, args, output: Path) -> dict[str, LoraLine
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.01)
     per_epoch = math.ceil(len(captions) / args.batch)
     total = args.steps or per_epoch * args.epochs
-    schedule = _cosine(optimizer, total, args.warmup)
+    schedule = warmup_cosine(optimizer, total, args.warmup)
     holder = torch.nn.ModuleDict({"llm": llm, "clip": clip})
     step = _resume(output, holder, optimizer, schedule)
     started = time.time()
     while step < total:
-        picks = _batches(len(captions), args.batch, args.seed, step, per_epoch)
+        picks = epoch_batch(len(captions), args.batch, args.seed, step, per_epoch)
         generators = [torch.Generator().manual_seed(args.seed * 1_000_003 + step * 1000 + i) for i in range(len(picks))]
         ids, labels, mask = llava_batch(prompt, captions, picks, 0)   # the prompt holds the −200 placeholders
         sd_features, clip_grid = tower.features_with_grad(images[picks].float(), generators, llm.model.mm_projector)
