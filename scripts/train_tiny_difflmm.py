@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from gcgbench.data.sample_scenes import make_scene
 from gcgbench.models import llava_loading as ll
 from gcgbench.models import tiny
-from gcgbench.models.difflmm import DiffLmmProcessor
+from gcgbench.models.difflmm import DiffLmmProcessor, embed_with_image_tokens
 from gcgbench.models.difflmm_vision import DiffLmmVisionConfig, DiffLmmVisionTower, SDCLIPBlock, preprocess_image
 
 from train_tiny import _resume, _save_state, epoch_batch, jpeg_roundtrip, llava_batch, log, warmup_cosine
@@ -211,9 +211,7 @@ def train_lmm(parts, images, captions, args, output: Path) -> dict[str, LoraLine
         ids, labels, mask = llava_batch(prompt, captions, picks, 0)   # the prompt holds the −200 placeholders
         sd_features, clip_grid = tower.features_with_grad(images[picks].float(), generators, llm.model.mm_projector)
         tokens = llm.model.mm_projector(sd_features, clip_grid)
-        is_image = ids == -200
-        embeds = llm.get_input_embeddings()(ids.masked_fill(is_image, 0))
-        embeds = embeds.masked_scatter(is_image[..., None], tokens.reshape(-1, tokens.shape[-1]))
+        embeds = embed_with_image_tokens(llm, ids, tokens)
         loss = llm(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
         optimizer.zero_grad()
         loss.backward()

@@ -78,6 +78,22 @@ class DiffLmmProcessor:
         return out
 
 
+def embed_with_image_tokens(llm: Any, input_ids: torch.Tensor, image_tokens: torch.Tensor | None) -> torch.Tensor:
+    """Token embeddings of `input_ids` with the image tokens (B, n, hidden) scattered, in order, into each row's
+    n IMAGE_TOKEN_INDEX positions (upstream `prepare_inputs_labels_for_multimodal`); differentiable."""
+    is_image = input_ids == IMAGE_TOKEN_INDEX
+    embeds = llm.get_input_embeddings()(input_ids.masked_fill(is_image, 0))
+    if image_tokens is None:
+        if bool(is_image.any()):
+            raise ValueError("image placeholders without image features")
+        return embeds
+    counts = is_image.sum(dim=1)
+    if image_tokens.shape[0] != input_ids.shape[0] or bool((counts != image_tokens.shape[1]).any()):
+        raise ValueError(f"{counts.tolist()} image placeholders for image tokens of shape {tuple(image_tokens.shape)}")
+    embeds[is_image] = image_tokens.reshape(-1, image_tokens.shape[-1]).to(embeds.dtype)
+    return embeds
+
+
 class DiffLmmLM:
     """The LLaVA-repo multimodal LM on top of the merged `LlamaForCausalLM`; `pixel_values` are image tokens."""
 
@@ -95,17 +111,7 @@ class DiffLmmLM:
         return self.llm.generation_config
 
     def embed(self, input_ids: torch.Tensor, image_tokens: torch.Tensor | None) -> torch.Tensor:
-        is_image = input_ids == IMAGE_TOKEN_INDEX
-        embeds = self.llm.get_input_embeddings()(input_ids.masked_fill(is_image, 0))
-        if image_tokens is None:
-            if bool(is_image.any()):
-                raise ValueError("image placeholders without image features")
-            return embeds
-        counts = is_image.sum(dim=1)
-        if image_tokens.shape[0] != input_ids.shape[0] or bool((counts != image_tokens.shape[1]).any()):
-            raise ValueError(f"{counts.tolist()} image placeholders for image tokens of shape {tuple(image_tokens.shape)}")
-        embeds[is_image] = image_tokens.reshape(-1, image_tokens.shape[-1]).to(embeds.dtype)
-        return embeds
+        return embed_with_image_tokens(self.llm, input_ids, image_tokens)
 
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                  pixel_values: torch.Tensor | None = None, **kwargs: Any) -> Any:
