@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gcgbench.api.backend import GenerationSettings
-from gcgbench.data.sample_scenes import make_scene
+from gcgbench.data.sample.scenes import make_scene
 from gcgbench.grounding.sam_refine import SamRefiner, build_sam
 from gcgbench.models import tiny
 from gcgbench.models.registry import load_backend

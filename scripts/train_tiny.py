@@ -39,7 +39,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # train_tiny_difflmm, however this file is loaded
 
-from gcgbench.data.sample_scenes import make_scene  # noqa: E402
+from gcgbench.data.sample.scenes import make_scene  # noqa: E402
 from gcgbench.models import llava_loading as ll  # noqa: E402
 from gcgbench.models import tiny  # noqa: E402
 

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gcgbench.data.sample_scenes import make_scene
+from gcgbench.data.sample.scenes import make_scene
 from gcgbench.models import llava_loading as ll
 from gcgbench.models import tiny
 from gcgbench.models.difflmm import DiffLmmProcessor, embed_with_image_tokens

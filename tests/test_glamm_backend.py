@@ -14,8 +14,8 @@ from gcgbench.api.backend import GenerationSettings
 from gcgbench.api.errors import InputError
 from gcgbench.api.task import DataPaths
 from gcgbench.data.sample import write_sample
-from gcgbench.data.sample_captioning import write_captioning_sample
-from gcgbench.data.sample_scenes import make_scenes
+from gcgbench.data.sample.captioning import write_captioning_sample
+from gcgbench.data.sample.scenes import make_scenes
 from gcgbench.models import glamm as glamm_module
 from gcgbench.models import glamm_tokenizer as gt
 from gcgbench.models.glamm import GlammBackend

@@ -16,11 +16,12 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from gcgbench.data.sample import (
-    LAYOUT, MARKER_NAME, coco_image_id, default_cache_dir, gqa_image_id, is_complete_sample, sa_image_id,
-    sample_root, textvqa_image_id, write_sample,
-)
-from gcgbench.data.sample_scenes import COLORS, TEXT_BOX, TEXT_RGB, make_scenes
+from gcgbench.data.sample import sample_root, write_sample
+from gcgbench.data.sample.coco import LAYOUT, sa_image_id
+from gcgbench.data.sample.files import coco_image_id
+from gcgbench.data.sample.root import MARKER_NAME, default_cache_dir, is_complete_sample
+from gcgbench.data.sample.vqa import gqa_image_id, textvqa_image_id
+from gcgbench.data.sample.scenes import COLORS, TEXT_BOX, TEXT_RGB, make_scenes
 
 N_IMAGES = 24
 REF_FIELDS = {"sent_ids", "file_name", "ann_id", "ref_id", "image_id", "split", "sentences", "category_id"}

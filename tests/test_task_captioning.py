@@ -19,13 +19,13 @@ from gcgbench.api.types import Prediction
 from gcgbench.data.captioning import caption_results
 from gcgbench.data.predictions import write_prediction_jsonl
 from gcgbench.data.sample import write_sample
-from gcgbench.data.sample_captioning import (
+from gcgbench.data.sample.captioning import (
     REFCOCOG_CAPTIONS,
     VG_CAPTIONS,
     VG_IMAGES,
     write_captioning_sample,
 )
-from gcgbench.data.sample_scenes import make_scenes
+from gcgbench.data.sample.scenes import make_scenes
 from gcgbench.metrics import captions
 from gcgbench.tasks.captioning import CaptioningTask
 from gcgbench.tasks.registry import get_task

@@ -8,7 +8,7 @@ back, so the request prompt equals LLaVA's `text`). `doc.truth` holds what the m
 line with. Image sizes come from the image file headers (0 × 0 where the image is not on disk: scoring
 needs no pixels; `gcgbench validate` reports missing images).
 
-Files (under `playground/data/eval/`; the sample writes them all, `gcgbench.data.sample_vqa`):
+Files (under `playground/data/eval/`; the sample writes them all, `gcgbench.data.sample.vqa`):
 - VQAv2 val: the official `v2_OpenEnded_mscoco_val2014_questions.json` (`questions[{image_id, question,
   question_id}]`, `data_subtype`) and `v2_mscoco_val2014_annotations.json` (`annotations[{question_id,
   image_id, question_type, answer_type, multiple_choice_answer, answers[{answer, answer_confidence,

@@ -18,6 +18,7 @@ import yaml
 
 from gcgbench.api.errors import InputError
 from gcgbench.api.task import DataPaths
+from gcgbench.data.sample import sample_root
 
 
 def resolve_data_paths(data_root: Path | None, data_config: Path | None = None) -> DataPaths:
@@ -40,8 +41,6 @@ def resolve_data_paths(data_root: Path | None, data_config: Path | None = None) 
         if data_root is None and raw.get("data_root"):
             data_root = Path(raw["data_root"]).expanduser()
     if data_root is None:
-        from gcgbench.data.sample import sample_root
-
         return DataPaths(sample_root(), overrides, is_sample=True)
     if not Path(data_root).is_dir():
         raise InputError(data_root, None, "data root is not a folder")

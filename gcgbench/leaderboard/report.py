@@ -23,6 +23,7 @@ import numpy as np
 
 from gcgbench.api.errors import InputError
 from gcgbench.api.task import DataPaths
+from gcgbench.data.sample import sample_root
 from gcgbench.api.types import RLE, Doc, Prediction
 from gcgbench.leaderboard import files, from_results
 from gcgbench.leaderboard.rows import read_rows
@@ -197,8 +198,6 @@ def load_docs(task: str, config: Mapping[str, Any], data_root: Path | None) -> t
     elif config.get("data_root") and Path(config["data_root"]).is_dir():
         paths = DataPaths(Path(config["data_root"]), overrides, bool(config.get("sample_data")))
     elif config.get("sample_data"):
-        from gcgbench.data.sample import sample_root
-
         paths = DataPaths(sample_root(), overrides, True)
     else:
         return {}, f"{task}: data root {config.get('data_root')!r} not found (pass --data-root): no images"

@@ -1,6 +1,6 @@
 """The embedded default models: a tiny LLaVA, a tiny DiffLMM and a tiny SAM, trained here on synthetic scenes.
 
-All are trained by `scripts/train_tiny.py` on scenes 100000 … 109999 of `gcgbench.data.sample_scenes`
+All are trained by `scripts/train_tiny.py` on scenes 100000 … 109999 of `gcgbench.data.sample.scenes`
 (disjoint from the bundled sample's scenes 0 … 23) and shipped inside the package:
 
 - `checkpoints/tiny-llava-as/`: `LlavaForConditionalGeneration` (CLIP vision 64 px, patch 8 → 64 image tokens,

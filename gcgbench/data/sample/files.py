@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from gcgbench.api.types import RLE
-from gcgbench.data.sample_scenes import Scene
+from gcgbench.data.sample.scenes import Scene
 
 SAMPLE_VERSION = "sample-v1"
 JPEG_SETTINGS: dict[str, Any] = {"format": "JPEG", "quality": 95, "subsampling": 0, "optimize": False}

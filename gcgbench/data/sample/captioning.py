@@ -23,18 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from gcgbench.api.types import RLE
-from gcgbench.data.sample import (
-    INFO,
-    LAYOUT,
-    LICENSES,
-    REFER_DATASETS,
-    _ann_id,
-    _bbox,
-    _refs,
-    _write_image,
-    _write_json,
-)
-from gcgbench.data.sample_scenes import KIND_CATEGORY_IDS, Scene
+from gcgbench.data.sample.coco import LAYOUT, REFER_DATASETS, annotation_id, make_refs
+from gcgbench.data.sample.files import INFO, LICENSES, bbox, write_image, write_json
+from gcgbench.data.sample.scenes import KIND_CATEGORY_IDS, Scene
 
 REFCOCOG_CAPTIONS = "RefCoco_Reg/mdetr_annotations/finetune_refcocog_val_captions.json"
 VG_CAPTIONS = "visual_genome/test_caption.json"
@@ -53,11 +44,11 @@ def write_captioning_sample(root: Path, scenes: list[Scene]) -> None:
 
 
 def _write_refcocog_captions(root: Path, scenes: list[Scene]) -> None:
-    shapes = {_ann_id(scene, position): (scene, position) for scene in scenes for position in range(len(scene.shapes))}
+    shapes = {annotation_id(scene, position): (scene, position) for scene in scenes for position in range(len(scene.shapes))}
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
-    refs = _refs(scenes, "refcocog", dict(REFER_DATASETS)["refcocog"]["umd"])
-    for ref in (ref for ref in refs if ref["split"] == "val"):
+    umd_refs = make_refs(scenes, "refcocog", dict(REFER_DATASETS)["refcocog"]["umd"])
+    for ref in (ref for ref in umd_refs if ref["split"] == "val"):
         scene, position = shapes[ref["ann_id"]]
         rle = RLE.from_mask(scene.shape_masks[position])
         file_name = "_".join(ref["file_name"].split("_")[:-1]) + ".jpg"  # as MDETR derives it from the ref
@@ -67,14 +58,14 @@ def _write_refcocog_captions(root: Path, scenes: list[Scene]) -> None:
                            "original_id": ref["image_id"], "caption": sentence["sent"], "dataset_name": "refcocog",
                            "tokens_negative": []})
             annotations.append({"area": float(rle.area()), "iscrowd": 0, "image_id": region_id,
-                                "category_id": ref["category_id"], "id": region_id, "bbox": _bbox(rle),
+                                "category_id": ref["category_id"], "id": region_id, "bbox": bbox(rle),
                                 "original_id": ref["ann_id"], "tokens_positive": [[0, len(sentence["sent"])]],
                                 "caption": sentence["sent"]})
         image_path = root / LAYOUT.refer_images / file_name
         if not image_path.is_file():
-            _write_image(image_path, scene.render())
+            write_image(image_path, scene.render())
     categories = [{"supercategory": "shape", "id": cid, "name": kind} for kind, cid in KIND_CATEGORY_IDS.items()]
-    _write_json(root / REFCOCOG_CAPTIONS, {"info": INFO, "licenses": LICENSES, "images": images,
+    write_json(root / REFCOCOG_CAPTIONS, {"info": INFO, "licenses": LICENSES, "images": images,
                                            "annotations": annotations, "categories": categories})
 
 
@@ -87,9 +78,9 @@ def _write_vg_captions(root: Path, scenes: list[Scene]) -> None:
             rle = RLE.from_mask(scene.shape_masks[position])
             region_id = len(images)
             images.append({"id": region_id, "file_name": file_name, "height": scene.height, "width": scene.width})
-            annotations.append({"id": region_id, "image_id": region_id, "category_id": 1, "bbox": _bbox(rle),
+            annotations.append({"id": region_id, "image_id": region_id, "category_id": 1, "bbox": bbox(rle),
                                 "area": float(rle.area()), "iscrowd": 0, "caption": expressions[0]})
-        _write_image(root / VG_IMAGES / file_name, scene.render())
-    _write_json(root / VG_CAPTIONS, {"images": images, "annotations": annotations,
+        write_image(root / VG_IMAGES / file_name, scene.render())
+    write_json(root / VG_CAPTIONS, {"images": images, "annotations": annotations,
                                      "categories": [{"id": 1, "name": "object"}]})
 

@@ -50,10 +50,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gcgbench.data.sample_files import (
+from gcgbench.data.sample.files import (
     INFO, LICENSES, PNG_SETTINGS, coco_image_id, encode_image, write_image, write_json, write_jsonl, write_text,
 )
-from gcgbench.data.sample_scenes import COLOR_NAMES, KINDS, Scene, human_answers
+from gcgbench.data.sample.scenes import COLOR_NAMES, KINDS, Scene, human_answers
 
 SHORT_ANSWER_PROMPT = "\nAnswer the question using a single word or phrase."
 VIZWIZ_PROMPT = "\nWhen the provided information is insufficient, respond with 'Unanswerable'." + SHORT_ANSWER_PROMPT
