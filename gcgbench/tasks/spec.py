@@ -32,7 +32,7 @@ The folder is found next to the package (a source checkout) or, in an installed 
 
 from __future__ import annotations
 
-from importlib import resources
+import importlib.util
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -50,7 +50,11 @@ def task_folder() -> Path:
     checkout = Path(__file__).resolve().parents[2] / "tasks"
     if checkout.is_dir():
         return checkout
-    return Path(str(resources.files("gcgbench_tasks")))
+    # an installed wheel: the `gcgbench_tasks` data package (a namespace package: no __init__.py)
+    spec = importlib.util.find_spec("gcgbench_tasks")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError("gcgbench_tasks", None, "the built-in task files are not installed; reinstall gcgbench")
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def iter_task_files(folders: list[Path] | None = None) -> Iterator[Path]:
