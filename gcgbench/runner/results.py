@@ -33,7 +33,7 @@ from gcgbench.api.hashing import file_sha256
 from gcgbench.api.task import TaskResult
 
 SCHEMA_VERSION = 1
-RECORDED_PACKAGES = ("gcgbench", "numpy", "pycocotools", "pycocoevalcap", "torch", "transformers", "sentence-transformers")
+RECORDED_PACKAGES = ("gcgbench", "numpy", "pycocotools", "pycocoevalcap", "opencv-python-headless", "torch", "transformers", "sentence-transformers")
 
 
 def build_results(task_results: Sequence[TaskResult], config: dict[str, Any], timing: dict[str, float]) -> dict[str, Any]:

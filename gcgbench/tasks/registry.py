@@ -16,6 +16,8 @@ from gcgbench.tasks.spec import iter_task_files, load_spec
 FAMILIES = {
     "gcg": "gcgbench.tasks.gcg:GcgTask",
     "res": "gcgbench.tasks.res:ResTask",
+    "reasonseg": "gcgbench.tasks.reasonseg:ReasonSegTask",
+    "gres": "gcgbench.tasks.gres:GresTask",
     "png": "gcgbench.tasks.png:PngTask",
     "captioning": "gcgbench.tasks.captioning:CaptioningTask",
     "vqa": "gcgbench.tasks.vqa:VqaTask",
