@@ -77,6 +77,7 @@ def _execute(model, model_args, task, data_root, data_config, limit, output, bat
              text_model, bootstrap, protocol, cache_folder: Path | None, score: bool,
              min_mask_area: int | None = None) -> None:
     console = Console(stderr=True)
+    opt.check_min_mask_area(min_mask_area)
     paths = resolve_data_paths(data_root, data_config)
     if paths.is_sample:
         console.print(f"no --data-root: using the bundled synthetic sample at {paths.root}")

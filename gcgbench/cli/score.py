@@ -30,6 +30,7 @@ def score(
     seed: int = opt.Seed,
 ) -> None:
     started = time.perf_counter()
+    opt.check_min_mask_area(min_mask_area)
     chosen = get_task(task)
     paths = resolve_data_paths(data_root, data_config)
     docs = chosen.docs(paths)
