@@ -14,6 +14,7 @@ from gcgbench.api.task import DataPaths, ScoringOptions
 from gcgbench.api.types import RLE, Phrase, Prediction
 from gcgbench.cli.app import main
 from gcgbench.data.sample import write_sample
+from gcgbench.leaderboard import rows
 from gcgbench.tasks.registry import get_task, task_names
 
 TASKS = ("reasonseg_val", "reasonseg_test", "reasonseg_test_short", "reasonseg_test_long",
@@ -66,6 +67,11 @@ def test_oracle_is_perfect_through_the_runner_and_replay_and_score_agree(sample,
     assert again["metric_config"]["gres_grefcoco_val"]["min_mask_area"] == 100000
     assert again["results"]["gres_grefcoco_val"]["t_acc"] == 0.0  # every mask now says "no target"
     assert again["results"]["gres_grefcoco_val"]["n_acc"] == 1.0
+    # `check` recomputes every metric from the per-sample rows (paired bootstraps)
+    for run, name, family in ((rescored, "gres_grefcoco_val", "gres"), (out, "reasonseg_val", "reasonseg")):
+        stored = json.loads((run / "results.json").read_text())["results"][name]
+        found = rows.row_metrics(family, "lisa", rows.read_rows(run, name), stored)
+        assert set(found.verified(stored)) == {k for k, v in stored.items() if not np.isnan(v)}
 
 
 def test_gres_score_counts_a_mask_on_a_no_target_expression_as_a_miss(sample):
@@ -123,6 +129,7 @@ def test_unknown_params_in_a_task_file_are_input_errors(sample):
         bad.docs(DataPaths(sample))
 
 
+@pytest.mark.slow
 def test_llava_as_answers_both_tasks_with_its_embedded_tiny_model(sample, tmp_path):
     out = tmp_path / "llava-as"
     assert main(["run", "--model", "llava-as", "--task", "reasonseg_val,gres_grefcoco_val", "--data-root", str(sample),
