@@ -140,3 +140,23 @@ def test_llava_as_answers_both_tasks_with_its_embedded_tiny_model(sample, tmp_pa
                                                              "precision_0.8", "precision_0.9"}
     assert all(len(json.loads(line)["phrases"]) == 1
                for line in (out / "predictions" / "reasonseg_val.jsonl").read_text().splitlines())
+
+
+@pytest.mark.slow
+def test_glamm_answers_both_tasks_on_a_tiny_checkpoint(sample, tmp_path):
+    from gcgbench.api.backend import GenerationSettings
+    from gcgbench.models.glamm import GlammBackend
+    from gcgbench.models.glamm_tiny import write_tiny_glamm
+    from gcgbench.runner.evaluate import infer_task
+
+    pytest.importorskip("sentencepiece")
+    model_dir, clip_dir = write_tiny_glamm(tmp_path / "glamm")
+    backend = GlammBackend.from_args({"model_path": str(model_dir), "clip_path": str(clip_dir), "max_new_tokens": "4"})
+    for name in ("reasonseg_test_long", "gres_grefcoco_val"):
+        task = get_task(name)
+        docs = task.docs(DataPaths(sample))[:2]
+        predictions = infer_task(backend, task, docs, GenerationSettings(device="cpu"))
+        for doc, prediction in zip(docs, predictions):
+            assert prediction.masks() and prediction.masks()[0].size == (doc.height, doc.width)
+        result = task.score(docs, {p.doc_id: p for p in predictions}, ScoringOptions(bootstrap_resamples=0))
+        assert set(result.metrics) == set(task.spec.metrics)
