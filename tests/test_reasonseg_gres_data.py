@@ -12,7 +12,7 @@ import pytest
 
 from gcgbench.api.errors import InputError
 from gcgbench.data.grefcoco import read_grefcoco
-from gcgbench.data.reasonseg import image_size, read_reasonseg, split_folder
+from gcgbench.data.reasonseg import image_size, read_reasonseg
 from gcgbench.data.sample import write_sample
 from gcgbench.data.sample.grefcoco import FOLDER as GREF_FOLDER
 from gcgbench.data.sample.reasonseg import FOLDER as RS_FOLDER
@@ -67,11 +67,21 @@ def _target_alone(sample) -> int:
     return int((mask == 1).sum())
 
 
-def test_split_folder_accepts_lisa_and_bare_layouts(root, tmp_path):
-    assert split_folder(root, "val") == root / "reason_seg/ReasonSeg/val"
+def test_split_folder_accepts_lisa_and_bare_layouts_and_respects_overrides(root, tmp_path):
+    from gcgbench.api.task import DataPaths
+    from gcgbench.tasks.registry import get_task
+
+    spec = get_task("reasonseg_val").spec
+    assert DataPaths(root).file(spec, "split_folder") == root / "reason_seg/ReasonSeg/val"
     shutil.copytree(root / RS_FOLDER / "val", tmp_path / "ReasonSeg" / "val")
-    assert split_folder(tmp_path, "val") == tmp_path / "ReasonSeg" / "val"
-    assert split_folder(tmp_path / "nowhere", "test") == tmp_path / "nowhere" / "reason_seg/ReasonSeg/test"
+    assert DataPaths(tmp_path).file(spec, "split_folder") == tmp_path / "ReasonSeg" / "val"
+    both = tmp_path / "both"
+    shutil.copytree(root / RS_FOLDER / "val", both / "ReasonSeg" / "val")
+    shutil.copytree(root / RS_FOLDER / "val", both / RS_FOLDER / "val")
+    assert DataPaths(both).file(spec, "split_folder") == both / RS_FOLDER / "val"  # LISA's layout first
+    overridden = DataPaths(tmp_path, {"reasonseg_val": {"split_folder": "elsewhere"}})
+    assert overridden.file(spec, "split_folder") == tmp_path / "elsewhere"  # an override is never second-guessed
+    assert DataPaths(tmp_path / "nowhere").file(spec, "split_folder") == tmp_path / "nowhere" / RS_FOLDER / "val"
 
 
 @pytest.fixture

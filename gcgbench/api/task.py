@@ -41,7 +41,10 @@ class DataPaths:
     """Where a task's files are: the data root, plus per-task overrides of individual file roles.
 
     `overrides[task_name][role]` is an absolute path, or a path relative to the root, that replaces
-    the spec's default for that role (users whose folders differ from GLaMM's `data/` layout).
+    the spec's default for that role (users whose folders differ from GLaMM's `data/` layout). A spec
+    may name a second usual place for a role in `params.fallback_files[role]` (relative to the root):
+    used when the default is absent and the fallback exists (e.g. `ReasonSeg/val` beside LISA's
+    `reason_seg/ReasonSeg/val`); an override is never second-guessed.
     """
 
     root: Path
@@ -51,8 +54,13 @@ class DataPaths:
     def file(self, spec: TaskSpec, role: str) -> Path:
         if role not in spec.files:
             raise InputError(spec.source, f"files.{role}", f"task {spec.name} declares no file role {role!r}")
-        relative = self.overrides.get(spec.name, {}).get(role, spec.files[role])
-        return Path(relative) if Path(relative).is_absolute() else self.root / relative
+        overridden = self.overrides.get(spec.name, {}).get(role)
+        relative = overridden or spec.files[role]
+        path = Path(relative) if Path(relative).is_absolute() else self.root / relative
+        fallback = (spec.params.get("fallback_files") or {}).get(role) if overridden is None else None
+        if isinstance(fallback, str) and not path.exists() and (self.root / fallback).exists():
+            return self.root / fallback
+        return path
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ Layout (LISA README "Dataset" and `utils/dataset.py::ValDataset`, which globs
         {"text": [instruction, ...], "is_sentence": bool,
          "shapes": [{"label": "target" | "ignore" | "flag" ..., "points": [[x, y], ...], ...}], ...}
 
-A split folder may also sit at `ReasonSeg/<split>/` directly under the data root (`split_folder`).
+The tasks also accept the release folder at `ReasonSeg/<split>/` directly under the data root
+(`params.fallback_files` of `tasks/reasonseg_*.yaml`).
 
 What is read, exactly as LISA reads it:
 
@@ -44,7 +45,6 @@ from gcgbench.api.types import RLE
 from gcgbench.data.jsonio import require
 
 SPLITS = ("val", "test")
-SPLIT_FOLDERS = ("reason_seg/ReasonSeg", "ReasonSeg")  # LISA's layout first, then the bare release folder
 IGNORE_VALUE = 255  # LISA ReasonSegDataset.ignore_label / get_mask_from_json label_value for "ignore"
 TARGET_VALUE = 1
 
@@ -64,16 +64,6 @@ class ReasonSegSample:
     target: RLE
     ignore: RLE
     gt_issue: str | None = None
-
-
-def split_folder(root: Path, split: str, configured: Path | None = None) -> Path:
-    """The folder of `split`: `configured` if it exists, else the first of `SPLIT_FOLDERS` that exists
-    under `root` (else `configured`, or LISA's path, so the error names the expected place)."""
-    candidates = ([Path(configured)] if configured is not None else []) + [Path(root) / f / split for f in SPLIT_FOLDERS]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    return candidates[0]
 
 
 def read_reasonseg(folder: Path) -> list[ReasonSegSample]:

@@ -55,9 +55,8 @@ def preflight(tasks: Sequence[Task], paths: DataPaths, text_model: str | None) -
 
 def _check_files(task: Task, paths: DataPaths) -> list[Finding]:
     findings = []
-    locate = getattr(task, "data_file", None)  # a task whose files have fallback places (ReasonSeg) says where
     for role in task.spec.files:
-        path = locate(paths, role) if locate is not None else paths.file(task.spec, role)
+        path = paths.file(task.spec, role)
         if not path.exists():
             findings.append(Finding(False, task.name, f"{role}: {path} not found (set --data-root, or override "
                                                       f"'{role}' for {task.name} in a --data-config file)"))

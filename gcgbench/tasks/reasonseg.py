@@ -26,7 +26,7 @@ from gcgbench.api.errors import InputError
 from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult
 from gcgbench.api.types import RLE, Doc, Phrase, Prediction, Request
 from gcgbench.data.predictions import read_predictions
-from gcgbench.data.reasonseg import SPLITS, ReasonSegSample, annotations_sha256, read_reasonseg, split_folder
+from gcgbench.data.reasonseg import SPLITS, ReasonSegSample, annotations_sha256, read_reasonseg
 from gcgbench.metrics import reasonseg
 from gcgbench.metrics.masks import MaskSizeError
 from gcgbench.metrics.stats import cluster_indices
@@ -47,22 +47,16 @@ ANSWER_PATHS = {
 
 @dataclass(frozen=True)
 class ReasonSegTask(SpecTask):
-    """A ReasonSeg split. Files: `split_folder`. Params: `split` (val | test), `subset` (all | short |
-    long), `sentence_prompt` (the prompt of `is_sentence` queries; `prompt` is for the others)."""
-
-    def data_file(self, paths: DataPaths, role: str) -> Path:
-        """The file of `role`, where `split_folder` falls back to `ReasonSeg/<split>/` under the root."""
-        configured = paths.file(self.spec, role)
-        if role != "split_folder" or self.spec.name in paths.overrides and role in paths.overrides[self.spec.name]:
-            return configured
-        return split_folder(paths.root, self._params()[0], configured)
+    """A ReasonSeg split. Files: `split_folder` (LISA's `reason_seg/ReasonSeg/<split>`, falling back to
+    `params.fallback_files.split_folder`, `ReasonSeg/<split>`). Params: `split` (val | test), `subset`
+    (all | short | long), `sentence_prompt` (the prompt of `is_sentence` queries; `prompt` is for the others)."""
 
     def annotation_files(self, paths: DataPaths) -> list[Path]:
         return []  # hundreds of per-image JSON files: one combined sha256 goes into metric_config instead
 
     def docs(self, paths: DataPaths) -> list[Doc]:
         split, keep = self._params()
-        samples = read_reasonseg(self.data_file(paths, "split_folder"))
+        samples = read_reasonseg(paths.file(self.spec, "split_folder"))
         chosen = [s for s in samples if keep is None or s.is_sentence == keep]
         digest = annotations_sha256(samples)
         return [_doc(sample, digest) for sample in chosen]
