@@ -172,8 +172,8 @@ def test_grefcoco_sample_has_single_multi_and_no_target_expressions(root, split)
     assert no_target and all(r.mask.area() == 0 and r.ann_ids == () for r in no_target)
     multi = [r for r in records if len(r.ann_ids) > 1]
     assert multi and all(r.mask.area() > 0 for r in multi)
-    crowd = [r for r in multi if r.gt_issue and "crowd" in r.gt_issue]
-    assert crowd  # the crowd duplicate is left out and the union is still the drawn shapes
+    crowd = [r for r in multi if r.crowd_left_out]
+    assert crowd and all(r.gt_issue is None for r in records)  # the crowd duplicate is left out, nothing else
 
 
 def test_grefcoco_union_equals_pycocotools_union_of_non_crowd_annotations(root):
@@ -228,3 +228,16 @@ def test_grefcoco_unknown_split_missing_and_malformed_files(gref_copy, tmp_path)
     gref_copy[0].write_text('{"refs": []}')
     with pytest.raises(InputError, match="expected a list of refs"):
         read_grefcoco(*gref_copy, "val")
+
+
+def test_grefcoco_ref_naming_only_crowd_objects_keeps_an_empty_truth_and_says_so(gref_copy):
+    refs_path, instances_path, _ = gref_copy
+    refs, instances = json.loads(refs_path.read_text()), json.loads(instances_path.read_text())
+    crowd_ids = [a["id"] for a in instances["annotations"] if a["iscrowd"]]
+    crowd = next(a for a in instances["annotations"] if a["id"] == crowd_ids[0])
+    ref = next(r for r in refs if r["image_id"] == crowd["image_id"])
+    ref.update(ann_id=[crowd["id"]], split="val")
+    refs_path.write_text(json.dumps(refs))
+    found = [r for r in read_grefcoco(*gref_copy, "val") if r.ref_id == ref["ref_id"]]
+    assert found and all(r.mask.area() == 0 and not r.no_target and r.crowd_left_out == 1 for r in found)
+    assert "no usable annotation" in found[0].gt_issue

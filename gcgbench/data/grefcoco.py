@@ -55,6 +55,7 @@ class GrefExpression:
     mask: RLE
     no_target: bool
     gt_issue: str | None = None
+    crowd_left_out: int = 0  # referred crowd annotations, left out of the truth as ReLA leaves them out
 
     @property
     def record_id(self) -> str:
@@ -95,9 +96,9 @@ def read_grefcoco(refs_path: Path, instances_path: Path, image_dir: Path, split:
         no_target = ann_ids == NO_TARGET_ANN_IDS
         require(no_target or -1 not in ann_ids, refs_path, where, f"'ann_id' mixes -1 (no target) with objects: {ann_ids}")
         if no_target:
-            mask, issue = _empty(height, width), None
+            mask, issue, crowd = _empty(height, width), None, 0
         else:
-            mask, issue = _union(ann_ids, annotations, image_id, height, width, instances_path, where, refs_path)
+            mask, issue, crowd = _union(ann_ids, annotations, image_id, height, width, instances_path, where, refs_path)
         sentences = ref.get("sentences")
         require(isinstance(sentences, list) and bool(sentences), refs_path, where, "'sentences' must be a non-empty list")
         for index, sentence in enumerate(sentences):
@@ -114,13 +115,13 @@ def read_grefcoco(refs_path: Path, instances_path: Path, image_dir: Path, split:
                 ref_id=ref_id, sent_id=sent_id, sentence_index=index, ann_ids=() if no_target else tuple(ann_ids),
                 image_id=image_id, split=ref_split, expression=text.strip().lower(), raw=raw,
                 image_file=str(Path(image_dir) / file_name), height=height, width=width, mask=mask,
-                no_target=no_target, gt_issue=issue,
+                no_target=no_target, gt_issue=issue, crowd_left_out=crowd,
             ))
     return records
 
 
 def _union(ann_ids: list[int], annotations: Mapping[int, Mapping[str, Any]], image_id: int, height: int, width: int,
-           instances_path: Path, where: str, refs_path: Path) -> tuple[RLE, str | None]:
+           instances_path: Path, where: str, refs_path: Path) -> tuple[RLE, str | None, int]:
     from pycocotools import mask as mask_utils
 
     parts, issues, crowd = [], [], 0
@@ -137,13 +138,11 @@ def _union(ann_ids: list[int], annotations: Mapping[int, Mapping[str, Any]], ima
         if issue:
             issues.append(f"annotation {ann_id}: {issue}")
         parts.append(mask)
-    if crowd:
-        issues.append(f"{crowd} crowd annotation(s) left out (as ReLA)")
     if not parts:
         issues.append("a targeted expression with no usable annotation: empty mask (ReLA would fail here)")
-        return _empty(height, width), "; ".join(issues)
+        return _empty(height, width), "; ".join(issues), crowd
     merged = mask_utils.merge([part.to_coco() for part in parts])
-    return RLE(height, width, merged["counts"].decode("ascii")), "; ".join(issues) or None
+    return RLE(height, width, merged["counts"].decode("ascii")), "; ".join(issues) or None, crowd
 
 
 def _ann_ids(value: Any, path: Path, where: str) -> list[int]:

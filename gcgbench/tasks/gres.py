@@ -126,7 +126,7 @@ def _doc(expression: GrefExpression) -> Doc:
         truth={"image_id": expression.image_id, "ref_id": expression.ref_id, "sent_id": expression.sent_id,
                "sentence_index": expression.sentence_index, "ann_ids": list(expression.ann_ids),
                "no_target": expression.no_target, "split": expression.split, "raw": expression.raw,
-               "gt_issue": expression.gt_issue},
+               "gt_issue": expression.gt_issue, "crowd_left_out": expression.crowd_left_out},
     )
 
 
@@ -134,6 +134,8 @@ def _notes(docs: Sequence[Doc], predictions: Mapping[str, Prediction], stats: gr
     notes = []
     if not stats.gt_nt.any():
         notes.append("no no-target expression in this split: N-acc and T-acc are 0 as ReLA sets them")
+    if crowd := sum(bool(doc.truth.get("crowd_left_out")) for doc in docs):
+        notes.append(f"{crowd} expression(s) refer to crowd annotations, left out of the truth as ReLA leaves them out")
     if several := sum(len(predictions[doc.doc_id].masks()) > 1 for doc in docs):
         notes.append(f"{several} prediction(s) have several masks; only the first is scored")
     if issues := sorted({doc.truth["gt_issue"] for doc in docs if doc.truth.get("gt_issue")}):
