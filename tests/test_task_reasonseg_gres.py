@@ -60,6 +60,12 @@ def test_oracle_is_perfect_through_the_runner_and_replay_and_score_agree(sample,
     config = results["metric_config"]
     assert config["gres_grefcoco_val"]["min_mask_area"] == 1 and config["gres_grefcoco_val"]["nt_counts"]["FN"] == 0
     assert config["reasonseg_val"]["protocol"] == "lisa" and "answer_paths" in config["reasonseg_val"]
+    replayed = tmp_path / "replayed"
+    assert main(["run", "--model", "replay", "--model-args", f"predictions={out}", "--task",
+                 "reasonseg_val,gres_grefcoco_val", "--data-root", str(sample), "--output", str(replayed),
+                 "--bootstrap", "30", "--no-cache"]) == 0
+    again = json.loads((replayed / "results.json").read_text())
+    assert again["results"] == results["results"] and again["intervals"] == results["intervals"]
     rescored = tmp_path / "rescored"
     assert main(["score", "--task", "gres_grefcoco_val", "--predictions", str(out), "--data-root", str(sample),
                  "--output", str(rescored), "--bootstrap", "30", "--min-mask-area", "100000"]) == 0

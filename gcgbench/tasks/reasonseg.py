@@ -8,8 +8,9 @@ LISA's `ValDataset` scores, `text[0].strip()`; the subsets keep `is_sentence` fa
 the task file's `prompt` for phrases, `params.sentence_prompt` for sentences.
 
 How each backend turns the request into a mask is its own RES path (`ANSWER_PATHS`, recorded in
-results): GLaMM, a LISA-architecture model, is asked exactly as LISA's validation asks (the prompt,
-then the answer "[SEG]." teacher-forced, the first [SEG] mask); the others use their RES path.
+results): GLaMM, a LISA-architecture model, gets the task prompt (LISA's) and a teacher-forced answer
+holding [SEG] (LISA's validation forces "[SEG].", GLaMM's backend default is "It is [SEG]." — its
+`res_answer` argument, recorded in the fingerprint), the first [SEG] mask; the others use their RES path.
 
 Metrics (`gcgbench.metrics.reasonseg`): gIoU and cIoU of LISA `train_ds.py::validate` — the RES
 "lisa" arithmetic, with the ground truth's "ignore" pixels left out of both prediction and target.
@@ -36,9 +37,11 @@ from gcgbench.tasks.scoring import bootstrap_config, bootstrap_intervals
 
 SUBSETS = {"all": None, "short": False, "long": True}  # subset -> the is_sentence it keeps
 ANSWER_PATHS = {
-    "glamm": "LISA-style: task prompt, answer '[SEG].' teacher-forced (res_answer), first [SEG] mask",
-    "flmm": "F-LMM RES path: the query teacher-forced after F-LMM's prompt, its mask head",
-    "llava-as": "attend-and-segment RES path (res_template, res_rule), SAM mask at the attention peak",
+    "glamm": "LISA-style: the task prompt, then res_answer teacher-forced (default 'It is [SEG].', GLaMM's; LISA's "
+             "validation forces '[SEG].': --model-args res_answer='[SEG].'), first [SEG] mask",
+    "flmm": "F-LMM RES path: the query teacher-forced after F-LMM's description prompt, mask head + SAM refiner",
+    "llava-as": "attend-and-segment RES path: res_template (default 'Describe the \"{expression}\".'; 'task' = the "
+                "task prompt), res_rule, SAM mask at the attention peak",
     "difflmm": "attend-and-segment RES path of llava-as, over DiffLMM's vision path",
     "replay": "the replayed prediction file's first mask",
     "oracle": "the ground-truth target mask",
