@@ -1,5 +1,9 @@
 """gRefCOCO (GRES, henghuiding/ReLA and the gRefCOCO release): expressions naming one, several or no objects.
 
+Sources (henghuiding/ReLA @3ca9551): gres_model/data/datasets/grefcoco.py:25 `load_grefcoco_json` (:83 no
+target, :98 crowd, :118 invalid polygons), grefer.py:163 `getRefIds` (:180 exact split match),
+dataset_mappers/refcoco_mapper.py `_merge_masks`.
+
 Layout (ReLA `datasets/DATASET.md`, `gres_model/data/datasets/grefer.py::G_REFER`; images as our
 RefCOCO tasks keep them):
 

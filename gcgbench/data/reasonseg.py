@@ -1,4 +1,7 @@
-"""ReasonSeg (LISA, dvlab-research/LISA): one image and one LabelMe-style JSON per sample.
+"""ReasonSeg (LISA, dvlab-research/LISA @3cb2d43): one image and one LabelMe-style JSON per sample.
+
+Sources: utils/data_processing.py:9 `get_mask_from_json` (:41 the area order, :52 the ignore value),
+utils/dataset.py:386 the query kept (`[sampled_sents[0]]`), :398/:405 the two prompts.
 
 Layout (LISA README "Dataset" and `utils/dataset.py::ValDataset`, which globs
 `<dataset_dir>/reason_seg/ReasonSeg/<split>/*.jpg` and reads `image_path.replace(".jpg", ".json")`):

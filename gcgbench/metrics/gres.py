@@ -1,5 +1,8 @@
 """Generalized referring expression segmentation (gRefCOCO): gIoU, cIoU, N-acc, T-acc, Pr@X.
 
+Source: henghuiding/ReLA @3ca9551 gres_model/evaluation/refer_evaluation.py:14 `computeIoU`, :70
+`ReferEvaluator.evaluate` (:87 thresholds, :129 the no-target branch, :190 gIoU, :195-198 the accuracies).
+
 ReLA `gres_model/evaluation/refer_evaluation.py::ReferEvaluator.evaluate`, line by line. Per
 expression e, with `computeIoU`: I_e = |P ∩ G|, U_e = |P ∪ G| (numpy logical and/or of the merged
 masks), `gt_nt` = the expression names no object, `pred_nt` = the model says "no target":

@@ -1,5 +1,8 @@
 """ReasonSeg gIoU and cIoU: LISA `train_ds.py::validate` on masks with "ignore" pixels.
 
+Sources (dvlab-research/LISA @3cb2d43): train_ds.py:523 `validate` (:560 the U == 0 rule, :571 cIoU),
+utils/utils.py:116 `intersectionAndUnionGPU`, utils/utils.py:52/73 `AverageMeter` / `all_reduce`.
+
 LISA scores ReasonSeg with the same loop as RefCOCO (our RES "lisa" protocol, `gcgbench.metrics.res`),
 one sample per image. The only difference is the ground truth's value 255: `intersectionAndUnionGPU(
 output, target, K=2, ignore_index=255)` (LISA `utils/utils.py`) first sets `output[target == 255] = 255`,
