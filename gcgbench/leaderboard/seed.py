@@ -82,10 +82,13 @@ REASONSEG_TABLE: dict[str, tuple[tuple[float, float], ...]] = {
     "LISA-7B (ft)": ((52.9, 54.0), (40.6, 40.6), (49.4, 51.0), (47.3, 48.4)),
     "LISA-13B": ((48.9, 46.9), (39.9, 43.3), (46.4, 46.5), (44.8, 45.8)),
     "LISA-13B (ft)": ((56.2, 62.9), (44.3, 42.0), (54.0, 54.3), (51.7, 51.1)),
+    "LISA-7B-LLaVA1.5": ((53.6, 52.3), (47.1, 48.5), (49.2, 48.9), (48.7, 48.8)),
+    "LISA-7B-LLaVA1.5 (ft)": ((61.3, 62.9), (48.3, 46.3), (57.9, 59.7), (55.6, 56.9)),
+    "LISA-13B-LLaVA1.5": ((57.7, 60.3), (50.8, 50.0), (54.7, 50.9), (53.8, 50.8)),
+    "LISA-13B-LLaVA1.5 (ft)": ((65.0, 72.9), (55.4, 50.6), (63.2, 65.3), (61.3, 62.2)),
 }
-REASONSEG_NOTE = ("[paper/seed, unconfirmed] transcribed from recollection of LISA's Table 1 ('ft': fine-tuned on the 239 "
-                  "ReasonSeg train samples); the paper could not be opened offline when this was seeded: check the "
-                  "numbers against arXiv 2308.00692 before citing them")
+REASONSEG_NOTE = ("[paper/seed] LISA's Table 1 (CVPR 2024 version; 'ft': fine-tuned on the 239 ReasonSeg train samples), "
+                  "checked against a markdown transcription of the paper, not against the PDF itself")
 GSVA_GRES = ("GSVA: Generalized Segmentation via Multimodal Large Language Models (Xia et al., CVPR 2024): "
              "LeapLabTHU/GSVA README 'Evaluation' logs (fp32 re-runs of Table 1 lines 8 and 10)")
 GRES_TASKS = ("gres_grefcoco_val", "gres_grefcoco_testA", "gres_grefcoco_testB")
