@@ -6,6 +6,7 @@ torch tensors become numpy arrays of the same dtype.
 - LISA `utils/data_processing.py::get_mask_from_json` (the ground truth with "ignore" = 255);
 - LISA `train_ds.py::validate` for a ReasonSeg val loader (one image, one mask per step) with
   `utils/utils.py::intersectionAndUnionGPU` and `AverageMeter` (+ `all_reduce` on one process);
+- F-LMM `scripts/reason_seg.py` (its ReasonSeg val scorer: the same histogram, its own float32 means);
 - ReLA `gres_model/evaluation/refer_evaluation.py::computeIoU` and `ReferEvaluator.evaluate` (one source,
   "grefcoco"), with `pred_nt` given per sample.
 """
@@ -118,6 +119,20 @@ def lisa_validate(items: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, fl
     acc_iou_meter.all_reduce()
     iou_class = intersection_meter.sum / (union_meter.sum + 1e-10)
     return float(acc_iou_meter.avg[1]), float(iou_class[1])
+
+
+def flmm_reason_seg(items: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+    """(gIoU, cIoU) of F-LMM `scripts/reason_seg.py`: per image `intersectionAndUnionGPU(...)[1]`, gathered
+    as float32 [I, U] rows, then `(I / (U + 1e-12)).mean()` and `I.mean() / (U.mean() + 1e-12)`."""
+    results = []
+    for prediction, gt in items:
+        intersection, union, _ = intersection_and_union_gpu(prediction.astype(np.int64), gt.astype(np.int64), 2, 255)
+        results.append(np.array([float(intersection[1]), float(union[1])], dtype=np.float32))
+    results = np.stack(results)
+    intersections, unions = results[:, 0], results[:, 1]
+    giou = (intersections / (unions + np.float32(1e-12))).mean(dtype=np.float32)
+    ciou = intersections.mean(dtype=np.float32) / (unions.mean(dtype=np.float32) + np.float32(1e-12))
+    return float(giou), float(ciou)
 
 
 # ------------------------------------------------------------------------------------------ ReLA

@@ -11,7 +11,7 @@ from gcgbench.data.reasonseg import lisa_mask
 from gcgbench.metrics import gres, reasonseg
 from gcgbench.metrics.masks import MaskSizeError
 
-from official_reasonseg_gres import get_mask_from_json, lisa_validate, rela_evaluate
+from official_reasonseg_gres import flmm_reason_seg, get_mask_from_json, lisa_validate, rela_evaluate
 
 
 def rle(mask) -> RLE:
@@ -93,6 +93,19 @@ def test_reasonseg_parity_with_lisa_validate(seed):
     metrics = reasonseg.aggregate(reasonseg.compute_stats(samples))
     assert metrics["giou"] == pytest.approx(giou, abs=1e-6)
     assert metrics["ciou"] == pytest.approx(ciou, abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_reasonseg_flmm_protocol_parity_with_flmm_reason_seg(seed):
+    items, samples = random_reasonseg(seed, 150)
+    giou, ciou = flmm_reason_seg(items)
+    stats = reasonseg.compute_stats(samples, "flmm")
+    assert stats.iou[stats.union == 0].tolist() == [0.0] * int((stats.union == 0).sum())  # U = 0 scores 0 here
+    metrics = reasonseg.aggregate(stats)
+    assert metrics["giou"] == pytest.approx(giou, abs=1e-6)
+    assert metrics["ciou"] == pytest.approx(ciou, abs=1e-6)
+    with pytest.raises(ValueError, match="unknown ReasonSeg protocol"):
+        reasonseg.compute_stats(samples, "glamm")
 
 
 def test_ground_truth_mask_parity_with_get_mask_from_json(tmp_path):

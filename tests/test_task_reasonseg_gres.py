@@ -80,6 +80,22 @@ def test_oracle_is_perfect_through_the_runner_and_replay_and_score_agree(sample,
         assert set(found.verified(stored)) == {k for k, v in stored.items() if not np.isnan(v)}
 
 
+def test_reasonseg_protocols_are_recorded_and_unknown_ones_refused(sample):
+    task = get_task("reasonseg_val")
+    docs = task.docs(DataPaths(sample))
+    empty = {d.doc_id: Prediction(d.doc_id, "", ()) for d in docs}  # no mask anywhere: U = |T| > 0
+    lisa = task.score(docs, empty, ScoringOptions(bootstrap_resamples=0))
+    flmm = task.score(docs, empty, ScoringOptions(bootstrap_resamples=0, protocol="flmm"))
+    assert lisa.metric_config["protocol"] == "lisa" and flmm.metric_config["protocol"] == "flmm"
+    assert lisa.metrics == flmm.metrics == {"giou": 0.0, "ciou": 0.0}
+    with pytest.raises(InputError, match="unknown ReasonSeg protocol 'mmdet'"):
+        task.score(docs, empty, ScoringOptions(protocol="mmdet"))
+    gres_task = get_task("gres_grefcoco_val")
+    gres_docs = gres_task.docs(DataPaths(sample))
+    with pytest.raises(InputError, match="one protocol, 'rela'"):
+        gres_task.score(gres_docs, {}, ScoringOptions(protocol="lisa"))
+
+
 def test_gres_score_counts_a_mask_on_a_no_target_expression_as_a_miss(sample):
     task = get_task("gres_grefcoco_testB")
     docs = task.docs(DataPaths(sample))

@@ -118,7 +118,7 @@ def _res(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, 
 def _reasonseg(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, float]) -> RecordStatistic:
     from gcgbench.metrics import reasonseg
 
-    table = _res_table(rows, "lisa")
+    table = _res_table(rows, protocol if protocol in reasonseg.PROTOCOLS else "lisa")
     return lambda indices: reasonseg.aggregate(table, indices)
 
 

@@ -18,6 +18,12 @@ and then, unchanged from the RES "lisa" protocol (`res.expression_iou`, `res.agg
 
 `U == 0` (nothing predicted outside the ignored pixels and no target pixel) scores 1.0, LISA's
 "no-object target" rule. This module only computes (I, U); the arithmetic is `res`'s.
+
+Protocol "flmm" — F-LMM `scripts/reason_seg.py` (wusize/F-LMM @034d26e), which scores its frozen models on
+ReasonSeg val with the same `intersectionAndUnionGPU` but its own averages: gIoU = mean(I / (U + 1e-12))
+(U = 0 scores 0) and cIoU = mean(I) / (mean(U) + 1e-12) — the RES "flmm" arithmetic (`res.expression_iou`
+float32 I/U with 0 at U = 0, gIoU = Σ/N, cIoU = ΣI/ΣU) up to its float32 means (≲ 1e-7 relative); where
+every U is 0 F-LMM prints cIoU 0 and we NaN.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from gcgbench.metrics import res
 from gcgbench.metrics.masks import MaskSizeError, intersections_unions
 
 METRICS = ("giou", "ciou")
+PROTOCOLS = ("lisa", "flmm")
 
 
 @dataclass(frozen=True)
@@ -58,19 +65,22 @@ def ignore_counts(prediction: RLE | None, target: RLE, ignore: RLE, what: str) -
     return int(inter[0, 0]), int(union[0, 0] - inter[0, 1])
 
 
-def compute_stats(samples: Sequence[ReasonSegSample]) -> res.ResStats:
-    """Per-image I, U and LISA's per-image IoU term, as RES "lisa" statistics. ValueError on no samples."""
+def compute_stats(samples: Sequence[ReasonSegSample], protocol: str = "lisa") -> res.ResStats:
+    """Per-image I, U and the protocol's per-image IoU term, as RES statistics. ValueError on no samples
+    or an unknown protocol."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown ReasonSeg protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     if not samples:
         raise ValueError("no ReasonSeg samples to score")
     counts = [ignore_counts(s.prediction, s.target, s.ignore, f"sample {s.sample_id!r}") for s in samples]
     intersection = np.array([c[0] for c in counts], dtype=np.int64)
     union = np.array([c[1] for c in counts], dtype=np.int64)
-    return res.ResStats(protocol="lisa", sample_ids=tuple(s.sample_id for s in samples),
+    return res.ResStats(protocol=protocol, sample_ids=tuple(s.sample_id for s in samples),
                         image_ids=tuple(s.image_id for s in samples), intersection=intersection, union=union,
-                        iou=res.expression_iou(intersection, union, "lisa"))
+                        iou=res.expression_iou(intersection, union, protocol))
 
 
 def aggregate(stats: res.ResStats, indices: Sequence[int] | np.ndarray | None = None) -> dict[str, float]:
-    """gIoU and cIoU over `stats[indices]` (repeats allowed), by `res.aggregate`'s "lisa" arithmetic."""
+    """gIoU and cIoU over `stats[indices]` (repeats allowed), by `res.aggregate`'s arithmetic of the protocol."""
     found = res.aggregate(stats, indices)
     return {name: found[name] for name in METRICS}

@@ -60,6 +60,8 @@ class GresTask(SpecTask):
     def score(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction], options: ScoringOptions) -> TaskResult:
         if not docs:
             raise InputError(self.name, None, "the split has no referring expressions to score")
+        if options.protocol not in (None, "rela"):
+            raise InputError("--protocol", None, f"gRefCOCO has one protocol, 'rela' (ReLA's evaluator); got {options.protocol!r}")
         min_area = min_mask_area(options)
         samples = []
         for doc in docs:

@@ -13,7 +13,8 @@ holding [SEG] (LISA's validation forces "[SEG].", GLaMM's backend default is "It
 `res_answer` argument, recorded in the fingerprint), the first [SEG] mask; the others use their RES path.
 
 Metrics (`gcgbench.metrics.reasonseg`): gIoU and cIoU of LISA `train_ds.py::validate` — the RES
-"lisa" arithmetic, with the ground truth's "ignore" pixels left out of both prediction and target.
+"lisa" arithmetic, with the ground truth's "ignore" pixels left out of both prediction and target
+(default); `--protocol flmm` averages as F-LMM's `scripts/reason_seg.py` does (U = 0 scores 0).
 The first predicted mask is scored (LISA scores `pred_masks[0]`); no mask is an empty prediction.
 """
 
@@ -45,6 +46,12 @@ ANSWER_PATHS = {
     "difflmm": "attend-and-segment RES path of llava-as, over DiffLMM's vision path",
     "replay": "the replayed prediction file's first mask",
     "oracle": "the ground-truth target mask",
+}
+
+
+IOU_FORMULAS = {
+    "lisa": "LISA validate: fl32(I) / (fl32(U) + 1e-5) + [U == 0]; gIoU = sum / (N + 1e-5); cIoU = sum I / (sum U + 1e-10)",
+    "flmm": "F-LMM scripts/reason_seg.py: I / (U + 1e-12), 0 at U == 0; gIoU = mean; cIoU = sum I / sum U",
 }
 
 
@@ -90,7 +97,7 @@ class ReasonSegTask(SpecTask):
                                                      prediction_mask(predictions[doc.doc_id]), doc.phrases[0].masks[0],
                                                      RLE.from_json(doc.truth["ignore"])))
         try:
-            stats = reasonseg.compute_stats(samples)
+            stats = reasonseg.compute_stats(samples, self.protocol(options))
         except MaskSizeError as error:
             raise InputError(self.name, None, str(error)) from None
         metrics = reasonseg.aggregate(stats)
@@ -103,8 +110,17 @@ class ReasonSegTask(SpecTask):
                          "expression": doc.inputs["expression"],
                          "predicted_masks": len(predictions[doc.doc_id].masks())})
         return TaskResult(task=self.name, version=self.version, metrics={k: float(metrics[k]) for k in reasonseg.METRICS},
-                          n_samples=len(docs), metric_config=self._metric_config(docs, options), intervals=intervals,
+                          n_samples=len(docs), metric_config=self._metric_config(docs, options, stats.protocol),
+                          intervals=intervals,
                           per_sample=rows, notes=_notes(docs, predictions))
+
+    def protocol(self, options: ScoringOptions) -> str:
+        """`--protocol`, else the task file's `params.protocol`, else "lisa"; InputError when unknown."""
+        protocol = options.protocol or self.spec.params.get("protocol") or "lisa"
+        if protocol not in reasonseg.PROTOCOLS:
+            raise InputError("--protocol", None, f"unknown ReasonSeg protocol {protocol!r}; choose one of "
+                                                 f"{', '.join(reasonseg.PROTOCOLS)}")
+        return protocol
 
     def _params(self) -> tuple[str, bool | None]:
         split, subset = self.spec.params.get("split"), self.spec.params.get("subset", "all")
@@ -114,10 +130,10 @@ class ReasonSegTask(SpecTask):
             raise InputError(self.spec.source, "params.subset", f"must be one of {', '.join(SUBSETS)}, got {subset!r}")
         return split, SUBSETS[subset]
 
-    def _metric_config(self, docs: Sequence[Doc], options: ScoringOptions) -> dict[str, Any]:
+    def _metric_config(self, docs: Sequence[Doc], options: ScoringOptions, protocol: str) -> dict[str, Any]:
         split, keep = self._params()
         return {
-            "protocol": "lisa",
+            "protocol": protocol,
             "split": split,
             "subset": self.spec.params.get("subset", "all"),
             "is_sentence": keep,
@@ -127,7 +143,7 @@ class ReasonSegTask(SpecTask):
             "gt_mask": "LISA get_mask_from_json: 'flag' shapes dropped, largest first, cv2.polylines + fillPoly; "
                        "'ignore' pixels (255) excluded from prediction and target",
             "prediction_mask": "first predicted mask; no mask = empty prediction",
-            "iou": "fl32(I) / (fl32(U) + 1e-5) + [U == 0]; gIoU = sum / (N + 1e-5); cIoU = sum I / (sum U + 1e-10)",
+            "iou": IOU_FORMULAS[protocol],
             "annotations_sha256": docs[0].truth["annotations_sha256"] if docs else None,
             "bootstrap": bootstrap_config(options),
         }
