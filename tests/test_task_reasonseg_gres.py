@@ -92,8 +92,9 @@ def test_reasonseg_protocols_are_recorded_and_unknown_ones_refused(sample):
         task.score(docs, empty, ScoringOptions(protocol="mmdet"))
     gres_task = get_task("gres_grefcoco_val")
     gres_docs = gres_task.docs(DataPaths(sample))
-    with pytest.raises(InputError, match="one protocol, 'rela'"):
-        gres_task.score(gres_docs, {}, ScoringOptions(protocol="lisa"))
+    oracle = {d.doc_id: gres_task.ground_truth_prediction(d) for d in gres_docs}
+    result = gres_task.score(gres_docs, oracle, ScoringOptions(protocol="flmm", bootstrap_resamples=0))
+    assert result.metric_config["protocol"] == "rela" and any("does not apply" in n for n in result.notes)
 
 
 def test_gres_score_counts_a_mask_on_a_no_target_expression_as_a_miss(sample):

@@ -60,8 +60,6 @@ class GresTask(SpecTask):
     def score(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction], options: ScoringOptions) -> TaskResult:
         if not docs:
             raise InputError(self.name, None, "the split has no referring expressions to score")
-        if options.protocol not in (None, "rela"):
-            raise InputError("--protocol", None, f"gRefCOCO has one protocol, 'rela' (ReLA's evaluator); got {options.protocol!r}")
         min_area = min_mask_area(options)
         samples = []
         for doc in docs:
@@ -83,7 +81,7 @@ class GresTask(SpecTask):
                          "expression": doc.inputs["expression"], "predicted_masks": len(predictions[doc.doc_id].masks())})
         return TaskResult(task=self.name, version=self.version, metrics={k: float(metrics[k]) for k in gres.METRICS},
                           n_samples=len(docs), metric_config=self._metric_config(stats, options), intervals=intervals,
-                          per_sample=rows, notes=_notes(docs, predictions, stats))
+                          per_sample=rows, notes=_notes(docs, predictions, stats, options))
 
     def _split(self) -> str:
         split = self.spec.params.get("split")
@@ -132,8 +130,11 @@ def _doc(expression: GrefExpression) -> Doc:
     )
 
 
-def _notes(docs: Sequence[Doc], predictions: Mapping[str, Prediction], stats: gres.GresStats) -> list[str]:
+def _notes(docs: Sequence[Doc], predictions: Mapping[str, Prediction], stats: gres.GresStats,
+           options: ScoringOptions) -> list[str]:
     notes = []
+    if options.protocol not in (None, "rela"):  # a run over several families may pass e.g. --protocol flmm
+        notes.append(f"--protocol {options.protocol} does not apply: gRefCOCO has one protocol, rela (ReLA's evaluator)")
     if not stats.gt_nt.any():
         notes.append("no no-target expression in this split: N-acc and T-acc are 0 as ReLA sets them")
     if crowd := sum(bool(doc.truth.get("crowd_left_out")) for doc in docs):
