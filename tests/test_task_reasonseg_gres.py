@@ -168,8 +168,8 @@ def test_llava_as_answers_both_tasks_with_its_embedded_tiny_model(sample, tmp_pa
 @pytest.mark.slow
 def test_glamm_answers_both_tasks_on_a_tiny_checkpoint(sample, tmp_path):
     from gcgbench.api.backend import GenerationSettings
-    from gcgbench.models.glamm import GlammBackend
-    from gcgbench.models.glamm_tiny import write_tiny_glamm
+    from gcgbench.models.glamm.backend import GlammBackend
+    from tests.tiny_checkpoints import write_tiny_glamm
     from gcgbench.runner.evaluate import infer_task
 
     pytest.importorskip("sentencepiece")
