@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -71,14 +72,36 @@ class ReasonSegSample:
 
 def read_reasonseg(folder: Path) -> list[ReasonSegSample]:
     """Every `<stem>.jpg` of `folder` with its `<stem>.json`, sorted by stem (LISA's glob order is the
-    file system's; the metrics do not depend on it)."""
+    file system's; the metrics do not depend on it).
+
+    Drawing the masks of a full split takes a while, and preflight plus the test, short and long tasks
+    read the same folder, so a read is kept while no image or JSON of the folder changes (name, size,
+    modification time).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, None, "ReasonSeg split folder not found (expected reason_seg/ReasonSeg/<split>/ "
                                        "or ReasonSeg/<split>/ under the data root)")
     images = sorted(folder.glob("*.jpg"))
     require(bool(images), folder, None, "no *.jpg images in this ReasonSeg split folder")
-    return [read_sample(image) for image in images]
+    return list(_read_all(tuple(images), _fingerprint(images)))
+
+
+@lru_cache(maxsize=4)
+def _read_all(images: tuple[Path, ...], fingerprint: tuple[Any, ...]) -> tuple[ReasonSegSample, ...]:
+    return tuple(read_sample(image) for image in images)
+
+
+def _fingerprint(images: list[Path]) -> tuple[Any, ...]:
+    found = []
+    for path in images + [image.with_suffix(".json") for image in images]:
+        try:
+            stat = path.stat()
+        except OSError:
+            found.append((str(path), None))
+            continue
+        found.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(found)
 
 
 def read_sample(image_path: Path) -> ReasonSegSample:
