@@ -109,12 +109,13 @@ class PaperTable:
 
 
 def task_label(task: str) -> str:
-    """gcg_val -> val, res_refcoco+_testA -> RefCOCO+ testA, regcap_vg_test -> VG test."""
+    """gcg_val -> val, res_refcoco+_testA -> RefCOCO+ testA, regcap_vg_test -> VG test, reasonseg_test_short ->
+    test short, gres_grefcoco_val -> gRefCOCO val."""
     rest = task.split("_", 1)[1] if "_" in task else task
     for prefix, label in DATASET_LABELS:
         if rest.startswith(prefix + "_"):
             return f"{label} {rest[len(prefix) + 1:]}"
-    return rest
+    return rest.replace("_", " ")
 
 
 def build_table(board: Leaderboard) -> PaperTable:
