@@ -183,3 +183,17 @@ def test_glamm_answers_both_tasks_on_a_tiny_checkpoint(sample, tmp_path):
             assert prediction.masks() and prediction.masks()[0].size == (doc.height, doc.width)
         result = task.score(docs, {p.doc_id: p for p in predictions}, ScoringOptions(bootstrap_resamples=0))
         assert set(result.metrics) == set(task.spec.metrics)
+
+
+def test_seeded_leaderboards_hold_lisa_table_1_and_gsva_readme_numbers():
+    from gcgbench.leaderboard import files
+    from gcgbench.leaderboard.seed import seed_entries
+
+    boards = {board.family: board for board in files.load_all(Path(__file__).resolve().parents[1] / "leaderboards")}
+    [lisa] = boards["reasonseg"].find(task="reasonseg_test_long", model="LISA-13B (ft)")
+    assert (lisa.protocol, lisa.metrics) == ("lisa", {"giou": 0.54, "ciou": 0.543})
+    [gsva] = boards["gres"].find(task="gres_grefcoco_val", model="GSVA-7B")
+    assert gsva.protocol == "gsva" and gsva.metrics == {"giou": 0.6347, "ciou": 0.6165, "n_acc": 0.5698, "t_acc": 0.9954}
+    seeded = {(e.model, e.task) for e in seed_entries() if e.task.startswith(("reasonseg", "gres"))}
+    assert len(seeded) == 8 * 4 + 2 * 3
+    assert all(boards[files.family_of(task)].find(task=task, model=model) for model, task in seeded)
