@@ -197,3 +197,29 @@ def test_seeded_leaderboards_hold_lisa_table_1_and_gsva_readme_numbers():
     seeded = {(e.model, e.task) for e in seed_entries() if e.task.startswith(("reasonseg", "gres"))}
     assert len(seeded) == 8 * 4 + 2 * 3
     assert all(boards[files.family_of(task)].find(task=task, model=model) for model, task in seeded)
+
+
+@pytest.mark.slow
+def test_flmm_answers_both_tasks_on_a_tiny_checkpoint(sample, tmp_path):
+    import torch
+
+    from gcgbench.api.backend import GenerationSettings
+    from gcgbench.grounding.sam_refine import TINY_TEST_SAM, build_tiny_sam
+    from gcgbench.models.flmm.head import FlmmHeads
+    from gcgbench.models.registry import load_backend
+    from gcgbench.runner.evaluate import infer_task
+    from tests.test_flmm_backend import BACKEND, HEADS, HIDDEN, LAYERS, write_tiny_llava
+
+    write_tiny_llava(tmp_path / "llava")
+    torch.manual_seed(1)
+    torch.save(build_tiny_sam().state_dict(), tmp_path / "sam.pth")
+    torch.save(FlmmHeads(LAYERS, HEADS, HIDDEN, build_tiny_sam()).checkpoint_state(), tmp_path / "flmm.pth")
+    backend = load_backend(BACKEND, {"model_path": str(tmp_path / "llava"), "checkpoint": str(tmp_path / "flmm.pth"),
+                                     "sam_checkpoint": str(tmp_path / "sam.pth"), "sam_type": TINY_TEST_SAM})
+    for name in ("reasonseg_val", "gres_grefcoco_testA"):
+        task = get_task(name)
+        docs = task.docs(DataPaths(sample))[:2]
+        predictions = infer_task(backend, task, docs, GenerationSettings(device="cpu"))
+        assert all(len(p.masks()) == 1 and p.masks()[0].size == (d.height, d.width) for d, p in zip(docs, predictions))
+        result = task.score(docs, {p.doc_id: p for p in predictions}, ScoringOptions(bootstrap_resamples=0))
+        assert set(result.metrics) == set(task.spec.metrics)
