@@ -51,10 +51,10 @@ def run(
     limit: Optional[int] = Limit, output: Optional[Path] = opt.Output, batch_size: int = BatchSize,
     device: str = Device, seed: int = opt.Seed, text_model: Optional[str] = opt.TextModel,
     bootstrap: int = opt.Bootstrap, protocol: Optional[str] = opt.Protocol,
-    cache: Optional[Path] = Cache, no_cache: bool = NoCache,
+    cache: Optional[Path] = Cache, no_cache: bool = NoCache, min_mask_area: Optional[int] = opt.MinMaskArea,
 ) -> None:
     execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
-             text_model, bootstrap, protocol, _cache_folder(cache, no_cache), score=True)
+            text_model, bootstrap, protocol, _cache_folder(cache, no_cache), score=True, min_mask_area=min_mask_area)
 
 
 def infer(
@@ -74,9 +74,11 @@ def _cache_folder(cache: Path | None, no_cache: bool) -> Path | None:
 
 
 def execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
-            text_model, bootstrap, protocol, cache_folder: Path | None, score: bool) -> None:
+            text_model, bootstrap, protocol, cache_folder: Path | None, score: bool,
+            min_mask_area: int | None = None) -> None:
     """`run` (score=True) or `infer` (score=False) with every option given; what the commands and `demo` call."""
     console = Console(stderr=True)
+    opt.check_min_mask_area(min_mask_area)
     paths = resolve_data_paths(data_root, data_config)
     if paths.is_sample:
         console.print(f"no --data-root: using the bundled synthetic sample at {paths.root}")
@@ -97,7 +99,8 @@ def execute(model, model_args, task, data_root, data_config, limit, output, batc
     plan = RunPlan(
         model=model, model_args=arguments, tasks=tasks, paths=paths,
         settings=GenerationSettings(seed=seed, batch_size=batch_size, device=shard.device(device)),
-        scoring=ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed, protocol=protocol),
+        scoring=ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed, protocol=protocol,
+                               min_mask_area=min_mask_area),
         limit=limit, output=output, cache=open_cache(cache_folder),
     )
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -36,15 +36,19 @@ LAYOUTS = {
     "png": Layout("Panoptic narrative grounding (average recall)",
                   ("ar", "ar_things", "ar_stuff", "ar_singular", "ar_plural"), "ar"),
     "captioning": Layout("Region captioning", ("meteor", "cider"), "cider"),
+    "reasonseg": Layout("Reasoning segmentation (ReasonSeg)", ("giou", "ciou"), "giou"),
+    "gres": Layout("Generalized referring segmentation (gRefCOCO)", ("giou", "ciou", "n_acc", "t_acc"), "giou"),
 }
 METRIC_LABELS = {"meteor": "METEOR", "cider": "CIDEr", "ap50": "AP50", "miou": "mIoU", "mask_recall": "Recall",
                  "mask_recall_strict": "Recall (strict)", "ciou": "cIoU", "giou": "gIoU", "ar": "AR",
                  "ar_things": "AR things", "ar_stuff": "AR stuff", "ar_singular": "AR singular",
-                 "ar_plural": "AR plural", "acc_0.5": "Acc@0.5", "rouge_l": "ROUGE-L"}
+                 "ar_plural": "AR plural", "acc_0.5": "Acc@0.5", "rouge_l": "ROUGE-L", "n_acc": "N-acc",
+                 "t_acc": "T-acc"}
 TASK_ORDER = ("gcg_val", "gcg_test", "res_refcoco_val", "res_refcoco_testA", "res_refcoco_testB", "res_refcoco+_val",
               "res_refcoco+_testA", "res_refcoco+_testB", "res_refcocog_val", "res_refcocog_test", "png_val",
-              "regcap_refcocog_val", "regcap_vg_test")
-DATASET_LABELS = (("refcocog", "RefCOCOg"), ("refcoco+", "RefCOCO+"), ("refcoco", "RefCOCO"), ("vg", "VG"))
+              "regcap_refcocog_val", "regcap_vg_test", "reasonseg_val", "reasonseg_test_short", "reasonseg_test_long",
+              "reasonseg_test", "gres_grefcoco_val", "gres_grefcoco_testA", "gres_grefcoco_testB")
+DATASET_LABELS = (("grefcoco", "gRefCOCO"), ("refcocog", "RefCOCOg"), ("refcoco+", "RefCOCO+"), ("refcoco", "RefCOCO"), ("vg", "VG"))
 
 
 @dataclass(frozen=True)
@@ -105,12 +109,13 @@ class PaperTable:
 
 
 def task_label(task: str) -> str:
-    """gcg_val -> val, res_refcoco+_testA -> RefCOCO+ testA, regcap_vg_test -> VG test."""
+    """gcg_val -> val, res_refcoco+_testA -> RefCOCO+ testA, regcap_vg_test -> VG test, reasonseg_test_short ->
+    test short, gres_grefcoco_val -> gRefCOCO val."""
     rest = task.split("_", 1)[1] if "_" in task else task
     for prefix, label in DATASET_LABELS:
         if rest.startswith(prefix + "_"):
             return f"{label} {rest[len(prefix) + 1:]}"
-    return rest
+    return rest.replace("_", " ")
 
 
 def build_table(board: Leaderboard) -> PaperTable:

@@ -1,5 +1,7 @@
 """Published numbers the leaderboards start from, transcribed from the papers' tables (each entry cites its
-paper and table) as printed (×100), stored as fractions (value / 100) in `reported` entries.
+paper and table), LISA's ReasonSeg table and GSVA's README, as printed (×100), stored as fractions
+(value / 100) in `reported` entries. F-LMM and GLaMM ReasonSeg / gRefCOCO numbers are not seeded: none could
+be confirmed offline (GLaMM's paper reports neither benchmark).
 
 `python -m gcgbench.leaderboard.seed [DIR]` (re)writes them into DIR (default `leaderboards/`),
 replacing the reported entries this module defines and leaving every other entry alone.
@@ -71,6 +73,36 @@ DIFFLMM_NOTE = ("[paper/seed] headline GCG mask recall of DiffLMM-7B + attend-an
                 "the reference notes do not name the GranD-f split: assumed test, unverified (methods.md §2.9)")
 
 
+LISA_REASONSEG = ("LISA: Reasoning Segmentation via Large Language Model (Lai et al., arXiv 2308.00692, CVPR 2024), "
+                  "Table 1 (reasoning segmentation)")
+REASONSEG_TASKS = ("reasonseg_val", "reasonseg_test_short", "reasonseg_test_long", "reasonseg_test")
+# (gIoU, cIoU) per REASONSEG_TASKS column: val, test short-query, test long-query, test overall
+REASONSEG_TABLE: dict[str, tuple[tuple[float, float], ...]] = {
+    "LISA-7B": ((44.4, 46.0), (37.6, 34.4), (36.6, 34.7), (36.8, 34.1)),
+    "LISA-7B (ft)": ((52.9, 54.0), (40.6, 40.6), (49.4, 51.0), (47.3, 48.4)),
+    "LISA-13B": ((48.9, 46.9), (39.9, 43.3), (46.4, 46.5), (44.8, 45.8)),
+    "LISA-13B (ft)": ((56.2, 62.9), (44.3, 42.0), (54.0, 54.3), (51.7, 51.1)),
+    "LISA-7B-LLaVA1.5": ((53.6, 52.3), (47.1, 48.5), (49.2, 48.9), (48.7, 48.8)),
+    "LISA-7B-LLaVA1.5 (ft)": ((61.3, 62.9), (48.3, 46.3), (57.9, 59.7), (55.6, 56.9)),
+    "LISA-13B-LLaVA1.5": ((57.7, 60.3), (50.8, 50.0), (54.7, 50.9), (53.8, 50.8)),
+    "LISA-13B-LLaVA1.5 (ft)": ((65.0, 72.9), (55.4, 50.6), (63.2, 65.3), (61.3, 62.2)),
+}
+REASONSEG_NOTE = ("[paper/seed] LISA's Table 1 (CVPR 2024 version; 'ft': fine-tuned on the 239 ReasonSeg train samples), "
+                  "checked against a markdown transcription of the paper, not against the PDF itself")
+GSVA_GRES = ("GSVA: Generalized Segmentation via Multimodal Large Language Models (Xia et al., CVPR 2024): "
+             "LeapLabTHU/GSVA README 'Evaluation' logs (fp32 re-runs of Table 1 lines 8 and 10)")
+GRES_TASKS = ("gres_grefcoco_val", "gres_grefcoco_testA", "gres_grefcoco_testB")
+# (gIoU, cIoU, N-acc, T-acc) ×100 per GRES_TASKS column, as the README's logs print them (fractions there)
+GSVA_TABLE: dict[str, tuple[tuple[float, float, float, float], ...]] = {
+    "GSVA-7B": ((63.47, 61.65, 56.98, 99.54), (69.99, 69.17, 63.39, 98.46), (61.34, 60.26, 58.68, 98.95)),
+    "GSVA-7B (ft)": ((66.43, 63.19, 62.56, 99.62), (71.06, 69.87, 65.72, 98.69), (62.20, 60.35, 60.72, 99.10)),
+}
+GSVA_NOTE = ("scored by GSVA's own solver.py::eval_gres (protocol 'gsva'), not ReLA's evaluator: 'no target' is the "
+             "[REJ] token, a target expression answered with [REJ] keeps its mask's I and IoU, IoU = I / (U + 1e-8) "
+             "and gIoU = sum / (N + 1e-5); the README says the paper's Table 1 differs slightly (inference precision). "
+             "Checkpoints gsva-7b-pt.bin and gsva-7b-ft-gres.bin")
+
+
 def fraction(points: float) -> float:
     """A paper's ×100 value as the fraction gcgbench stores (rounded to undo float noise: 16.2 -> 0.162)."""
     return round(points / 100.0, 6)
@@ -98,6 +130,14 @@ def seed_entries() -> list[Entry]:
                 entries.append(reported(model, task, "lisa", {"ciou": value}, GLAMM_RES, "2024-06", [RES_NOTE]))
     for task, value in FLMM_RES.items():
         entries.append(reported("F-LMM", task, "flmm", {"ciou": value}, FLMM, "2024-06", [FLMM_NOTE]))
+    for model, splits in REASONSEG_TABLE.items():
+        for task, (giou, ciou) in zip(REASONSEG_TASKS, splits):
+            entries.append(reported(model, task, "lisa", {"giou": giou, "ciou": ciou}, LISA_REASONSEG, "2023-08",
+                                    [REASONSEG_NOTE]))
+    for model, splits in GSVA_TABLE.items():
+        for task, values in zip(GRES_TASKS, splits):
+            entries.append(reported(model, task, "gsva", dict(zip(("giou", "ciou", "n_acc", "t_acc"), values)),
+                                    GSVA_GRES, "2024-09", [GSVA_NOTE]))
     for model, splits in REGCAP_TABLE.items():
         for task, (meteor, cider) in zip(("regcap_refcocog_val", "regcap_vg_test"), splits):
             metrics = {k: v for k, v in (("meteor", meteor), ("cider", cider)) if v is not None}
