@@ -74,7 +74,9 @@ def _cache_folder(cache: Path | None, no_cache: bool) -> Path | None:
 
 
 def _execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
-             text_model, bootstrap, protocol, cache_folder: Path | None, score: bool) -> None:
+             text_model, bootstrap, protocol, cache_folder: Path | None, score: bool) -> dict | None:
+    """The whole `run`/`infer` path (preflight, backend, runner, outputs); returns results.json's payload on
+    the main rank (None elsewhere). `gcgbench reproduce` calls it as a function."""
     console = Console(stderr=True)
     paths = resolve_data_paths(data_root, data_config)
     if paths.is_sample:
@@ -106,11 +108,12 @@ def _execute(model, model_args, task, data_root, data_config, limit, output, bat
     plan.cache.close()
     destroy_process_group(shard)
     if not shard.is_main:
-        return
+        return None
     if score:
         print_results(Console(), results)
         console.print(f"results: {output / 'results.json'}")
     console.print(f"predictions: {output / 'predictions'}")
+    return results
 
 
 def _progress_factory(bars: Progress) -> Callable[[str, int], Callable[[int], None]]:
