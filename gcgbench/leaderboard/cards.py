@@ -16,7 +16,8 @@ Schema (`card_version: 1`; unknown keys are refused, every error is one line nam
     checkpoints:                     # what must exist under --weights before any model loads
       - name: str                    # where to get it (hub id, file name, URL)
         path: str                    # folder or file under --weights
-        files: [str]                 # under `path` (a folder); glob patterns allowed ("*.safetensors")
+        files: [str]                 # under `path` (a folder); globs ("model-*.safetensors") and
+                                     # alternatives ("model.safetensors | pytorch_model.bin") allowed
         sha256: {file: hex | null}   # exact file names only; null where unknown
         note: str                    # optional: why a sha256 is unknown, how to fetch
     model_args: {key: str}           # values may use {weights}; no commas (they travel as --model-args)
@@ -211,9 +212,15 @@ def _placeholders(template: str, source: Path, where: str) -> None:
 
 def _relative(value: Any, source: Path, where: str) -> str:
     text = _text(value, source, where)
-    if Path(text).is_absolute() or ".." in Path(text).parts:
-        raise InputError(source, where, f"must be a path relative to --weights without '..', got {text!r}")
+    for part in alternatives(text):
+        if not part or Path(part).is_absolute() or ".." in Path(part).parts:
+            raise InputError(source, where, f"must be a path relative to --weights without '..', got {text!r}")
     return text
+
+
+def alternatives(entry: str) -> list[str]:
+    """`"a | b"` → ["a", "b"]: a file entry is present when any alternative is."""
+    return [part.strip() for part in entry.split("|")]
 
 
 def _checkpoints(value: Any, source: Path) -> tuple[Checkpoint, ...]:
@@ -242,8 +249,8 @@ def _checkpoints(value: Any, source: Path) -> tuple[Checkpoint, ...]:
         for file, digest in hashes.items():
             if file not in files and not (file == "." and not files):
                 raise InputError(source, f"{where}.sha256.{file}", "names no file of 'files' ('.' for a single file)")
-            if GLOB_CHARS & set(str(file)):
-                raise InputError(source, f"{where}.sha256.{file}", "a glob pattern cannot have a sha256")
+            if GLOB_CHARS & set(str(file)) or "|" in str(file):
+                raise InputError(source, f"{where}.sha256.{file}", "a glob pattern or alternative cannot have a sha256")
             if digest is not None and not (isinstance(digest, str) and HEX64.match(digest)):
                 raise InputError(source, f"{where}.sha256.{file}", f"must be 64 lowercase hex digits or null, got {digest!r}")
         note = item.get("note")

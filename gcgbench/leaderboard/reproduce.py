@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from gcgbench.api.errors import InputError
 from gcgbench.api.hashing import cached_sha256
-from gcgbench.leaderboard.cards import GLOB_CHARS, Card
+from gcgbench.leaderboard.cards import GLOB_CHARS, Card, alternatives
 
 
 def package_weights() -> Path:
@@ -48,7 +48,8 @@ def expected_files(card: Card, weights: Path) -> list[tuple[str, str]]:
     for checkpoint in card.checkpoints:
         if not checkpoint.files:
             wanted.append((checkpoint.name, checkpoint.path))
-        wanted.extend((checkpoint.name, f"{checkpoint.path}/{file}") for file in checkpoint.files)
+        wanted.extend((checkpoint.name, " | ".join(f"{checkpoint.path}/{part}" for part in alternatives(file)))
+                      for file in checkpoint.files)
     return wanted
 
 
@@ -78,9 +79,14 @@ def check_weights(card: Card, weights: Path, verify_sha256: bool = True) -> list
 
 
 def _present(weights: Path, relative: str) -> bool:
-    if GLOB_CHARS & set(relative):
-        return any(p.is_file() for p in weights.glob(relative))
-    return (weights / relative).exists()
+    """`relative` ("dir/a | dir/b", globs allowed) names an existing file under `weights`."""
+    for option in alternatives(relative):
+        if GLOB_CHARS & set(option):
+            if any(p.is_file() for p in weights.glob(option)):
+                return True
+        elif (weights / option).exists():
+            return True
+    return False
 
 
 @dataclass(frozen=True)
