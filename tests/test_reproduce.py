@@ -228,3 +228,12 @@ def test_tiny_card_passes_end_to_end(tmp_path, capsys):
     assert verdict["passed"] is True and {r["metric"] for r in verdict["rows"]} >= {"mask_recall", "miou", "ap50"}
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["n_samples"]["gcg_val"] == 12
+
+
+def test_tiny_cards_spell_out_the_no_model_args_run():
+    from gcgbench.models import embedded
+
+    llava = load_card(TINY).resolved_model_args(package_weights())
+    assert llava == embedded.tiny_model_args()
+    difflmm = load_card(CARDS / "tiny-difflmm-sample.yaml").resolved_model_args(package_weights())
+    assert difflmm == embedded.tiny_difflmm_args()

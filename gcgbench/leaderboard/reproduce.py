@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,7 +26,9 @@ from gcgbench.leaderboard.cards import GLOB_CHARS, Card, alternatives
 
 def package_weights() -> Path:
     """`gcgbench/checkpoints`: the shipped tiny checkpoints (the `{weights}` of `weights: package` cards)."""
-    return Path(str(resources.files("gcgbench"))) / "checkpoints"
+    from gcgbench.models.embedded import checkpoints_root
+
+    return checkpoints_root()
 
 
 def weights_folder(card: Card, weights: Path | None) -> Path:
