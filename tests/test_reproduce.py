@@ -237,3 +237,13 @@ def test_tiny_cards_spell_out_the_no_model_args_run():
     assert llava == embedded.tiny_model_args()
     difflmm = load_card(CARDS / "tiny-difflmm-sample.yaml").resolved_model_args(package_weights())
     assert difflmm == embedded.tiny_difflmm_args()
+
+
+def test_vqa_leaderboard_publishes_mme_in_points_and_full_task_names():
+    from gcgbench.leaderboard.publish import build_table, render_markdown, task_label
+
+    board = files.load(ROOT / "leaderboards" / "vqa.json")
+    text = render_markdown([build_table(board)])
+    row = next(line for line in text.splitlines() if line.startswith("| LLaVA-1.5-7B |"))
+    assert "1510.7" in row and "151070.0" not in text and "| 62.0 |" in row
+    assert task_label("gqa_testdev") == "gqa_testdev" and task_label("res_refcoco+_testA") == "RefCOCO+ testA"
