@@ -247,3 +247,26 @@ def test_vqa_leaderboard_publishes_mme_in_points_and_full_task_names():
     row = next(line for line in text.splitlines() if line.startswith("| LLaVA-1.5-7B |"))
     assert "1510.7" in row and "151070.0" not in text and "| 62.0 |" in row
     assert task_label("gqa_testdev") == "gqa_testdev" and task_label("res_refcoco+_testA") == "RefCOCO+ testA"
+
+
+def _oracle_card(folder, scoring_protocol):
+    card = {"card_version": 1, "title": "oracle on the sample RefCOCO val", "backend": "oracle", "weights": "package",
+            "data": "sample", "checkpoints": [], "model_args": {}, "generation_protocol": None,
+            "scoring_protocol": scoring_protocol, "tasks": ["res_refcoco_val"],
+            "leaderboard": {"model": "oracle (sample)", "source": "measured", "protocol": "flmm"},
+            "reported": {"res_refcoco_val": {"ciou": 1.0, "giou": 1.0}}, "tolerance": {"ciou": 0.0, "giou": 0.0},
+            "citation": None}
+    path = folder / f"oracle-{scoring_protocol}.yaml"
+    path.write_text(yaml.safe_dump(card))
+    return path
+
+
+def test_scoring_protocol_reaches_the_task_through_the_run_path(tmp_path, capsys):
+    path = _oracle_card(tmp_path, "flmm")
+    assert main(["reproduce", str(path), "--no-cache", "--bootstrap", "0", "--output", str(tmp_path / "a")]) == 0
+    results = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert results["metric_config"]["res_refcoco_val"]["protocol"] == "flmm"
+    assert "2 PASS, 0 FAIL" in capsys.readouterr().out
+    default = _oracle_card(tmp_path, None)     # the task's default (lisa) is not the entry's protocol
+    assert main(["reproduce", str(default), "--no-cache", "--bootstrap", "0", "--output", str(tmp_path / "b")]) == 1
+    assert "FAIL scored under protocol 'lisa', the entry under 'flmm'" in capsys.readouterr().out

@@ -30,7 +30,10 @@ def reproduce(
     weights: Optional[Path] = typer.Option(None, "--weights", help="Folder holding the card's checkpoints "
                                            "(optional for cards of the shipped tiny models)."),
     data_root: Optional[Path] = opt.DataRoot,
+    data_config: Optional[Path] = opt.DataConfig,
     output: Optional[Path] = opt.Output,
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Requests per backend call (default: "
+                                             "the card's batch_size)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
     seed: int = opt.Seed,
     bootstrap: int = opt.Bootstrap,
@@ -50,12 +53,15 @@ def reproduce(
     folder = weights_folder(chosen, weights)
     for line in check_weights(chosen, folder):
         console.print(line)
-    if chosen.data == "real" and data_root is None:
+    if chosen.data == "real" and data_root is None and data_config is None:
         raise InputError("--data-root", None, f"card {chosen.name} reproduces numbers on the real data: give the "
                                               "folder laid out like GLaMM's data/ (docs/reproduction.md)")
-    if chosen.data == "sample" and data_root is not None:
-        raise InputError("--data-root", str(data_root), f"card {chosen.name} is measured on the bundled sample; "
-                                                        "drop --data-root")
+    if chosen.data == "sample" and (data_root is not None or data_config is not None):
+        raise InputError("--data-root", str(data_root or data_config), f"card {chosen.name} is measured on the "
+                                                                       "bundled sample; drop --data-root/--data-config (or unset "
+                                                                       "GCGBENCH_DATA)")
+    if batch_size is not None and batch_size < 1:
+        raise InputError("--batch-size", str(batch_size), "must be a positive integer")
     if limit is not None:
         console.print(f"warning: --limit {limit}: a smoke test; PASS/FAIL below does not speak for the paper's number")
     from gcgbench.cli.run import _cache_folder, _execute
@@ -64,7 +70,7 @@ def reproduce(
     args = chosen.resolved_model_args(folder)
     console.print(f"card {chosen.name}: {chosen.backend} --model-args {','.join(f'{k}={v}' for k, v in args.items())}")
     results = _execute(chosen.backend, ",".join(f"{k}={v}" for k, v in args.items()), ",".join(chosen.tasks),
-                       data_root, None, limit, output, chosen.batch_size, device, seed,
+                       data_root, data_config, limit, output, batch_size or chosen.batch_size, device, seed,
                        chosen.resolved_text_model(folder), bootstrap, chosen.scoring_protocol,
                        _cache_folder(cache, no_cache), score=True)
     if results is None:      # a torchrun rank other than 0: rank 0 prints the verdict
