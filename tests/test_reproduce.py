@@ -44,7 +44,8 @@ def test_mismatch_with_the_leaderboard_is_reported(cards):
     assert leaderboard_mismatches(edited, boards) == [
         "glamm-gcg-val: gcg_val mask_recall is 0.5 in the card, 0.418 in the leaderboard"]
     absent = dataclasses.replace(card, leaderboard={**card.leaderboard, "model": "Nobody"})
-    assert leaderboard_mismatches(absent, boards)[0].startswith("glamm-gcg-val: no reported leaderboard entry for 'Nobody'")
+    first = leaderboard_mismatches(absent, boards)[0]
+    assert first.startswith("glamm-gcg-val: no reported leaderboard entry for 'Nobody'")
 
 
 def test_list_names_the_required_cards(capsys):
@@ -184,7 +185,8 @@ def test_compare_rows_pass_fail_and_protocols():
     missing.pop("ap50")
     assert [r.reason for r in compare(card, _results(**missing)) if not r.passed] == ["metric not measured"]
     other = compare(card, _results(protocol="lisa", **close))
-    assert not any(r.passed for r in other) and other[0].reason == "scored under protocol 'lisa', the entry under 'glamm'"
+    assert not any(r.passed for r in other)
+    assert other[0].reason == "scored under protocol 'lisa', the entry under 'glamm'"
     aas = dataclasses.replace(card, generation_protocol="aas")
     recorded = {**_results(**close), "config": {"generation_protocol": {"gcg_val": "task-prompt"}}}
     assert compare(aas, recorded)[0].reason == "generated under protocol 'task-prompt', the card asks for 'aas'"

@@ -57,9 +57,9 @@ def reproduce(
         raise InputError("--data-root", None, f"card {chosen.name} reproduces numbers on the real data: give the "
                                               "folder laid out like GLaMM's data/ (docs/reproduction.md)")
     if chosen.data == "sample" and (data_root is not None or data_config is not None):
-        raise InputError("--data-root", str(data_root or data_config), f"card {chosen.name} is measured on the "
-                                                                       "bundled sample; drop --data-root/--data-config (or unset "
-                                                                       "GCGBENCH_DATA)")
+        raise InputError("--data-root", str(data_root or data_config),
+                         f"card {chosen.name} is measured on the bundled sample; drop --data-root/--data-config "
+                         "(or unset GCGBENCH_DATA)")
     if batch_size is not None and batch_size < 1:
         raise InputError("--batch-size", str(batch_size), "must be a positive integer")
     if limit is not None:

@@ -113,7 +113,8 @@ def card_path(name_or_path: str, directory: Path = DEFAULT_CARDS) -> Path:
         return candidate
     path = Path(directory) / f"{name_or_path}.yaml"
     if not path.is_file():
-        known = ", ".join(p.stem for p in sorted(Path(directory).glob("*.yaml"))) if Path(directory).is_dir() else "none"
+        folder = Path(directory)
+        known = ", ".join(p.stem for p in sorted(folder.glob("*.yaml"))) if folder.is_dir() else "none"
         raise InputError(name_or_path, None, f"no reproduction card of that name in {directory}/ (known: {known})")
     return path
 
@@ -252,7 +253,8 @@ def _checkpoints(value: Any, source: Path) -> tuple[Checkpoint, ...]:
             if GLOB_CHARS & set(str(file)) or "|" in str(file):
                 raise InputError(source, f"{where}.sha256.{file}", "a glob pattern or alternative cannot have a sha256")
             if digest is not None and not (isinstance(digest, str) and HEX64.match(digest)):
-                raise InputError(source, f"{where}.sha256.{file}", f"must be 64 lowercase hex digits or null, got {digest!r}")
+                raise InputError(source, f"{where}.sha256.{file}",
+                                 f"must be 64 lowercase hex digits or null, got {digest!r}")
         note = item.get("note")
         if note is not None:
             _text(note, source, f"{where}.note")
@@ -338,9 +340,8 @@ def leaderboard_mismatches(card: Card, boards: Sequence[Leaderboard], slack: flo
     highest task version present; every reported metric must equal the entry's value within `slack`."""
     lines = []
     for task, metrics in card.reported.items():
-        found = [e for b in boards for e in b.entries
-                 if (e.model, e.task, e.protocol, e.source) == (card.leaderboard["model"], task,
-                                                                card.leaderboard["protocol"], card.leaderboard["source"])]
+        slot = (card.leaderboard["model"], task, card.leaderboard["protocol"], card.leaderboard["source"])
+        found = [e for b in boards for e in b.entries if (e.model, e.task, e.protocol, e.source) == slot]
         if not found:
             lines.append(f"{card.name}: no {card.leaderboard['source']} leaderboard entry for "
                          f"{card.leaderboard['model']!r} on {task} ({card.leaderboard['protocol']})")
