@@ -164,6 +164,8 @@ def test_shipped_tiny_checkpoints_match_the_card():
     card = load_card(TINY)
     lines = check_weights(card, package_weights())
     assert lines[0].endswith("3 sha256 verified") and lines[1].endswith("1 sha256 verified")
+    difflmm = check_weights(load_card(CARDS / "tiny-difflmm-sample.yaml"), package_weights())
+    assert len(difflmm) == 5 and all("sha256 verified" in line for line in difflmm)
 
 
 def _results(task="gcg_val", protocol="glamm", **metrics):
