@@ -64,15 +64,16 @@ def reproduce(
         raise InputError("--batch-size", str(batch_size), "must be a positive integer")
     if limit is not None:
         console.print(f"warning: --limit {limit}: a smoke test; PASS/FAIL below does not speak for the paper's number")
-    from gcgbench.cli.run import _cache_folder, _execute
+    from gcgbench.cli.run import _cache_folder, execute
 
     output = output or Path("out") / f"reproduce-{chosen.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     args = chosen.resolved_model_args(folder)
     console.print(f"card {chosen.name}: {chosen.backend} --model-args {','.join(f'{k}={v}' for k, v in args.items())}")
-    results = _execute(chosen.backend, ",".join(f"{k}={v}" for k, v in args.items()), ",".join(chosen.tasks),
-                       data_root, data_config, limit, output, batch_size or chosen.batch_size, device, seed,
-                       chosen.resolved_text_model(folder), bootstrap, chosen.scoring_protocol,
-                       _cache_folder(cache, no_cache), score=True)
+    results = execute(chosen.backend, ",".join(f"{k}={v}" for k, v in args.items()), ",".join(chosen.tasks),
+                      data_root=data_root, data_config=data_config, limit=limit, output=output,
+                      batch_size=batch_size or chosen.batch_size, device=device, seed=seed,
+                      text_model=chosen.resolved_text_model(folder), bootstrap=bootstrap,
+                      protocol=chosen.scoring_protocol, cache_folder=_cache_folder(cache, no_cache), score=True)
     if results is None:      # a torchrun rank other than 0: rank 0 prints the verdict
         return
     rows = compare(chosen, results)

@@ -1,6 +1,6 @@
-"""Published numbers the leaderboards start from, transcribed from /work/shared/reference (glamm_eval.md §5,
-methods.md §1.8, §2.9) and the sources cited below, as printed (×100), stored as fractions (value / 100) in
-`reported` entries; MME scores stay in MME's points (perception 0-2000, cognition 0-800), as the task reports them.
+"""Published numbers the leaderboards start from, transcribed from the papers' tables and the sources cited
+below (each entry cites its paper and table) as printed (×100), stored as fractions (value / 100) in `reported`
+entries; MME scores stay in MME's points (perception 0-2000, cognition 0-800), as the task reports them.
 A number we could not check against its paper or repository carries a note starting "[unconfirmed]".
 
 `python -m gcgbench.leaderboard.seed [DIR]` (re)writes them into DIR (default `leaderboards/`),
