@@ -75,8 +75,9 @@ def _cache_folder(cache: Path | None, no_cache: bool) -> Path | None:
 
 def execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
             text_model, bootstrap, protocol, cache_folder: Path | None, score: bool,
-            min_mask_area: int | None = None) -> None:
-    """`run` (score=True) or `infer` (score=False) with every option given; what the commands and `demo` call."""
+            min_mask_area: int | None = None) -> dict | None:
+    """`run` (score=True) or `infer` (score=False) with every option given; what the commands, `demo` and
+    `reproduce` call. Returns the run's results payload on the main rank (None on the other ranks)."""
     console = Console(stderr=True)
     opt.check_min_mask_area(min_mask_area)
     paths = resolve_data_paths(data_root, data_config)
@@ -110,11 +111,12 @@ def execute(model, model_args, task, data_root, data_config, limit, output, batc
     plan.cache.close()
     destroy_process_group(shard)
     if not shard.is_main:
-        return
+        return None
     if score:
         print_results(Console(), results)
         console.print(f"results: {output / 'results.json'}")
     console.print(f"predictions: {output / 'predictions'}")
+    return results
 
 
 def _progress_factory(bars: Progress) -> Callable[[str, int], Callable[[int], None]]:

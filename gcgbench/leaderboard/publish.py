@@ -38,6 +38,8 @@ LAYOUTS = {
     "captioning": Layout("Region captioning", ("meteor", "cider"), "cider"),
     "reasonseg": Layout("Reasoning segmentation (ReasonSeg)", ("giou", "ciou"), "giou"),
     "gres": Layout("Generalized referring segmentation (gRefCOCO)", ("giou", "ciou", "n_acc", "t_acc"), "giou"),
+    "vqa": Layout("VQA suites, LLaVA-1.5's evaluation (MME in points)",
+                  ("accuracy", "img_accuracy", "f1", "perception", "cognition"), "accuracy"),
 }
 METRIC_LABELS = {"meteor": "METEOR", "cider": "CIDEr", "ap50": "AP50", "miou": "mIoU", "mask_recall": "Recall",
                  "mask_recall_strict": "Recall (strict)", "ciou": "cIoU", "giou": "gIoU", "ar": "AR",
@@ -49,6 +51,7 @@ TASK_ORDER = ("gcg_val", "gcg_test", "res_refcoco_val", "res_refcoco_testA", "re
               "regcap_refcocog_val", "regcap_vg_test", "reasonseg_val", "reasonseg_test_short", "reasonseg_test_long",
               "reasonseg_test", "gres_grefcoco_val", "gres_grefcoco_testA", "gres_grefcoco_testB")
 DATASET_LABELS = (("grefcoco", "gRefCOCO"), ("refcocog", "RefCOCOg"), ("refcoco+", "RefCOCO+"), ("refcoco", "RefCOCO"), ("vg", "VG"))
+FAMILY_PREFIXES = ("gcg", "res", "png", "regcap", "reasonseg", "gres")   # task names "<family>_<split>": the label drops the family
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,9 @@ class PaperTable:
 
 def task_label(task: str) -> str:
     """gcg_val -> val, res_refcoco+_testA -> RefCOCO+ testA, regcap_vg_test -> VG test, reasonseg_test_short ->
-    test short, gres_grefcoco_val -> gRefCOCO val."""
+    test short, gres_grefcoco_val -> gRefCOCO val; other tasks (the VQA suites: gqa_testdev, mme) keep their name."""
+    if task.split("_", 1)[0] not in FAMILY_PREFIXES:
+        return task
     rest = task.split("_", 1)[1] if "_" in task else task
     for prefix, label in DATASET_LABELS:
         if rest.startswith(prefix + "_"):
@@ -175,7 +180,16 @@ def _source(row: Row) -> str:
 
 def _cell(row: Row, column: Column) -> str:
     value = row.value(column)
-    return "-" if value is None else f"{100 * value:.1f}"
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if is_points(row.cells[column], column.metric) else f"{100 * value:.1f}"
+
+
+def is_points(entry: Entry, metric: str) -> bool:
+    """Whether `metric` of `entry` is in points, not a fraction (MME: `metric_config.points_metrics`, as the vqa
+    task and the seeded entries record it, e.g. "perception, cognition, *_score")."""
+    listed = [name.strip() for name in str(entry.metric_config.get("points_metrics", "")).split(",") if name.strip()]
+    return any(metric == name or (name.startswith("*") and metric.endswith(name[1:])) for name in listed)
 
 
 def _grouped(table: PaperTable) -> bool:

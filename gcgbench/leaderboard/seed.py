@@ -1,7 +1,9 @@
-"""Published numbers the leaderboards start from, transcribed from the papers' tables (each entry cites its
-paper and table), LISA's ReasonSeg table and GSVA's README, as printed (×100), stored as fractions
-(value / 100) in `reported` entries. F-LMM and GLaMM ReasonSeg / gRefCOCO numbers are not seeded: none could
-be confirmed offline (GLaMM's paper reports neither benchmark).
+"""Published numbers the leaderboards start from, transcribed from the papers' tables and the sources cited
+below (each entry cites its paper and table) as printed (×100), stored as fractions (value / 100) in `reported`
+entries; MME scores stay in MME's points (perception 0-2000, cognition 0-800), as the task reports them.
+A number we could not check against its paper or repository carries a note starting "[unconfirmed]".
+F-LMM and GLaMM ReasonSeg / gRefCOCO numbers are not seeded: none could be confirmed offline (GLaMM's paper
+reports neither benchmark).
 
 `python -m gcgbench.leaderboard.seed [DIR]` (re)writes them into DIR (default `leaderboards/`),
 replacing the reported entries this module defines and leaving every other entry alone.
@@ -68,7 +70,9 @@ REGCAP_TABLE: dict[str, tuple[tuple[float | None, float | None], tuple[float | N
 FLMM_RES = {"res_refcoco_val": 76.1, "res_refcoco+_val": 66.4, "res_refcocog_val": 67.1}
 FLMM_NOTE = ("[paper/seed] via a benchmark aggregator (methods.md §1.8), base LMM not named; F-LMM's own protocol "
              "(first sentence per object, mmdet RefSegMetric). The aggregator lists RefCOCOg val 67.1 and val(U) 70.1: "
-             "which one is UMD val (this task) is unverified; check arXiv 2406.05821")
+             "which one is UMD val (this task) is unverified; check arXiv 2406.05821. A secondary transcription of "
+             "F-LMM's Table 1 gives RefCOCO val 76.1 for F-LMM on DeepSeek-VL-7B (75.7 on LLaVA-NeXT-Mistral-7B), so "
+             "these are probably DeepSeek-VL-7B's numbers, a base LMM gcgbench's flmm backend does not load")
 DIFFLMM_NOTE = ("[paper/seed] headline GCG mask recall of DiffLMM-7B + attend-and-segment (v1; 46.4 in v2/ICCV 2025); "
                 "the reference notes do not name the GranD-f split: assumed test, unverified (methods.md §2.9)")
 
@@ -102,17 +106,73 @@ GSVA_NOTE = ("scored by GSVA's own solver.py::eval_gres (protocol 'gsva'), not R
              "and gIoU = sum / (N + 1e-5); the README says the paper's Table 1 differs slightly (inference precision). "
              "Checkpoints gsva-7b-pt.bin and gsva-7b-ft-gres.bin")
 
+# PNG (png_val) and VQA (LLaVA-1.5's suites). `FLMM_NOTES_SRC` is a secondary source: a paper note summarising
+# F-LMM's Table 1 (MME, MMBench, RefCOCO cIoU, PNG AR; one row per base LMM), stored in a public repository
+# (en.papernotes.org "CVPR2025/segmentation/f-lmm_grounding_frozen_large_multimodal_models"); not the PDF.
+FLMM_NOTES_SRC = ("F-LMM (Wu et al., arXiv 2406.05821, CVPR 2025) Table 1, as transcribed by the paper note "
+                  "en.papernotes.org CVPR2025/segmentation/f-lmm_grounding_frozen_large_multimodal_models")
+UNCONFIRMED_FLMM = ("[unconfirmed] from a secondary transcription of F-LMM's Table 1 (not checked against the PDF, "
+                    "arXiv 2406.05821); F-LMM scores PNG with its own protocol (multiprocess_eval_png.py)")
+# F-LMM's Table 1 rows we can attribute to a base LMM: model -> {task: {metric: value}}
+FLMM_TABLE: dict[str, dict[str, dict[str, float]]] = {
+    "F-LMM (LLaVA-NeXT-Mistral-7B)": {"res_refcoco_val": {"ciou": 75.7}, "png_val": {"ar": 66.5}},
+    "F-LMM (DeepSeek-VL-7B)": {"png_val": {"ar": 65.7}},
+    "GLaMM-FullScope-7B": {"png_val": {"ar": 55.8}},
+    "PixelLM-7B": {"png_val": {"ar": 43.1}},
+}
+PNG_PAPER = ("Panoptic Narrative Grounding (González et al., ICCV 2021): overall AR in BCV-Uniandes/PNG README; "
+             "things/stuff/singular/plural as transcribed in TianyuGoGO/XPNG README")
+PNG_NOTE = ("[unconfirmed] overall 55.4 is in BCV-Uniandes/PNG README; the breakdown comes from XPNG's README "
+            "table (a later paper's transcription), not checked against the PNG paper")
+PNG_BASELINE = {"ar": 55.4, "ar_things": 56.2, "ar_stuff": 54.3, "ar_singular": 56.2, "ar_plural": 48.8}
+
+LLAVA = "LLaVA-1.5 (Liu et al., CVPR 2024): haotian-liu/LLaVA docs/MODEL_ZOO.md, LLaVA-v1.5 table"
+LLAVA_NOTE = ("numbers of liuhaotian/llava-v1.5-7b under LLaVA's own scripts (scripts/v1_5/eval); VQAv2 test-dev and "
+              "VizWiz test are scored by the evaluation servers")
+# (model, task, metric, value): MME perception in points; everything else ×100
+LLAVA_VQA: dict[str, tuple[tuple[str, str, float], ...]] = {
+    "LLaVA-1.5-7B": (("vqav2_testdev", "accuracy", 78.5), ("gqa_testdev", "accuracy", 62.0),
+                     ("vizwiz_test", "accuracy", 50.0), ("scienceqa_img", "img_accuracy", 66.8),
+                     ("textvqa_val", "accuracy", 58.2), ("pope", "f1", 85.9), ("mme", "perception", 1510.7),
+                     ("mmbench_dev", "accuracy", 64.3)),
+    "LLaVA-1.5-7B (LoRA)": (("vqav2_testdev", "accuracy", 79.1), ("gqa_testdev", "accuracy", 63.0),
+                            ("vizwiz_test", "accuracy", 47.8), ("scienceqa_img", "img_accuracy", 68.4),
+                            ("textvqa_val", "accuracy", 58.2), ("pope", "f1", 86.4), ("mme", "perception", 1476.9),
+                            ("mmbench_dev", "accuracy", 66.1)),
+}
+VQA_TASK_NOTES = {
+    "mmbench_dev": "LLaVA scores MMBench dev on the OpenCompass server (ChatGPT-assisted answer extraction); "
+                   "gcgbench's mmbench_dev is judge-free exact matching, so a gap of a point or two is expected",
+    "pope": "POPE F1 averaged over the adversarial, popular and random categories",
+    "mme": "MME perception score (points, 0-2000)",
+}
+LLAVA_SEED_IMG = 66.1
+LLAVA_SEED_NOTE = ("[unconfirmed] SEED-Bench image subset: LLaVA's MODEL_ZOO prints only the all-types score 58.6; 66.1 "
+                   "is the image score in microsoft/LLM2CLIP's README ('Llava (Paper)'), 66.2 in sdc17/CrossGET's README")
+GLAMM_VQA = {"mme": {"perception": 14.0, "cognition": 9.0}, "mmbench_dev": {"accuracy": 36.8}}
+GLAMM_VQA_NOTE = ("[unconfirmed] F-LMM's evaluation of GLaMM-FullScope-7B (MME perception/cognition 14/9, MMBench "
+                  "36.8) from a secondary transcription of F-LMM's Table 1; the MMBench split is not stated there")
+POINTS_METRICS = {"perception", "cognition"}   # MME: kept in points, as gcgbench's mme task stores them
+
 
 def fraction(points: float) -> float:
     """A paper's ×100 value as the fraction gcgbench stores (rounded to undo float noise: 16.2 -> 0.162)."""
     return round(points / 100.0, 6)
 
 
+def stored_value(metric: str, printed: float) -> float:
+    """What results.json holds for a printed number: MME's points as they are, everything else as a fraction."""
+    return float(printed) if metric in POINTS_METRICS else fraction(printed)
+
+
 def reported(model: str, task: str, protocol: str, metrics: dict[str, float], citation: str, date: str,
              notes: Sequence[str] = ()) -> Entry:
+    points = sorted(POINTS_METRICS & set(metrics))
+    config = {"points_metrics": ", ".join(points)} if points else {}
     return Entry(model=model, task=task, task_version="1", protocol=protocol, source="reported",
-                 metrics={k: fraction(v) for k, v in metrics.items()},
-                 fingerprint={"name": model, "citation": citation}, date=date, citation=citation, notes=tuple(notes))
+                 metrics={k: stored_value(k, v) for k, v in metrics.items()},
+                 fingerprint={"name": model, "citation": citation}, date=date, citation=citation,
+                 metric_config=config, notes=tuple(notes))
 
 
 def seed_entries() -> list[Entry]:
@@ -143,6 +203,32 @@ def seed_entries() -> list[Entry]:
             metrics = {k: v for k, v in (("meteor", meteor), ("cider", cider)) if v is not None}
             if metrics:
                 entries.append(reported(model, task, "glamm", metrics, GLAMM_REGCAP, "2024-06"))
+    entries.extend(png_entries())
+    entries.extend(vqa_entries())
+    return entries
+
+
+def png_entries() -> list[Entry]:
+    """PNG (and F-LMM's per-LMM RefCOCO) numbers: F-LMM's Table 1 rows, the PNG paper's baseline."""
+    entries = [reported("PNG baseline (González et al.)", "png_val", "official", PNG_BASELINE, PNG_PAPER, "2021-10",
+                        [PNG_NOTE])]
+    for model, tasks in FLMM_TABLE.items():
+        for task, metrics in tasks.items():
+            entries.append(reported(model, task, "flmm", metrics, FLMM_NOTES_SRC, "2024-06", [UNCONFIRMED_FLMM]))
+    return entries
+
+
+def vqa_entries() -> list[Entry]:
+    """LLaVA-1.5-7B (full and LoRA) on LLaVA-1.5's suites; GLaMM-FullScope as F-LMM measured it."""
+    entries = []
+    for model, rows in LLAVA_VQA.items():
+        for task, metric, value in rows:
+            notes = [LLAVA_NOTE] + ([VQA_TASK_NOTES[task]] if task in VQA_TASK_NOTES else [])
+            entries.append(reported(model, task, "llava", {metric: value}, LLAVA, "2023-10", notes))
+    entries.append(reported("LLaVA-1.5-7B", "seed_bench", "llava", {"accuracy": LLAVA_SEED_IMG}, LLAVA, "2023-10",
+                            [LLAVA_NOTE, LLAVA_SEED_NOTE]))
+    for task, metrics in GLAMM_VQA.items():
+        entries.append(reported("GLaMM-FullScope-7B", task, "llava", metrics, FLMM_NOTES_SRC, "2024-06", [GLAMM_VQA_NOTE]))
     return entries
 
 
