@@ -60,6 +60,7 @@ def show(
     task: str = typer.Argument(..., help="Task name, e.g. gcg_val."),
     file: Optional[Path] = File,
     directory: Path = Directory,
+    as_json: bool = typer.Option(False, "--json", help="Print the entries as JSON (fractions, as stored)."),
 ) -> None:
     """Every entry for TASK, best headline metric first (×100, one decimal; 95% intervals where measured)."""
     from gcgbench.leaderboard.publish import LAYOUTS, METRIC_LABELS
@@ -77,6 +78,12 @@ def show(
         return (math.isnan(value), 0.0 if math.isnan(value) else -value)
 
     entries.sort(key=rank)
+    if as_json:
+        from gcgbench.cli.listing import print_json
+
+        print_json({"task": task, "file": str(board.path), "headline": headline,
+                    "entries": [entry.to_json() for entry in entries]})
+        return
     table = Table(title=f"{task} ({board.path}, ×100)")
     for column in ("model", "source", "version", "protocol", "n"):
         table.add_column(column)
