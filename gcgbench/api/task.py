@@ -21,6 +21,9 @@ class TaskSpec:
     `files` maps a role (e.g. `captions`, `refs`, `questions`) to a path relative to the data root;
     `checksums` pins the sha256 of those files where the upstream release is known (None: not pinned);
     `params` holds family-specific settings (dataset name, split id, protocol defaults).
+    `alternatives` maps a role to other relative paths where upstream documents the same files (tried
+    in order when the default path does not exist; e.g. GLaMM's docs/datasets.md puts
+    `GranDf_HA_images/` beside `GranDf/`, its eval commands read `GranDf/GranDf_HA_images/`).
     """
 
     name: str
@@ -34,6 +37,7 @@ class TaskSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     source: str = "<memory>"
+    alternatives: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -49,10 +53,24 @@ class DataPaths:
     is_sample: bool = False
 
     def file(self, spec: TaskSpec, role: str) -> Path:
+        """The path of a file role: the override if one is given; else the spec's default path, or the
+        first of its `alternatives` that exists when the default does not (the default when none does)."""
         if role not in spec.files:
             raise InputError(spec.source, f"files.{role}", f"task {spec.name} declares no file role {role!r}")
-        relative = self.overrides.get(spec.name, {}).get(role, spec.files[role])
-        return Path(relative) if Path(relative).is_absolute() else self.root / relative
+        override = self.overrides.get(spec.name, {}).get(role)
+        if override is not None:
+            return Path(override) if Path(override).is_absolute() else self.root / override
+        default = self.root / spec.files[role]
+        if default.exists():
+            return default
+        for relative in spec.alternatives.get(role, ()):
+            if (self.root / relative).exists():
+                return self.root / relative
+        return default
+
+    def files_used(self, spec: TaskSpec) -> dict[str, str]:
+        """Every file role of a task and the path it resolves to (recorded in results.json)."""
+        return {role: str(self.file(spec, role)) for role in spec.files}
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ def score(
         "data_root": str(paths.root),
         "sample_data": paths.is_sample,
         "data_overrides": {k: dict(v) for k, v in paths.overrides.items()},
+        "data_files": {chosen.name: paths.files_used(chosen.spec)},
         "seed": seed,
         **environment_config(chosen.annotation_files(paths)),
     }

@@ -198,6 +198,7 @@ def _payload(plan: RunPlan, backend: Backend, shard: Shard, results: Sequence[Ta
         "data_root": str(plan.paths.root),
         "sample_data": plan.paths.is_sample,
         "data_overrides": {k: dict(v) for k, v in plan.paths.overrides.items()},
+        "data_files": {task.name: plan.paths.files_used(task.spec) for task in plan.tasks},
         "cache": None if plan.cache.db_path is None else str(plan.cache.db_path),
         **plan.extra_config,
         **environment_config([f for task in plan.tasks for f in task.annotation_files(plan.paths)]),

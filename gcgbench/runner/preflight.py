@@ -58,7 +58,9 @@ def _check_files(task: Task, paths: DataPaths) -> list[Finding]:
     for role in task.spec.files:
         path = paths.file(task.spec, role)
         if not path.exists():
-            findings.append(Finding(False, task.name, f"{role}: {path} not found (set --data-root, or override "
+            elsewhere = [str(paths.root / p) for p in task.spec.alternatives.get(role, ())]
+            tried = f" nor at {', '.join(elsewhere)}" if elsewhere and role not in paths.overrides.get(task.name, {}) else ""
+            findings.append(Finding(False, task.name, f"{role}: {path} not found{tried} (set --data-root, or override "
                                                       f"'{role}' for {task.name} in a --data-config file)"))
             continue
         expected = task.spec.checksums.get(role)
