@@ -166,11 +166,11 @@ def test_row_statistics_reproduce_the_stored_metrics(oracle):
 
 def gcg_run(folder: Path, per_image: list[tuple[float, int, int]], ap50: float) -> Path:
     """A GCG run written by hand: per-sample rows (mIoU, recall matches, labels) and matching results."""
-    samples = [{"doc_id": f"sa_{i}", "miou": miou, "recall_matches": tp, "recall_matches_strict": tp, "gt_labels": n,
+    samples = [{"doc_id": f"sa_{i}", "miou": miou, "recall_matches": tp, "recall_matches_max_matching": tp, "gt_labels": n,
                 "recall_exception": None, "meteor": 0.2, "cider": 0.5} for i, (miou, tp, n) in enumerate(per_image)]
     recall = sum(tp for _, tp, _ in per_image) / sum(n for _, _, n in per_image)
     metrics = {"meteor": 0.2, "cider": 0.5, "ap50": ap50, "miou": float(np.mean([m for m, _, _ in per_image])),
-               "mask_recall": recall, "mask_recall_strict": recall}
+               "mask_recall": recall, "mask_recall_max_matching": recall}
     payload = results_payload("g", metrics=metrics)
     write_results(folder, payload)
     (folder / "samples").mkdir()

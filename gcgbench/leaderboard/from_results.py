@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
+from gcgbench.metrics.gcg import RENAMED
 from gcgbench.leaderboard.files import SOURCES, Entry, now
 
 SAMPLE_SUFFIX = " (sample)"
@@ -87,6 +88,10 @@ def read_results(path: Path) -> tuple[dict[str, Any], Path]:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise InputError(path, None, f"not valid JSON ({error.msg} at line {error.lineno})") from None
+    except UnicodeDecodeError as error:
+        raise InputError(path, None, f"not UTF-8 text (byte {error.start} of the bad chunk)") from None
+    except RecursionError:
+        raise InputError(path, None, "JSON nested too deeply to read") from None
     if not isinstance(payload, dict) or "results" not in payload:
         raise InputError(path, None, "not a gcgbench results.json (no 'results')")
     if payload.get("schema_version") != 1:
@@ -95,4 +100,15 @@ def read_results(path: Path) -> tuple[dict[str, Any], Path]:
     for key in ("versions", "n_samples"):
         if not isinstance(payload.get(key), dict):
             raise InputError(path, key, "missing or not an object")
-    return payload, path
+    return _renamed_metrics(payload), path
+
+
+def _renamed_metrics(payload: dict[str, Any]) -> dict[str, Any]:
+    """Older results.json files name some metrics by their former names (metrics.gcg.RENAMED): read them
+    under the current ones."""
+    for section in ("results", "intervals"):
+        for task, values in (payload.get(section) or {}).items():
+            if isinstance(values, dict) and any(old in values for old in RENAMED):
+                payload[section][task] = {RENAMED.get(name, name) if RENAMED.get(name) not in values else name: value
+                                          for name, value in values.items()}
+    return payload
