@@ -16,8 +16,11 @@ from gcgbench.api.errors import InputError
 from gcgbench.data.grandf import glamm_prediction_json
 from gcgbench.data.jsonio import iter_jsonl
 from gcgbench.api.types import Prediction
+from gcgbench.runner.preflight import check_output_folder
+from gcgbench.tasks.registry import get_task
 
 FORMATS = ("glamm",)
+FORMAT_FAMILIES = {"glamm": ("gcg",)}  # which task families each format can hold
 
 
 def export(
@@ -28,7 +31,14 @@ def export(
 ) -> None:
     if format not in FORMATS:
         raise InputError("--format", None, f"unknown format {format!r}; known: {', '.join(FORMATS)}")
-    source = run_dir / "predictions" / f"{task}.jsonl"
+    spec = get_task(task).spec
+    if spec.family not in FORMAT_FAMILIES[format]:
+        raise InputError("--format", None, f"{format} is a GCG-only format (GLaMM's per-image GCG files); "
+                                           f"{spec.name} is a {spec.family} task")
+    source = run_dir / "predictions" / f"{spec.name}.jsonl"
+    if not source.is_file():
+        raise InputError(source, None, f"no predictions of {spec.name} in this run folder")
+    check_output_folder(output)
     output.mkdir(parents=True, exist_ok=True)
     count = 0
     for line_number, obj in iter_jsonl(source, "run predictions"):

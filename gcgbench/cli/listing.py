@@ -19,7 +19,7 @@ from rich.table import Table
 from gcgbench.api.task import DataPaths
 from gcgbench.cli import options as opt
 from gcgbench.models.registry import BACKENDS, backend_class
-from gcgbench.tasks.registry import all_specs, task_names
+from gcgbench.tasks.registry import all_specs, check_overrides, task_names
 
 Json = typer.Option(False, "--json", help="Print JSON (for scripts) instead of a table.")
 
@@ -29,6 +29,7 @@ def tasks(data_root: Optional[Path] = opt.DataRoot, data_config: Optional[Path] 
     from gcgbench.data.paths import resolve_data_paths
 
     paths = resolve_data_paths(data_root, data_config)
+    check_overrides(paths)
     specs = all_specs()
     rows = []
     for name in task_names():

@@ -15,7 +15,7 @@ from gcgbench.cli import options as opt
 from gcgbench.cli.score import default_text_model
 from gcgbench.data.paths import resolve_data_paths
 from gcgbench.runner.preflight import check_tasks
-from gcgbench.tasks.registry import get_task
+from gcgbench.tasks.registry import check_overrides, get_task
 
 
 def validate(
@@ -25,6 +25,7 @@ def validate(
     text_model: Optional[str] = opt.TextModel,
 ) -> int:
     paths = resolve_data_paths(data_root, data_config)
+    check_overrides(paths)
     tasks = [get_task(name.strip()) for name in task.split(",") if name.strip()]
     findings = check_tasks(tasks, paths, default_text_model(text_model, paths.is_sample))
     console = Console(highlight=False, soft_wrap=True)

@@ -1,4 +1,8 @@
-"""Reading JSON and JSONL files with errors that name the file and the record."""
+"""Reading JSON and JSONL files with errors that name the file and the record.
+
+Whatever the bytes, reading ends in a value or one `InputError`: not UTF-8 (with the line), not JSON,
+or nested too deeply for the parser (e.g. 100 000 opening brackets) are all input errors.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from gcgbench.api.errors import InputError
+
+
+TOO_DEEP = "JSON nested too deeply to read"
 
 
 def load_json(path: Path, what: str) -> Any:
@@ -18,22 +25,38 @@ def load_json(path: Path, what: str) -> Any:
             return json.load(handle)
     except json.JSONDecodeError as error:
         raise InputError(path, f"line {error.lineno}", f"not valid JSON ({error.msg})") from None
-    except UnicodeDecodeError:
-        raise InputError(path, None, "not UTF-8 text") from None
+    except UnicodeDecodeError as error:
+        raise InputError(path, None, f"not UTF-8 text (byte {error.start} of the bad chunk)") from None
+    except RecursionError:
+        raise InputError(path, None, TOO_DEEP) from None
 
 
-def iter_jsonl(path: Path, what: str) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, parsed object) for each non-blank line of a JSONL file."""
+def iter_jsonl(path: Path, what: str, strict: bool = False) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, parsed object) for each non-blank line of a JSONL file. `strict` refuses the
+    NaN/Infinity tokens Python's json module reads but JSON does not have."""
     if not path.is_file():
         raise InputError(path, None, f"{what} not found")
-    with path.open("r", encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise InputError(path, f"line {line_number}", f"not UTF-8 text (byte {error.start})") from None
             if not line.strip():
                 continue
             try:
-                yield line_number, json.loads(line)
+                parsed = json.loads(line, parse_constant=_refuse_constant) if strict else json.loads(line)
             except json.JSONDecodeError as error:
                 raise InputError(path, f"line {line_number}", f"not valid JSON ({error.msg})") from None
+            except ValueError as error:  # NaN / Infinity under `strict`
+                raise InputError(path, f"line {line_number}", str(error)) from None
+            except RecursionError:
+                raise InputError(path, f"line {line_number}", TOO_DEEP) from None
+            yield line_number, parsed
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (write null, or leave the value out)")
 
 
 def require(condition: bool, path: Path, record: str | None, problem: str) -> None:

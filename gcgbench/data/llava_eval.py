@@ -320,13 +320,16 @@ def read_vqa_predictions(path: Path, docs: Sequence[Doc], task_name: str,
     path = Path(path)
     if not path.is_file():
         return read_predictions(path, docs, task_name)
-    with path.open("r", encoding="utf-8") as handle:
-        first = next((line for line in handle if line.strip()), "")
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            first = next((line for line in handle if line.strip()), "")
+    except UnicodeDecodeError as error:
+        raise InputError(path, None, f"not UTF-8 text (byte {error.start} of the bad chunk)") from None
     if first.lstrip().startswith("["):
         return read_vqa_results(path, docs)
     try:
         head = json.loads(first)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         head = None
     if isinstance(head, dict) and "question_id" in head and "doc_id" not in head:
         return read_llava_answers(path, docs, llava_key or default_llava_key)

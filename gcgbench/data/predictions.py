@@ -65,7 +65,7 @@ def read_predictions(
 def read_prediction_jsonl(path: Path, docs: Sequence[Doc]) -> dict[str, Prediction]:
     sizes = {doc.doc_id: (doc.height, doc.width) for doc in docs}
     predictions: dict[str, Prediction] = {}
-    for line_number, obj in iter_jsonl(path, "predictions file"):
+    for line_number, obj in iter_jsonl(path, "predictions file", strict=True):
         record = f"line {line_number}"
         prediction = Prediction.from_json(obj, path, record)
         if prediction.doc_id not in sizes and beyond_docs_allowed():
@@ -88,4 +88,7 @@ def write_prediction_jsonl(path: Path, predictions: Sequence[Prediction]) -> Non
     """One prediction per line, in the order given, atomically."""
     from gcgbench.runner.results import write_jsonl_atomic
 
-    write_jsonl_atomic(path, (prediction.to_json() for prediction in predictions))
+    try:
+        write_jsonl_atomic(path, (prediction.to_json() for prediction in predictions), allow_nan=False)
+    except ValueError as error:
+        raise InputError(path, None, f"a prediction holds NaN or Infinity, which JSON cannot store ({error})") from None

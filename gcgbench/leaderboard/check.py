@@ -185,6 +185,10 @@ def _baselines(against: Path, results: Mapping[str, Any], model: str | None):
             payload = json.loads(against.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise InputError(against, None, f"not valid JSON ({error.msg} at line {error.lineno})") from None
+        except UnicodeDecodeError as error:
+            raise InputError(against, None, f"not UTF-8 text (byte {error.start} of the bad chunk)") from None
+        except RecursionError:
+            raise InputError(against, None, "JSON nested too deeply to read") from None
     is_run = (against.is_dir() and (against / "results.json").is_file()) or (isinstance(payload, dict) and "results" in payload)
     if is_run:
         other, other_path = from_results.read_results(against)

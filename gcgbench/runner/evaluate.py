@@ -8,6 +8,7 @@ predictions. `run` does both for several tasks and writes `results.json` and
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -116,6 +117,11 @@ def check_predictions(backend_name: str, requests: Sequence[Request], answers: S
     for request, answer in zip(requests, answers):
         if answer.doc_id != request.doc_id:
             raise BackendError(f"backend {backend_name!r} answered doc {answer.doc_id!r} when asked for {request.doc_id!r}")
+        try:  # what is cached and written must be JSON: no NaN or Infinity, JSON-native values only
+            json.dumps(answer.to_json(), allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise BackendError(f"backend {backend_name!r}, doc {request.doc_id!r}: the prediction is not valid JSON "
+                               f"({error}); NaN and Infinity cannot be stored") from None
         for index, mask in enumerate(answer.masks()):
             if mask.size != (request.height, request.width):
                 raise BackendError(
@@ -150,7 +156,9 @@ def run(plan: RunPlan, backend: Backend, progress_factory: Callable[[str, int], 
         for task, docs, reading_s in selected:
             started = time.perf_counter() - reading_s       # a task's infer time includes reading its docs
             mine = shard.take(docs)
-            progress = progress_factory(task.name, len(mine)) if progress_factory else None
+            # under torchrun each rank's bar counts its own share of the docs, and says so
+            label = task.name if shard.world_size == 1 else f"{task.name} (rank {shard.rank}: {len(mine)} of {len(docs)})"
+            progress = progress_factory(label, len(mine)) if progress_factory else None
             provenance = {"world_size": shard.world_size, "rank": shard.rank}
             gathered = gather_to_main(shard, infer_task(backend, task, mine, plan.settings, progress, plan.cache,
                                                         provenance, cache_stats))

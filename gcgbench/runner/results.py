@@ -93,14 +93,16 @@ def write_run_outputs(output: Path, results: dict[str, Any], task_results: Seque
     write_json_atomic(output / "results.json", results)
 
 
-def write_jsonl_atomic(path: Path, rows: Iterable[Any]) -> None:
+def write_jsonl_atomic(path: Path, rows: Iterable[Any], allow_nan: bool = True) -> None:
+    """One JSON value per line, atomically. `allow_nan=False` refuses NaN/Infinity (ValueError) rather than
+    writing the non-JSON tokens Python's json module writes for them."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             for row in rows:
-                stream.write(json.dumps(row, separators=(",", ":")) + "\n")
+                stream.write(json.dumps(row, separators=(",", ":"), allow_nan=allow_nan) + "\n")
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
