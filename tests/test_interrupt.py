@@ -18,7 +18,7 @@ from gcgbench.data.sample import write_sample
 from gcgbench.runner.children import descendants
 from gcgbench.runner.store import GenerationCache
 
-pytestmark = pytest.mark.java
+pytestmark = [pytest.mark.java, pytest.mark.slow]
 TESTS = Path(__file__).resolve().parent
 DEADLINE_S = 10.0
 
