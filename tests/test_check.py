@@ -267,3 +267,15 @@ def test_a_large_tolerance_passes_only_when_asked_for(tmp_path, capsys):
     code, _ = check_line(tmp_path, worse, results_payload("m"), "--tolerance", "0.05", "--ignore-intervals",
                          capsys=capsys)
     assert code == 1
+
+
+def test_a_leaderboard_file_with_the_former_metric_name_still_compares(tmp_path, capsys):
+    metrics = {"meteor": 0.15, "cider": 0.45, "ap50": 0.3, "miou": 0.65, "mask_recall": 0.40,
+               "mask_recall_max_matching": 0.45}
+    run = write_results(tmp_path / "run", results_payload("m", metrics=metrics))
+    boards = tmp_path / "boards"
+    assert run_cli(["leaderboard", "add", str(run), "--dir", str(boards)]) == 0
+    board = boards / "gcg.json"
+    board.write_text(board.read_text().replace("mask_recall_max_matching", "mask_recall_strict"))
+    capsys.readouterr()
+    assert run_cli(["check", str(run), "--against", str(boards)]) == 0, capsys.readouterr()

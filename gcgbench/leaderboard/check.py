@@ -37,6 +37,7 @@ from rich.table import Table
 from gcgbench.api.errors import GcgbenchError, InputError
 from gcgbench.leaderboard import files, from_results, rows
 from gcgbench.metrics import stats
+from gcgbench.metrics.gcg import RENAMED
 
 EPSILON = 1e-9  # float noise between platforms is no regression
 MAX_TOLERANCE = 0.05  # 5.0 points (×100): a larger allowed drop hides real regressions unless asked for
@@ -224,7 +225,9 @@ def _baselines(against: Path, results: Mapping[str, Any], model: str | None):
         matching.sort(key=lambda e: (e.source != "measured", e.fingerprint_sha256 != fingerprint))
         entry = matching[0]
         label = f"{entry.model} {entry.task_at_version} {entry.source}" + (f" ({entry.citation})" if entry.citation else "")
-        return Baseline(label, version, protocol, entry.metrics, entry.intervals)
+        # a leaderboard file written before a metric was renamed still names it by its former name
+        return Baseline(label, version, protocol, {RENAMED.get(k, k): v for k, v in entry.metrics.items()},
+                        {RENAMED.get(k, k): v for k, v in entry.intervals.items()})
 
     return from_board, str(against)
 
