@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from gcgbench.cli.app import main
 from gcgbench.models.registry import BACKENDS
