@@ -140,7 +140,7 @@ def test_add_show_publish_round_trip(tmp_path, capsys):
     seeded.entries = [entry for entry in seeded.entries if entry.source == "reported"]
     files.save(seeded)
     run = write_results(tmp_path / "run", results_payload("ours", metrics={
-        "meteor": 0.17, "cider": 0.50, "ap50": 0.31, "miou": 0.70, "mask_recall": 0.45, "mask_recall_strict": 0.47}))
+        "meteor": 0.17, "cider": 0.50, "ap50": 0.31, "miou": 0.70, "mask_recall": 0.45, "mask_recall_max_matching": 0.47}))
     assert run_cli(["leaderboard", "add", str(run), "--dir", str(board_dir)]) == 0
     assert "added ours gcg_val@1 (glamm, measured)" in capsys.readouterr().out
     entry = files.load(board_dir / "gcg.json").find(task="gcg_val", model="ours")[0]
@@ -360,7 +360,7 @@ def test_html_leaderboard_renders_in_chromium(tmp_path):
 
 def test_sample_data_rows_are_named_apart_and_never_best(tmp_path):
     payload = results_payload("ours", metrics={"meteor": 0.99, "cider": 9.0, "ap50": 0.99, "miou": 0.99,
-                                               "mask_recall": 0.99, "mask_recall_strict": 0.99})
+                                               "mask_recall": 0.99, "mask_recall_max_matching": 0.99})
     payload["config"]["sample_data"] = True
     [entry] = from_results.entries_from_results(payload, write_results(tmp_path / "run", payload))
     assert entry.model == "ours (sample)"

@@ -60,6 +60,7 @@ def show(
     task: str = typer.Argument(..., help="Task name, e.g. gcg_val."),
     file: Optional[Path] = File,
     directory: Path = Directory,
+    as_json: bool = typer.Option(False, "--json", help="Print the entries as JSON (fractions, as stored)."),
 ) -> None:
     """Every entry for TASK, best headline metric first (×100, one decimal; 95% intervals where measured)."""
     from gcgbench.leaderboard.publish import LAYOUTS, METRIC_LABELS
@@ -77,6 +78,12 @@ def show(
         return (math.isnan(value), 0.0 if math.isnan(value) else -value)
 
     entries.sort(key=rank)
+    if as_json:
+        from gcgbench.cli.listing import print_json
+
+        print_json({"task": task, "file": str(board.path), "headline": headline,
+                    "entries": [entry.to_json() for entry in entries]})
+        return
     table = Table(title=f"{task} ({board.path}, ×100)")
     for column in ("model", "source", "version", "protocol", "n"):
         table.add_column(column)
@@ -138,20 +145,25 @@ def check(
     seed: int = typer.Option(0, "--seed", help="Seed of the paired bootstrap."),
     ignore_intervals: bool = typer.Option(False, "--ignore-intervals", help="Judge by --tolerance alone."),
     json_output: Optional[Path] = typer.Option(None, "--json", help="Also write the comparison as JSON here."),
+    task: Optional[str] = typer.Option(None, "--task", help="Only these tasks of the run, comma separated."),
+    allow_large_tolerance: bool = typer.Option(False, "--allow-large-tolerance",
+                                               help="Accept a --tolerance above 0.05 (5 points)."),
 ) -> None:
     """Compare a run with its leaderboard entry or a baseline run; exit 1 on a regression (docs/leaderboards.md)."""
     from gcgbench.leaderboard import check as checking
 
     if bootstrap < 1:
         raise InputError("--bootstrap", None, f"must be at least 1, got {bootstrap}")
-    metrics = [m.strip() for m in metric.split(",") if m.strip()] if metric else None
+    metrics = [m.strip() for m in metric.split(",") if m.strip()] if metric is not None else None
+    tasks = [t.strip() for t in task.split(",") if t.strip()] if task is not None else None
     report = checking.check(results, against, tolerance=tolerance, model=model, metrics=metrics, resamples=bootstrap,
-                            seed=seed, use_intervals=not ignore_intervals)
+                            seed=seed, use_intervals=not ignore_intervals, tasks=tasks,
+                            allow_large_tolerance=allow_large_tolerance)
     checking.render(report, wide_console())
     if json_output is not None:
         json_output.parent.mkdir(parents=True, exist_ok=True)
         json_output.write_text(json.dumps(checking.summary(report), indent=2) + "\n", encoding="utf-8")
-    if report.regressions:
+    if not report.passed:
         raise typer.Exit(code=1)
 
 

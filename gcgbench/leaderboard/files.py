@@ -203,6 +203,10 @@ def load(path: Path, family: str | None = None) -> Leaderboard:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise InputError(path, None, f"not valid JSON ({error.msg} at line {error.lineno})") from None
+    except UnicodeDecodeError as error:
+        raise InputError(path, None, f"not UTF-8 text (byte {error.start} of the bad chunk)") from None
+    except RecursionError:
+        raise InputError(path, None, "JSON nested too deeply to read") from None
     except OSError as error:
         raise InputError(path, None, f"cannot read ({error.strerror})") from None
     payload, migrated_from = migrate(payload, path)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
+from gcgbench.metrics.gcg import RENAMED
 from gcgbench.leaderboard.files import SOURCES, Entry, now
 from gcgbench.runner.run_dir import read_results_file, results_file
 
@@ -88,4 +89,15 @@ def read_results(path: Path) -> tuple[dict[str, Any], Path]:
     for key in ("versions", "n_samples"):
         if not isinstance(payload.get(key), dict):
             raise InputError(path, key, "missing or not an object")
-    return payload, path
+    return _renamed_metrics(payload), path
+
+
+def _renamed_metrics(payload: dict[str, Any]) -> dict[str, Any]:
+    """Older results.json files name some metrics by their former names (metrics.gcg.RENAMED): read them
+    under the current ones."""
+    for section in ("results", "intervals"):
+        for task, values in (payload.get(section) or {}).items():
+            if isinstance(values, dict) and any(old in values for old in RENAMED):
+                payload[section][task] = {RENAMED.get(name, name) if RENAMED.get(name) not in values else name: value
+                                          for name, value in values.items()}
+    return payload

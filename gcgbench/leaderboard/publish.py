@@ -42,7 +42,7 @@ LAYOUTS = {
                   ("accuracy", "img_accuracy", "f1", "perception", "cognition"), "accuracy"),
 }
 METRIC_LABELS = {"meteor": "METEOR", "cider": "CIDEr", "ap50": "AP50", "miou": "mIoU", "mask_recall": "Recall",
-                 "mask_recall_strict": "Recall (strict)", "ciou": "cIoU", "giou": "gIoU", "ar": "AR",
+                 "mask_recall_max_matching": "Recall (max matching)", "ciou": "cIoU", "giou": "gIoU", "ar": "AR",
                  "ar_things": "AR things", "ar_stuff": "AR stuff", "ar_singular": "AR singular",
                  "ar_plural": "AR plural", "acc_0.5": "Acc@0.5", "rouge_l": "ROUGE-L", "n_acc": "N-acc",
                  "t_acc": "T-acc"}

@@ -10,7 +10,7 @@ from importlib import import_module
 from pathlib import Path
 
 from gcgbench.api.errors import InputError
-from gcgbench.api.task import Task, TaskSpec
+from gcgbench.api.task import DataPaths, Task, TaskSpec
 from gcgbench.tasks.families import FAMILIES
 from gcgbench.tasks.spec import iter_task_files, load_spec
 
@@ -27,6 +27,22 @@ def all_specs(folders: tuple[Path, ...] = ()) -> dict[str, TaskSpec]:
                 raise InputError(path, "name", f"task name {name!r} is also defined in {specs[name].source}")
             specs[name] = spec
     return specs
+
+
+def check_overrides(paths: DataPaths) -> None:
+    """Every task and file role a data config overrides must exist: a typo is an error, not ignored."""
+    specs = all_specs()
+    by_alias = {alias: spec.name for spec in specs.values() for alias in spec.aliases}
+    for task, roles in paths.overrides.items():
+        spec = specs.get(task)
+        if spec is None:
+            raise InputError("--data-config", f"overrides.{task}", f"no task {task!r} (see `gcgbench tasks`)")
+        if task in by_alias:
+            raise InputError("--data-config", f"overrides.{task}", f"{task!r} is an alias: write {by_alias[task]!r}")
+        unknown = sorted(set(roles) - set(spec.files))
+        if unknown:
+            raise InputError("--data-config", f"overrides.{task}", f"{task} has no file role(s) {unknown}; "
+                                                                   f"its roles: {', '.join(spec.files)}")
 
 
 def task_names() -> list[str]:
