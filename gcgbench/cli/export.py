@@ -16,6 +16,7 @@ from gcgbench.api.errors import InputError
 from gcgbench.data.grandf import glamm_prediction_json
 from gcgbench.data.jsonio import iter_jsonl
 from gcgbench.api.types import Prediction
+from gcgbench.tasks.registry import canonical_task
 
 FORMATS = ("glamm",)
 
@@ -28,7 +29,7 @@ def export(
 ) -> None:
     if format not in FORMATS:
         raise InputError("--format", None, f"unknown format {format!r}; known: {', '.join(FORMATS)}")
-    source = run_dir / "predictions" / f"{task}.jsonl"
+    source = run_dir / "predictions" / f"{canonical_task(task)}.jsonl"
     output.mkdir(parents=True, exist_ok=True)
     count = 0
     for line_number, obj in iter_jsonl(source, "run predictions"):

@@ -217,6 +217,8 @@ def report(
     """One self-contained HTML page of a run: images with mask overlays, answers, scores, worst first."""
     from gcgbench.leaderboard.report import build_report
 
-    tasks = [t.strip() for t in task.split(",") if t.strip()] if task else None
+    from gcgbench.tasks.registry import canonical_task
+
+    tasks = [canonical_task(t.strip()) for t in task.split(",") if t.strip()] if task else None
     path = build_report(run_dir, output, data_root=data_root, max_side=max_side, tasks=tasks, truth=truth)
     Console().print(f"wrote {path}")

@@ -270,7 +270,7 @@ def render_latex(tables: Sequence[PaperTable], sample_tables: Sequence[PaperTabl
             lines.append(" & ".join([latex_escape(row.model), _source(row)] + ([latex_escape(row.protocol)]
                                                                                if show_protocol else []) + cells) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}", r"\par\vspace{2pt}", r"{\footnotesize"]
-        lines += [rf"[{i}] {latex_escape(c)}\\" for i, c in enumerate(table.citations, 1)]
+        lines += [rf"{{[}}{i}{{]}} {latex_escape(c)}\\" for i, c in enumerate(table.citations, 1)]  # not \\[1]
         lines.append(r"Bold: best in column; measured: scored by gcgbench; reported: as published.}" if not table.sample
                      else r"Scored on the bundled synthetic sample: not comparable with published numbers.}")
         lines.append(r"\end{table}")
