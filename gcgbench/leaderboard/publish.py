@@ -353,8 +353,11 @@ def plot_png(table: PaperTable) -> bytes | None:
     n_columns = min(4, len(columns))
     n_rows = math.ceil(len(columns) / n_columns)
     height = max(2.0, 0.28 * len(table.rows) + 1.0)
-    figure, axes = pyplot.subplots(n_rows, n_columns, figsize=(3.6 * n_columns, height * n_rows), squeeze=False)
     mixed = len(table.protocols) > 1
+    longest = max((len(f"{r.model} [{r.protocol}]" if mixed else r.model) for r in table.rows), default=0)
+    width = 2.4 + 0.06 * longest  # room for the whole name at 7 pt (about 0.06 in a character): names are never cut
+    figure, axes = pyplot.subplots(n_rows, n_columns, figsize=(max(3.6, width) * n_columns, height * n_rows),
+                                   squeeze=False)
     for axis, column in zip(axes.flat, columns):
         present = sorted((r for r in table.rows if r.value(column) is not None), key=lambda r: r.value(column))
         values = [100 * r.value(column) for r in present]
