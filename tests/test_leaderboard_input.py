@@ -327,3 +327,29 @@ def test_task_aliases_work_in_every_task_argument(tmp_path, capsys):
     (run.parent / "predictions").mkdir()
     (run.parent / "predictions" / "gcg_val.jsonl").write_text("")
     assert main(["export", str(run.parent), "--task", "gcg", "--output", str(tmp_path / "glamm")]) == 0
+
+
+def test_save_refuses_entries_made_in_python_that_load_would_refuse(tmp_path):
+    path = tmp_path / "gcg.json"
+    bad = files.Entry(model="m", task="gcg_val", task_version="1", protocol="glamm", source="measured",
+                      metrics={"miou": 65.0}, fingerprint={"name": "m"})
+    with pytest.raises(files.InputError, match=r"entries\[0\] \(not written\)\.metrics\.miou: must lie in"):
+        files.save(files.Leaderboard(path, "gcg", [bad]))
+    assert not path.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_check_prints_names_and_paths_as_text():
+    import io
+
+    from rich.console import Console
+
+    from gcgbench.leaderboard import check
+
+    report = check.CheckReport("runs/[/]/results.json", "[bold]GLaMM[/] gcg_val@1 reported", 0.0, notes=["[/] note"],
+                               checks=[check.MetricCheck("gcg_val", "[x]", 0.5, 0.4, "tolerance only", "regression",
+                                                         "[/] below")])
+    stream = io.StringIO()
+    check.render(report, Console(file=stream, width=200))
+    shown = stream.getvalue()
+    for text in ("runs/[/]/results.json", "[bold]GLaMM[/] gcg_val@1", "[/] note", "[x]", "regression ([/] below)"):
+        assert text in shown, text

@@ -361,13 +361,18 @@ def save(board: Leaderboard) -> None:
 
     NaN values are written as null; non-ASCII names (GLaMM†) stay readable (UTF-8); the file gets the
     usual 0644-minus-umask mode (mkstemp's 0600 would hide a committed leaderboard from other users).
+    Every entry is checked against the entry schema first (an InputError, nothing written, when one fails),
+    so entries made in Python (seed.py, other tools) cannot write a file `load` refuses either.
     """
     path = Path(board.path)
+    payload = _finite(board.to_json())
+    for index, obj in enumerate(payload["entries"]):  # what is written is what `load` reads: the one schema
+        Entry.from_json(obj, path, f"entries[{index}] (not written)")
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(_finite(board.to_json()), stream, indent=2, ensure_ascii=False, allow_nan=False)
+            json.dump(payload, stream, indent=2, ensure_ascii=False, allow_nan=False)
             stream.write("\n")
             stream.flush()
             os.fsync(stream.fileno())
