@@ -69,7 +69,8 @@ def entries_from_results(
     chosen = list(scores) if tasks is None else [canonical_task(task) for task in tasks]
     unknown = [task for task in chosen if task not in scores or task not in versions]
     if unknown:
-        raise InputError(results_path, None, f"no results for {', '.join(unknown)}; it has {', '.join(scores)}")
+        raise InputError(results_path, None, f"no results for {', '.join(map(repr, unknown))}; it has "
+                                             f"{', '.join(map(repr, scores)) or 'none'}")
     package_versions = config.get("package_versions") or {}
     harness = package_versions.get("gcgbench") if isinstance(package_versions, Mapping) else None
     made = datetime.fromtimestamp(Path(results_path).stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
