@@ -67,7 +67,7 @@ def test_add_refuses_what_the_reader_would_refuse_and_writes_nothing(tmp_path, c
     assert not (tmp_path / "boards" / "gcg.json").exists()
 
 
-def test_metric_ranges_fractions_cider_and_mme_points(tmp_path):
+def test_metric_ranges_fractions_cider_and_mme_points(tmp_path, capsys):
     """Fractions in [0, 1]; CIDEr in [0, 10]; MME's point-scale metrics up to 200 / 2000 / 800."""
     run = write_results(tmp_path / "run", results_payload(metrics={"cider": 9.5, "miou": 1.0, "ap50": 0.0}))
     assert from_results.entries_from_results(*from_results.read_results(run))[0].metrics["cider"] == 9.5
@@ -76,6 +76,10 @@ def test_metric_ranges_fractions_cider_and_mme_points(tmp_path):
     payload["metric_config"]["mme"]["points_metrics"] = "perception, cognition, *_score"
     [entry] = from_results.entries_from_results(payload, write_results(tmp_path / "mme", payload))
     assert entry.metrics == mme and files.is_points_metric("perception", entry.metric_config)
+    assert run_cli(["leaderboard", "add", str(tmp_path / "mme"), "--dir", str(tmp_path / "b")]) == 0
+    assert run_cli(["leaderboard", "show", "mme", "--dir", str(tmp_path / "b")]) == 0
+    shown = capsys.readouterr().out  # points as they are, fractions ×100
+    assert "1500.0" in shown and "195.0" in shown and "99.0" in shown and "150000" not in shown
     for name, value in (("perception", 2000.5), ("cognition", 801.0), ("existence_score", 201.0),
                         ("existence_acc", 1.5)):
         bad = copy.deepcopy(payload)

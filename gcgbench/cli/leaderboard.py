@@ -88,15 +88,20 @@ def board_path(task: str, file: Optional[Path], directory: Path) -> Path:
         if not Path(file).is_file():
             raise InputError(file, None, "leaderboard file not found")
         return Path(file)
-    if not Path(directory).is_dir():
-        raise InputError(directory, None, "leaderboard folder not found (run from the gcgbench checkout, or pass "
-                                          "--dir or set GCGBENCH_LEADERBOARDS)")
+    require_folder(directory)
     path = files.file_for(task, directory)
     if not path.is_file():
         present = ", ".join(sorted(p.name for p in Path(directory).glob("*.json"))) or "none"
         raise InputError(path, None, f"no leaderboard file for the {files.family_of(task)!r} family, so no entry for "
                                      f"{task} (files in {directory}: {present})")
     return path
+
+
+def require_folder(directory: Path) -> None:
+    """The leaderboard folder must exist: a missing one is named as such (not as a missing entry)."""
+    if not Path(directory).is_dir():
+        raise InputError(directory, None, "leaderboard folder not found (run from the gcgbench checkout, or pass "
+                                          "--dir or set GCGBENCH_LEADERBOARDS)")
 
 
 def print_entries(console: Console, title: str, family: str, entries: list[files.Entry]) -> None:
@@ -114,7 +119,7 @@ def print_entries(console: Console, title: str, family: str, entries: list[files
         value = entry.metrics.get(headline, math.nan)
         return (math.isnan(value), 0.0 if math.isnan(value) else -value)
 
-    def number(value: float, points: bool) -> str:
+    def scaled(value: float, points: bool) -> str:
         return f"{value if points else 100 * value:.1f}"
 
     table = Table(title=Text(title))
@@ -129,9 +134,9 @@ def print_entries(console: Console, title: str, family: str, entries: list[files
         for name in names:
             value, interval = entry.metrics.get(name), entry.intervals.get(name)
             points = files.is_points_metric(name, entry.metric_config)
-            text = "-" if value is None or math.isnan(value) else number(value, points)
+            text = "-" if value is None or math.isnan(value) else scaled(value, points)
             if interval and interval.get("low") is not None and interval.get("high") is not None:
-                text += f" [{number(interval['low'], points)}–{number(interval['high'], points)}]"
+                text += f" [{scaled(interval['low'], points)}–{scaled(interval['high'], points)}]"
             cells.append(text)
         if entry.citation and entry.citation not in citations:
             citations.append(entry.citation)
@@ -139,8 +144,8 @@ def print_entries(console: Console, title: str, family: str, entries: list[files
         table.add_row(*(Text(text) for text in (entry.model, source, entry.task_version, entry.protocol)),
                       "" if entry.n is None else str(entry.n), *cells, Text((entry.date or "")[:10]))
     console.print(table)
-    for number_, citation in enumerate(citations, 1):
-        console.print(f"[{number_}] {citation}", markup=False, highlight=False)
+    for number, citation in enumerate(citations, 1):
+        console.print(f"[{number}] {citation}", markup=False, highlight=False)
 
 
 @app.command("publish")
@@ -163,9 +168,8 @@ def publish(
         raise InputError("--format", None, f"must be one of {', '.join(publishing.EXTENSIONS)}, got {fmt!r}")
     if file is not None and not Path(file).is_file():
         raise InputError(file, None, "leaderboard file not found")
-    if file is None and not Path(directory).is_dir():
-        raise InputError(directory, None, "leaderboard folder not found (run from the gcgbench checkout, or pass "
-                                          "--dir or set GCGBENCH_LEADERBOARDS)")
+    if file is None:
+        require_folder(directory)
     boards = [files.load(file)] if file is not None else files.load_all(directory)
     if not any(board.entries for board in boards):
         raise InputError(file if file is not None else directory, None, "no leaderboard entry to publish")
