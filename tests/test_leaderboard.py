@@ -5,7 +5,6 @@ schema versions, atomic and concurrent writes, and the HTML leaderboard rendered
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os

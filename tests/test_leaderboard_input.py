@@ -5,6 +5,7 @@ sample-data runs, missing files and task aliases are reported as what they are."
 from __future__ import annotations
 
 import copy
+import html
 import json
 import math
 import re
@@ -235,12 +236,10 @@ def test_markdown_renders_hostile_names_as_text(hostile_board, capsys):
     assert "<script" not in rendered and "<img" not in rendered and "<a " not in rendered
     assert "<strong>x" not in rendered and "<em>" not in rendered and "<code>" not in rendered
     cells = re.findall(r"<td>(.*?)</td>", rendered)
-    import html as html_module
-
-    shown = {html_module.unescape(cell) for cell in cells}
+    shown = {html.unescape(cell) for cell in cells}
     for name in HOSTILE_NAMES:
         assert name in shown, name  # the cell shows the name exactly as it is
-    citations = [html_module.unescape(line) for line in re.findall(r"\[\d+\] (.*? et al\. \d+)", rendered)]
+    citations = [html.unescape(line) for line in re.findall(r"\[\d+\] (.*? et al\. \d+)", rendered)]
     assert set(citations) == {f"{name} et al. {i}" for i, name in enumerate(HOSTILE_NAMES) if i % 3 == 0}
 
 
