@@ -317,21 +317,24 @@ STYLE = {"regression": "bold red", "failed": "bold red", "ok": "green", "improve
 
 
 def render(report: CheckReport, console: Console) -> None:
-    """The diff table (×100), one row per task and metric, then notes and the verdict."""
-    table = Table(title=f"check: {report.candidate}\nagainst: {report.baseline}  (×100, tolerance "
-                        f"{100 * report.tolerance:.2f})")
+    """The diff table (×100), one row per task and metric, then notes and the verdict. Names and paths are
+    printed as text (`escape`), never read as rich markup."""
+    from rich.markup import escape
+
+    table = Table(title=escape(f"check: {report.candidate}\nagainst: {report.baseline}  (×100, tolerance "
+                               f"{100 * report.tolerance:.2f})"))
     for column, justify in (("task", "left"), ("metric", "left"), ("baseline", "right"), ("candidate", "right"),
                             ("Δ", "right"), ("95% CI of Δ", "right"), ("method", "left"), ("status", "left")):
         table.add_column(column, justify=justify)
     for item in report.checks:
         interval = "" if item.delta_low is None else f"[{100 * item.delta_low:+.2f}, {100 * item.delta_high:+.2f}]"
         delta = "" if math.isnan(item.delta) else f"{100 * item.delta:+.2f}"
-        status = f"[{STYLE[item.status]}]{item.status}[/]" + (f" ({item.reason})" if item.reason else "")
-        table.add_row(item.task, item.metric, _value(item.baseline), _value(item.candidate), delta, interval,
+        status = f"[{STYLE[item.status]}]{item.status}[/]" + (escape(f" ({item.reason})") if item.reason else "")
+        table.add_row(escape(item.task), escape(item.metric), _value(item.baseline), _value(item.candidate), delta, interval,
                       item.method, status)
     console.print(table)
     for note in report.notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", markup=False)
     for item in report.failed:
         console.print(f"FAIL {item.task}" + ("" if item.metric == "-" else f" {item.metric}") + f": {item.reason}",
                       markup=False, highlight=False)

@@ -57,3 +57,10 @@ def get_task(name: str) -> Task:
     spec = specs[name]
     module_name, class_name = FAMILIES[spec.family].split(":")
     return getattr(import_module(module_name), class_name)(spec)
+
+
+def canonical_task(name: str) -> str:
+    """A task's own name for `name`, which may be an alias (`gcg` -> `gcg_val`); a name this install does not
+    know is returned as it is (a leaderboard or results file may hold tasks of another install)."""
+    spec = all_specs().get(name)
+    return spec.name if spec is not None else name
