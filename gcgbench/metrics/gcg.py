@@ -225,11 +225,15 @@ def image_matrices(doc: Doc, prediction: Prediction, similarity: PhraseSimilarit
 
 
 def _score_image(doc: Doc, prediction: Prediction, similarity: PhraseSimilarity) -> GcgImageStats:
-    matrices = image_matrices(doc, prediction, similarity)
+    return image_stats(doc.doc_id, image_matrices(doc, prediction, similarity))
+
+
+def image_stats(doc_id: str, matrices: ImageMatrices) -> GcgImageStats:
+    """What one image contributes to each metric, from its matrices (`image_matrices`)."""
     gt_masks, gt_labels, iou, text_similarity = matrices.gt_masks, matrices.gt_labels, matrices.iou, matrices.text_similarity
     recall_matches, recall_exception = official_recall_matches(iou, text_similarity)
     return GcgImageStats(
-        doc_id=doc.doc_id,
+        doc_id=doc_id,
         n_gt_masks=len(gt_masks),
         detection_matched=tuple(bool(flag) for flag in coco_detection_matches(iou)),
         miou=miou_image_score(iou),
