@@ -24,7 +24,7 @@ Tasks = typer.Option(None, "--task", help="Only these tasks (comma separated). D
 
 def _console() -> Console:
     """Tables need ~130 columns; a pipe or file (no terminal width) gets that rather than rich's 80."""
-    console = _console()
+    console = Console()
     return console if console.is_terminal else Console(width=140)
 
 
