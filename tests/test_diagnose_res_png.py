@@ -149,3 +149,22 @@ def test_png_ar_by_group_by_hand():
     assert groups["2 segments"]["ar"] == 0.0  # a NaN IoU passes no threshold (official)
     assert found["overall"][0]["ar"] == pytest.approx(png.average_recall(np.array([0.5, np.nan])))
     assert {g["group"] for g in found["breakdowns"]["bucket"]} == {"thing singular", "stuff plural"}
+
+
+def test_compare_res_runs_and_view_the_broken_expressions(rescored, tmp_path, capsys):
+    out = tmp_path / "c"
+    assert run_cli(["compare", str(rescored["oracle"]), str(rescored["res"]), "--data-root", str(rescored["sample"]),
+                    "--output", str(out), "--resamples", "200"]) == 0
+    capsys.readouterr()
+    summary = json.loads((out / "compare.json").read_text())
+    deltas = {d["metric"]: d for d in summary["deltas"]}
+    assert {d["task"] for d in summary["deltas"]} == {RES}  # png_val is not in the rescored run
+    assert deltas["ciou"]["delta"] < 0 and deltas["ciou"]["interval"][1] <= 0
+    assert deltas["giou"]["delta"] == pytest.approx(-3 / 5, abs=1e-5)  # LISA: I / (U + 1e-5)
+    page = (out / "compare.html").read_text()
+    import re
+
+    cards = re.findall(r'<div class="card"[^>]*data-doc="([^"]+)"[^>]*data-diff="([^"]+)"[^>]*data-buckets="([^"]*)"', page)
+    assert {doc for doc, diff, _ in cards if float(diff) < 0} == set(rescored["changed"])
+    empty = {doc for doc, _, buckets in cards if "empty_mask" in buckets.split()}
+    assert empty == {doc for doc, kind in rescored["changed"].items() if kind == "empty"}
