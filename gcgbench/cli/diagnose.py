@@ -88,7 +88,8 @@ def compare(
     labels = comparison.labels
     table = Table(title=f"run − {labels[0]} (×100; 95% paired bootstrap over images, {resamples} resamples)")
     for column in ("task", "metric", "run", labels[0], "run value", "Δ", "95% interval", "verdict"):
-        table.add_column(column, justify="right" if column in ("Δ", "95% interval", labels[0], "run value") else "left")
+        table.add_column(column, justify="right" if column in ("Δ", "95% interval", labels[0], "run value") else "left",
+                         no_wrap=column in ("metric", "95% interval", "verdict"))
     colours = {"better": "green", "worse": "red"}
     for delta in comparison.deltas:
         interval = "" if delta.low is None else f"{100 * delta.low:+.1f} … {100 * delta.high:+.1f}"
