@@ -225,3 +225,20 @@ def test_diagnose_errors_are_one_line(tiny_runs, tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert "no per-sample rows" in error and len(error.splitlines()) == 1
     assert set(BUCKETS) >= {"not_mentioned", "not_grounded", "wrong_place", "right_place_other_words", "early_stop"}
+
+
+def test_compare_three_runs_against_the_first(tiny_runs, tmp_path, capsys):
+    a, b = tiny_runs["llava-as"], tiny_runs["difflmm"]
+    copy = tmp_path / "again"
+    shutil.copytree(a, copy)
+    assert run_cli(["compare", str(a), str(b), str(copy), "--output", str(tmp_path / "c"), "--resamples", "50",
+                    "--max-samples", "3"]) == 0
+    capsys.readouterr()
+    summary = json.loads((tmp_path / "c" / "compare.json").read_text())
+    labels = [run["label"] for run in summary["runs"]]
+    assert len(set(labels)) == 3 and labels[1] == "difflmm (sample)"  # the two llava-as runs named apart
+    again = [d for d in summary["deltas"] if d["run"] == labels[2]]
+    assert len(again) == len(results(a)["results"][TASK])
+    assert all(d["delta"] == 0 and d["interval"] == [0, 0] and d["verdict"] == "no detectable difference" for d in again)
+    page = (tmp_path / "c" / "compare.html").read_text()
+    assert len(re.findall(r'<div class="card"', page)) == 3 and page.count('<div class="panel"') == 9

@@ -121,7 +121,9 @@ def test_res_diagnosis_of_a_rescored_run(rescored, capsys):
 def test_png_diagnosis_of_an_oracle_run(rescored):
     run = rescored["oracle"]
     assert run_cli(["diagnose", str(run), "--task", "png_val", "--data-root", str(rescored["sample"])]) == 0
-    found = json.loads((run / "diagnosis" / "diagnosis.json").read_text())["tasks"]["png_val"]
+    payload = json.loads((run / "diagnosis" / "diagnosis.json").read_text())
+    assert payload["skipped"] == {RES: "not asked for"} and list(payload["tasks"]) == ["png_val"]
+    found = payload["tasks"]["png_val"]
     stored = json.loads((run / "results.json").read_text())["results"]["png_val"]
     assert found["overall"][0]["ar"] == pytest.approx(stored["ar"])
     buckets = {g["group"]: g for g in found["breakdowns"]["bucket"]}

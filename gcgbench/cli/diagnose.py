@@ -58,6 +58,8 @@ def diagnose(
             console.print(table)
         for note in found["notes"]:
             console.print(f"note: {name}: {note}")
+    for name, reason in payload["skipped"].items():
+        console.print(f"note: {name} skipped ({reason})")
     console.print(f"wrote {json_path}")
     for page in pages:
         console.print(f"wrote {page}")

@@ -147,7 +147,9 @@ def diagnose_run(run_dir: Path, output: Path | None = None, data_root: Path | No
     diagnoses = [diagnose_task(reader, task, text_model) for task in chosen]
     target = Path(output) if output is not None else reader.path / "diagnosis"
     target.mkdir(parents=True, exist_ok=True)
-    payload = {"schema_version": SCHEMA_VERSION, "run": str(reader.path), "model": reader.label,
+    skipped = {t: "not asked for" if reader.family(t) in FAMILIES else f"no diagnosis for the {reader.family(t)} family"
+               for t in reader.tasks if t not in chosen}
+    payload = {"schema_version": SCHEMA_VERSION, "run": str(reader.path), "model": reader.label, "skipped": skipped,
                "tasks": {d.task: {"family": d.family, "version": reader.version(d.task),
                                   "protocol": reader.protocol(d.task), "stored_metrics": reader.metrics(d.task),
                                   "notes": d.notes, **d.summary} for d in diagnoses}}
