@@ -1,0 +1,204 @@
+"""METEOR 1.5's alignment: the matchers, then the jar's beam search over their matches.
+
+Restated from cmu-mtlab/meteor src/edu/cmu/meteor/aligner/{Aligner,PartialAlignment}.java
+(`Aligner.align`, `resolve`, `getCountAndChunks`), including its quirks, which decide ties:
+- identical sentences (equal word keys) run the exact matcher only;
+- a reference start with exactly one match whose words no other match covers is fixed before the search;
+- beam of 40 partial alignments per reference position, sorted (stably, like `Collections.sort`) by
+  `Constants.PARTIAL_COMPARE_TOTAL`: more weighted matches, then fewer chunks, then less distance; the
+  weights used for searching are 1, 0.5, 0.5, 0.5 (`MeteorScorer.loadConfiguration`), added to the
+  INTEGER fields `matches1`/`matches2` (Java's `int += double` truncates after each addition);
+- extending a path with a match adds the distance to the path being extended, not to the new path, so
+  later extensions and the "skip this word" path inherit it;
+- a path at a used word that is not inside its current match and has no fixed match there is dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from gcgbench.metrics.meteor.matchers import (
+    Match,
+    ParaphraseTable,
+    Stage,
+    match_exact,
+    match_paraphrase,
+    match_stem,
+    match_synonym,
+)
+from gcgbench.metrics.meteor.resources import Synonyms
+
+BEAM_SIZE = 40
+SEARCH_WEIGHTS = (1.0, 0.5, 0.5, 0.5)  # exact, stem, synonym, paraphrase (MeteorScorer.loadConfiguration)
+
+
+class _Path:
+    """`PartialAlignment`."""
+
+    __slots__ = ("matches", "matches1", "matches2", "chunks", "idx", "last_match_end", "distance", "used1", "used2")
+
+    def __init__(self, matches: list, used1: list, used2: list) -> None:
+        self.matches = matches
+        self.matches1 = 0
+        self.matches2 = 0
+        self.chunks = 0
+        self.idx = 0
+        self.last_match_end = -1
+        self.distance = 0
+        self.used1 = used1
+        self.used2 = used2
+
+    def copy(self) -> "_Path":
+        other = _Path(list(self.matches), list(self.used1), list(self.used2))
+        other.matches1, other.matches2, other.chunks = self.matches1, self.matches2, self.chunks
+        other.idx, other.last_match_end, other.distance = self.idx, self.last_match_end, self.distance
+        return other
+
+    def is_used(self, match: Match) -> bool:
+        return any(self.used2[match.start: match.start + match.length]) or any(
+            self.used1[match.match_start: match.match_start + match.match_length]
+        )
+
+    def set_used(self, match: Match) -> None:
+        for offset in range(match.length):
+            self.used2[match.start + offset] = True
+        for offset in range(match.match_length):
+            self.used1[match.match_start + offset] = True
+
+    def take(self, match: Match) -> None:
+        """The statistics update shared by a fixed match and a newly chosen one (without the distance)."""
+        weight = SEARCH_WEIGHTS[match.module]
+        self.matches1 = int(self.matches1 + match.match_length * weight)
+        self.matches2 = int(self.matches2 + match.length * weight)
+        if self.last_match_end != -1 and match.match_start != self.last_match_end:
+            self.chunks += 1
+        self.idx = match.start + match.length
+        self.last_match_end = match.match_start + match.match_length
+
+
+def _rank(path: _Path) -> tuple[int, int, int]:
+    return (-(path.matches1 + path.matches2), path.chunks, path.distance)
+
+
+@dataclass
+class Alignment:
+    """What `MeteorScorer.getMeteorStats(Alignment)` reads: per-stage content/function matches on each
+    side, chunks, and the function-word counts."""
+
+    words1: list[str]
+    words2: list[str]
+    matches: list[Match | None] = field(default_factory=list)
+    content1: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    content2: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    function1: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    function2: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    function_words1: int = 0
+    function_words2: int = 0
+    chunks: int = 0
+
+
+def align(
+    words1: Sequence[str],
+    words2: Sequence[str],
+    synonyms: Synonyms,
+    paraphrases: ParaphraseTable,
+    function_words: frozenset[str],
+) -> Alignment:
+    """`Aligner.align` of test `words1` against reference `words2` with the English modules."""
+    stage = Stage(words1, words2)
+    identical = stage.keys1 == stage.keys2
+    match_exact(0, stage)
+    if not identical:
+        match_stem(1, stage, words1, words2)
+        match_synonym(2, stage, words1, words2, synonyms)
+        match_paraphrase(3, stage, words1, words2, paraphrases)
+
+    start = _Path([None] * len(words2), [False] * len(words1), [False] * len(words2))
+    for i, candidates in enumerate(stage.matches):
+        if len(candidates) != 1:
+            continue
+        match = candidates[0]
+        overlap = any(stage.coverage2[i + k] != 1 for k in range(match.length)) or any(
+            stage.coverage1[match.match_start + k] != 1 for k in range(match.match_length)
+        )
+        if not overlap:
+            start.matches[i] = match
+            start.set_used(match)
+    best = _resolve(stage, start)
+
+    alignment = Alignment(list(words1), list(words2), list(best.matches))
+    is_function1 = [word.lower() in function_words for word in words1]
+    is_function2 = [word.lower() in function_words for word in words2]
+    alignment.function_words1 = sum(is_function1)
+    alignment.function_words2 = sum(is_function2)
+    for match in best.matches:
+        if match is None:
+            continue
+        for k in range(match.match_length):
+            target = alignment.function1 if is_function1[match.match_start + k] else alignment.content1
+            target[match.module] += 1
+        for k in range(match.length):
+            target = alignment.function2 if is_function2[match.start + k] else alignment.content2
+            target[match.module] += 1
+    alignment.chunks = _count_chunks(best.matches)
+    return alignment
+
+
+def _resolve(stage: Stage, start: _Path) -> _Path:
+    """`Aligner.resolve`: left-to-right beam search over reference positions."""
+    length = len(stage.matches)
+    next_paths = [start]
+    for current in range(length + 1):
+        paths = sorted(next_paths, key=_rank)
+        next_paths = []
+        for path in paths[:BEAM_SIZE]:
+            if current == length:
+                if path.last_match_end != -1:
+                    path.chunks += 1
+                next_paths.append(path)
+                continue
+            if path.used2[current]:
+                if current < path.idx:
+                    next_paths.append(path)
+                elif path.matches[path.idx] is not None:
+                    match = path.matches[path.idx]
+                    path.take(match)
+                    path.distance += abs(match.start - match.match_start)
+                    next_paths.append(path)
+                continue
+            for match in stage.matches[current]:
+                if path.is_used(match):
+                    continue
+                new_path = path.copy()
+                new_path.set_used(match)
+                new_path.matches[current] = match
+                new_path.take(match)
+                path.distance += abs(match.start - match.match_start)  # sic: the extended path's distance
+                next_paths.append(new_path)
+            if path.last_match_end != -1:
+                path.chunks += 1
+                path.last_match_end = -1
+            path.idx += 1
+            next_paths.append(path)
+        if not next_paths:
+            next_paths.append(paths[0])
+    return sorted(next_paths, key=_rank)[0]
+
+
+def _count_chunks(matches: Sequence[Match | None]) -> int:
+    """`Aligner.getCountAndChunks`: chunks of the final alignment, walking the reference."""
+    chunks, index, last_match_end = 0, 0, -1
+    while index < len(matches):
+        match = matches[index]
+        if match is None:
+            if last_match_end != -1:
+                chunks += 1
+                last_match_end = -1
+            index += 1
+        else:
+            if last_match_end != -1 and match.match_start != last_match_end:
+                chunks += 1
+            index = match.start + match.length
+            last_match_end = match.match_start + match.match_length
+    return chunks + (1 if last_match_end != -1 else 0)
