@@ -34,12 +34,12 @@ SEARCH_WEIGHTS = (1.0, 0.5, 0.5, 0.5)  # exact, stem, synonym, paraphrase (Meteo
 
 
 class _Path:
-    """`PartialAlignment`."""
+    """`PartialAlignment`. Used words are bit masks; the matches the search chose are a linked list
+    (`chosen`), since the jar only ever looks up the fixed matches of the start path in `matches`."""
 
-    __slots__ = ("matches", "matches1", "matches2", "chunks", "idx", "last_match_end", "distance", "used1", "used2")
+    __slots__ = ("matches1", "matches2", "chunks", "idx", "last_match_end", "distance", "used1", "used2", "chosen")
 
-    def __init__(self, matches: list, used1: list, used2: list) -> None:
-        self.matches = matches
+    def __init__(self, used1: int, used2: int) -> None:
         self.matches1 = 0
         self.matches2 = 0
         self.chunks = 0
@@ -48,23 +48,14 @@ class _Path:
         self.distance = 0
         self.used1 = used1
         self.used2 = used2
+        self.chosen: tuple | None = None
 
     def copy(self) -> "_Path":
-        other = _Path(list(self.matches), list(self.used1), list(self.used2))
+        other = _Path(self.used1, self.used2)
         other.matches1, other.matches2, other.chunks = self.matches1, self.matches2, self.chunks
         other.idx, other.last_match_end, other.distance = self.idx, self.last_match_end, self.distance
+        other.chosen = self.chosen
         return other
-
-    def is_used(self, match: Match) -> bool:
-        return any(self.used2[match.start: match.start + match.length]) or any(
-            self.used1[match.match_start: match.match_start + match.match_length]
-        )
-
-    def set_used(self, match: Match) -> None:
-        for offset in range(match.length):
-            self.used2[match.start + offset] = True
-        for offset in range(match.match_length):
-            self.used1[match.match_start + offset] = True
 
     def take(self, match: Match) -> None:
         """The statistics update shared by a fixed match and a newly chosen one (without the distance)."""
@@ -75,6 +66,11 @@ class _Path:
             self.chunks += 1
         self.idx = match.start + match.length
         self.last_match_end = match.match_start + match.match_length
+
+
+def _masks(match: Match) -> tuple[int, int]:
+    """Bit masks of the test and reference words a match covers."""
+    return ((1 << match.match_length) - 1) << match.match_start, ((1 << match.length) - 1) << match.start
 
 
 def _rank(path: _Path) -> tuple[int, int, int]:
@@ -114,7 +110,8 @@ def align(
         match_synonym(2, stage, words1, words2, synonyms)
         match_paraphrase(3, stage, words1, words2, paraphrases)
 
-    start = _Path([None] * len(words2), [False] * len(words1), [False] * len(words2))
+    fixed: list[Match | None] = [None] * len(words2)
+    start = _Path(0, 0)
     for i, candidates in enumerate(stage.matches):
         if len(candidates) != 1:
             continue
@@ -123,16 +120,23 @@ def align(
             stage.coverage1[match.match_start + k] != 1 for k in range(match.match_length)
         )
         if not overlap:
-            start.matches[i] = match
-            start.set_used(match)
-    best = _resolve(stage, start)
+            fixed[i] = match
+            mask1, mask2 = _masks(match)
+            start.used1 |= mask1
+            start.used2 |= mask2
+    best = _resolve(stage, start, fixed)
+    matches = list(fixed)
+    node = best.chosen
+    while node is not None:
+        matches[node[0].start] = node[0]
+        node = node[1]
 
-    alignment = Alignment(list(words1), list(words2), list(best.matches))
+    alignment = Alignment(list(words1), list(words2), matches)
     is_function1 = [word.lower() in function_words for word in words1]
     is_function2 = [word.lower() in function_words for word in words2]
     alignment.function_words1 = sum(is_function1)
     alignment.function_words2 = sum(is_function2)
-    for match in best.matches:
+    for match in matches:
         if match is None:
             continue
         for k in range(match.match_length):
@@ -141,13 +145,14 @@ def align(
         for k in range(match.length):
             target = alignment.function2 if is_function2[match.start + k] else alignment.content2
             target[match.module] += 1
-    alignment.chunks = _count_chunks(best.matches)
+    alignment.chunks = _count_chunks(matches)
     return alignment
 
 
-def _resolve(stage: Stage, start: _Path) -> _Path:
+def _resolve(stage: Stage, start: _Path, fixed: list[Match | None]) -> _Path:
     """`Aligner.resolve`: left-to-right beam search over reference positions."""
     length = len(stage.matches)
+    candidates = [[(match, *_masks(match)) for match in matches] for matches in stage.matches]
     next_paths = [start]
     for current in range(length + 1):
         paths = sorted(next_paths, key=_rank)
@@ -158,21 +163,22 @@ def _resolve(stage: Stage, start: _Path) -> _Path:
                     path.chunks += 1
                 next_paths.append(path)
                 continue
-            if path.used2[current]:
+            if path.used2 >> current & 1:
                 if current < path.idx:
                     next_paths.append(path)
-                elif path.matches[path.idx] is not None:
-                    match = path.matches[path.idx]
+                elif fixed[path.idx] is not None:
+                    match = fixed[path.idx]
                     path.take(match)
                     path.distance += abs(match.start - match.match_start)
                     next_paths.append(path)
                 continue
-            for match in stage.matches[current]:
-                if path.is_used(match):
+            for match, mask1, mask2 in candidates[current]:
+                if path.used2 & mask2 or path.used1 & mask1:
                     continue
                 new_path = path.copy()
-                new_path.set_used(match)
-                new_path.matches[current] = match
+                new_path.used1 |= mask1
+                new_path.used2 |= mask2
+                new_path.chosen = (match, path.chosen)
                 new_path.take(match)
                 path.distance += abs(match.start - match.match_start)  # sic: the extended path's distance
                 next_paths.append(new_path)

@@ -114,7 +114,10 @@ def _java_length(word: str) -> int:
 
 
 def synset_ids(word: str, synonyms: Synonyms) -> frozenset[int]:
-    """`getSynSets(word) ∪ getStemSynSets(word)`."""
+    """`getSynSets(word) ∪ getStemSynSets(word)` (cached per word on `synonyms`)."""
+    cached = synonyms.cache.get(word)
+    if cached is not None:
+        return cached
     ids = set(synonyms.synsets.get(word, ()))
     bases = synonyms.bases.get(word)
     if bases is not None:
@@ -122,7 +125,10 @@ def synset_ids(word: str, synonyms: Synonyms) -> frozenset[int]:
             ids.update(synonyms.synsets.get(base, ()))
     else:
         ids.update(synonyms.synsets.get(_morph(word, synonyms), ()))
-    return frozenset(ids)
+    result = frozenset(ids)
+    if len(synonyms.cache) < 500_000:
+        synonyms.cache[word] = result
+    return result
 
 
 def match_synonym(module: int, stage: Stage, words1: Sequence[str], words2: Sequence[str], synonyms: Synonyms) -> None:
@@ -160,19 +166,36 @@ class ParaphraseTable:
 
 
 def _occurs_at(words: Sequence[str], position: int, phrase: tuple[str, ...]) -> bool:
+    """The jar's test `i + k == length || line[i + k] != words[k]` for every k, negated."""
     if position + len(phrase) > len(words):
         return False
-    return all(words[position + k] == phrase[k] for k in range(len(phrase)))
+    for k in range(1, len(phrase)):
+        if words[position + k] != phrase[k]:
+            return False
+    return True
+
+
+def _starts(words: Sequence[str], phrase: tuple[str, ...], positions: dict[str, list[int]]) -> list[int]:
+    """Positions where `phrase` occurs in `words`, ascending (every position for an empty phrase)."""
+    if not phrase:
+        return list(range(len(words)))
+    return [i for i in positions.get(phrase[0], ()) if _occurs_at(words, i, phrase)]
+
+
+def _positions(words: Sequence[str]) -> dict[str, list[int]]:
+    positions: dict[str, list[int]] = {}
+    for index, word in enumerate(words):
+        positions.setdefault(word, []).append(index)
+    return positions
 
 
 def match_paraphrase(module: int, stage: Stage, words1: Sequence[str], words2: Sequence[str], table: ParaphraseTable) -> None:
+    positions1, positions2 = _positions(words1), _positions(words2)
     for j in range(len(words2)):
         for length, paraphrase in table.paths(words2, j):
-            for i in range(len(words1)):
-                if _occurs_at(words1, i, paraphrase):
-                    stage.add(Match(j, length, i, len(paraphrase), module))
+            for i in _starts(words1, paraphrase, positions1):
+                stage.add(Match(j, length, i, len(paraphrase), module))
     for i in range(len(words1)):
         for length, paraphrase in table.paths(words1, i):
-            for j in range(len(words2)):
-                if _occurs_at(words2, j, paraphrase):
-                    stage.add(Match(j, len(paraphrase), i, length, module))
+            for j in _starts(words2, paraphrase, positions2):
+                stage.add(Match(j, len(paraphrase), i, length, module))

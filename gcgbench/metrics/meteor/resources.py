@@ -25,7 +25,7 @@ import os
 import sqlite3
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -101,6 +101,7 @@ class Synonyms:
 
     synsets: dict[str, frozenset[int]]
     bases: dict[str, tuple[str, ...]]
+    cache: dict[str, frozenset[int]] = field(default_factory=dict, compare=False, repr=False)
 
 
 @lru_cache(maxsize=1)
@@ -196,13 +197,12 @@ def paraphrases_for(vocabulary: Iterable[str]) -> list[tuple[tuple[str, ...], tu
         return []
     found: list[tuple[int, tuple[str, ...], tuple[str, ...]]] = []
     with contextlib.closing(sqlite3.connect(f"file:{paraphrase_index()}?mode=ro", uri=True)) as db:
-        db.execute("CREATE TEMP TABLE wanted (word TEXT PRIMARY KEY)")
-        db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((word,) for word in words))
-        query = "SELECT entry.id, entry.ref, entry.par FROM entry JOIN wanted ON entry.key = wanted.word"
-        for number, reference, paraphrase in db.execute(query):
-            reference_words = tuple(reference.split(" "))
-            paraphrase_words = tuple(paraphrase.split(" ")) if paraphrase else ()
-            if words.issuperset(reference_words) and words.issuperset(paraphrase_words):
-                found.append((number, reference_words, paraphrase_words))
+        query = "SELECT id, ref, par FROM entry WHERE key = ?"
+        for word in words:
+            for number, reference, paraphrase in db.execute(query, (word,)):
+                reference_words = tuple(reference.split(" "))
+                paraphrase_words = tuple(paraphrase.split(" ")) if paraphrase else ()
+                if words.issuperset(reference_words) and words.issuperset(paraphrase_words):
+                    found.append((number, reference_words, paraphrase_words))
     found.sort(key=lambda entry: entry[0])
     return [(reference, paraphrase) for _, reference, paraphrase in found]
