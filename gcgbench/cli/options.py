@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -21,5 +22,23 @@ Bootstrap = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for 95% 
 Seed = typer.Option(0, "--seed", help="Run seed: per-sample seeds of stochastic backends and the bootstrap.")
 Output = typer.Option(None, "--output", help="Folder for results.json and predictions.")
 Protocol = typer.Option(None, "--protocol", help="Scoring protocol where a task offers several (e.g. flmm for RES).")
+
+
+
+class CaptionImplementation(str, Enum):
+    """Who computes METEOR / PTB tokenisation: the Python restatement (default) or pycocoevalcap's jar."""
+
+    python = "python"
+    java = "java"
+
+
+Meteor = typer.Option(
+    CaptionImplementation.python, "--meteor",
+    help="METEOR 1.5 implementation: python (equal to the jar, no Java) or java (pycocoevalcap's meteor-1.5.jar).",
+)
+Tokenizer = typer.Option(
+    CaptionImplementation.python, "--tokenizer",
+    help="PTB tokenizer for caption metrics: python (equal to the jar, no Java) or java (Stanford CoreNLP 3.4.1 jar).",
+)
 
 OptionalPath = Optional[Path]

@@ -52,9 +52,11 @@ def run(
     device: str = Device, seed: int = opt.Seed, text_model: Optional[str] = opt.TextModel,
     bootstrap: int = opt.Bootstrap, protocol: Optional[str] = opt.Protocol,
     cache: Optional[Path] = Cache, no_cache: bool = NoCache,
+    meteor: opt.CaptionImplementation = opt.Meteor, tokenizer: opt.CaptionImplementation = opt.Tokenizer,
 ) -> None:
     _execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
-             text_model, bootstrap, protocol, _cache_folder(cache, no_cache), score=True)
+             text_model, bootstrap, protocol, _cache_folder(cache, no_cache), score=True,
+             meteor=meteor.value, tokenizer=tokenizer.value)
 
 
 def infer(
@@ -74,15 +76,18 @@ def _cache_folder(cache: Path | None, no_cache: bool) -> Path | None:
 
 
 def _execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
-             text_model, bootstrap, protocol, cache_folder: Path | None, score: bool) -> None:
+             text_model, bootstrap, protocol, cache_folder: Path | None, score: bool,
+             meteor: str = "python", tokenizer: str = "python") -> None:
     console = Console(stderr=True)
     paths = resolve_data_paths(data_root, data_config)
     if paths.is_sample:
         console.print(f"no --data-root: using the bundled synthetic sample at {paths.root}")
     tasks = [get_task(name.strip()) for name in task.split(",") if name.strip()]
     text_model = default_text_model(text_model, paths.is_sample)
+    scoring = ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed, protocol=protocol,
+                             meteor=meteor, tokenizer=tokenizer)
     if score:
-        preflight(tasks, paths, text_model)
+        preflight(tasks, paths, text_model, java=scoring.needs_java)
     shard = current_shard()
     init_process_group(shard, device)
     arguments = parse_model_args(model_args)
@@ -96,7 +101,7 @@ def _execute(model, model_args, task, data_root, data_config, limit, output, bat
     plan = RunPlan(
         model=model, model_args=arguments, tasks=tasks, paths=paths,
         settings=GenerationSettings(seed=seed, batch_size=batch_size, device=shard.device(device)),
-        scoring=ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed, protocol=protocol),
+        scoring=scoring,
         limit=limit, output=output, cache=open_cache(cache_folder),
     )
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -6,9 +6,11 @@ defaults (normalizeSpace, normalizeAmpersandEntity, normalizeCurrency, normalize
 normalizeParentheses, normalizeOtherBrackets, latexQuotes, ptb3Ellipsis, ptb3Dashes, splitAssimilations all
 on; escapeForwardSlashAsterisk, americanize, strictTreebank3, invertible off), tokenizeNLs on,
 untokenizable=firstDelete. The scanner is `%caseless`: letters in literals match either case, letters in
-character classes do not (`_caseless` applies exactly that). JFlex classes: `[:letter:]` is \\p{L},
-`[:digit:]` is \\p{Nd}, `[:uppercase:]` is \\p{Lu}, all on UTF-16 code units (a character outside the BMP is
-two surrogates and no letter), `.` is [^\\n] and `[^]` any unit.
+character classes do not (`_caseless` applies exactly that). JFlex classes, all on UTF-16 code units (a
+character outside the BMP is two surrogates and no letter): `[:letter:]` and `[:digit:]` are written \\p{L}
+and \\p{Nd} here and become the lexer's own sets (`ptb_classes`, Unicode 6.0), `[:uppercase:]` is \\p{Lu}
+(it only decides whether a period after an abbreviation is repeated, and pycocoevalcap drops periods),
+`.` is [^\\n] and `[^]` any unit.
 
 Each rule is (pattern, trailing context or None, action); `ptb_tokenize` runs them as JFlex does.
 """
@@ -126,8 +128,8 @@ _define("REDAUX", "{APOS}(?:[msdMSD]|re|ve|ll)")
 _define("SWORD", "[A-Za-z\u00ad]*[A-MO-Za-mo-z]\u00ad*")
 _define("SREDAUX", "n{APOSETCETERA}t")
 _define("APOWORD", "{APOS}n{APOS}?|[lLdDjJ]{APOS}|Dunkin{APOS}|somethin{APOS}|ol{APOS}|{APOS}em|"
-        "[A-HJ-XZn]{APOSETCETERA}\\p{L}{2}\\p{L}*|{APOS}[2-9]0s|{APOS}till?|"
-        "\\p{L}\\p{L}*[aeiouyAEIOUY]{APOSETCETERA}[aeiouA-Z]\\p{L}*|{APOS}cause|cont'd\\.?|'twas|nor'easter|"
+        "[A-HJ-XZn]{APOSETCETERA}[\\p{L}]{2}[\\p{L}]*|{APOS}[2-9]0s|{APOS}till?|"
+        "[\\p{L}][\\p{L}]*[aeiouyAEIOUY]{APOSETCETERA}[aeiouA-Z][\\p{L}]*|{APOS}cause|cont'd\\.?|'twas|nor'easter|"
         "c'mon|e'er|s'mores|ev'ry|li'l")
 _define("APOWORD2", "y{APOS}")
 _define("FULLURL", "https?://[^ \\t\\n\\f\\r\"<>|(){}]+[^ \\t\\n\\f\\r\"<>|.!?(){},-]")
@@ -185,7 +187,7 @@ RULES: list[tuple[str, str | None, str]] = [
     ("{SWORD}", "{SREDAUX}", "soft"),
     ("{WORD}", None, "soft"),
     ("{APOWORD}", None, "text"),
-    ("{APOWORD2}", "\\p{L}", "text"),
+    ("{APOWORD2}", "[\\p{L}]", "text"),
     ("{FULLURL}", None, "text"),
     ("{LIKELYURL}", None, "text"),
     ("{EMAIL}", None, "text"),
@@ -202,7 +204,7 @@ RULES: list[tuple[str, str | None, str]] = [
     ("{DOLSIGN}", None, "text"),
     ("{DOLSIGN2}", None, "currency"),
     ("{ACRONYM}", "{ACRONYM_CONTEXT}", "acronym"),
-    ("{ABBREV3}", "(?:{SPACENL})?\\p{Nd}", "strip"),
+    ("{ABBREV3}", "(?:{SPACENL})?[\\p{Nd}]", "strip"),
     ("(?:pt[eyEY]|co)\\.", "{SPACE}(?:ltd|lim)", "text"),
     ("{ABBREV1}", "{SENTEND}", "period_again"),
     ("{ABBREV1}", "[\\s\\S][\\s\\S]", "text"),
@@ -256,19 +258,30 @@ RULES: list[tuple[str, str | None, str]] = [
 
 
 def _expand(pattern: str) -> str:
+    """Macros substituted, then `[:letter:]` / `[:digit:]` (written \\p{L} / \\p{Nd}, always inside a class)
+    replaced by the lexer's own sets (`ptb_classes`)."""
+    from gcgbench.metrics.ptb_classes import digit_units, letter_units
+
     for key in sorted(M, key=len, reverse=True):
         pattern = pattern.replace("{" + key + "}", f"(?:{M[key]})")
-    return pattern
+    return pattern.replace("\\p{L}", letter_units()).replace("\\p{Nd}", digit_units())
+
+
+# Necessary conditions, cheaper than the rule itself (which backtracks over its large letter classes): every
+# APOWORD contains an apostrophe-like character (or the '&' of &apos;) before any space; every
+# FILENAME ends in a dot and an extension; the "word." rules need a dot and then [,;:、] (none spans a space).
+QUICK = {"{APOWORD}": "[^ \t\n]*?['\u0092\u2019&`\u0091\u2018\u201b]", "{FILENAME}": "[^ \t\n]*?[.][A-Za-z]",
+         **{head: "[^ \t\n]*?[.][,;:\u3001]" for head in ("{WORD}\\.", "{HTHING}\\.", "{THING}\\.", "{THINGA}\\.")}}
 
 
 def compiled_rules() -> list[tuple[object, object, object | None, str]]:
-    """(quick pattern, POSIX longest pattern of text+context, context pattern or None, action) per rule."""
+    """(quick test, POSIX longest pattern of text+context, (text, context) patterns or None, action) per rule."""
     out = []
     for head, context, action in RULES:
         head_re = _caseless(_expand(head))
         whole = head_re if context is None else f"(?:{head_re})(?:{_caseless(_expand(context))})"
         out.append((
-            regex.compile(whole, regex.V0),
+            regex.compile(QUICK.get(head, whole), regex.V0),
             regex.compile(whole, regex.V0 | regex.POSIX),
             None if context is None else (regex.compile(head_re, regex.V0), regex.compile(_caseless(_expand(context)), regex.V0)),
             action,

@@ -13,7 +13,9 @@ equally long ones; a rule with trailing context r1/r2 returns the longest r1 tha
 Text is handled as UTF-16 code units like Java's; tokens are lower-cased with Java's `toLowerCase`
 (Python's `lower`), and a lone surrogate is written as '?' as Java's UTF-8 writer does.
 Two fast paths give what the rules would: a run of [ \\t] is skipped, and a run of ASCII letters followed by
-a space, a tab or the end of the text is one token (except cannot/gonna/gotta/lemme/gimme/wanna).
+a space, a tab, a newline, the end of the text, or a comma or semicolon followed by one of those, is one
+token (except cannot/gonna/gotta/lemme/gimme/wanna): no rule matches longer there, and the rules that match
+as long (trailing context included) return the same text.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import regex
 PUNCTUATIONS = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--",
                           "...", ";"])
 
-_FAST_WORD = regex.compile(r"[A-Za-z]+(?=[ \t]|\Z)")
+_FAST_WORD = regex.compile(r"[A-Za-z]+(?=[ \t\n]|[,;](?:[ \t\n]|\Z)|\Z)")
 _FAST_SPACE = regex.compile(r"[ \t]+")
 _ASSIMILATIONS = frozenset(["cannot", "gonna", "gotta", "lemme", "gimme", "wanna"])
 _FRACTIONS = {"\u00bc": "1/4", "\u00bd": "1/2", "\u00be": "3/4", "\u2153": "1/3", "\u2154": "2/3"}
@@ -147,13 +149,27 @@ def _act(action: str, text: str) -> tuple[str | None, int]:
     raise AssertionError(f"unknown PTB action {action!r}")
 
 
+_STARTERS: dict[str, tuple] = {}
+
+
+def _rules_starting_with(unit: str) -> tuple:
+    """The rules a match can start with `unit` in (regex partial matching), in rule order; cached."""
+    rules = _STARTERS.get(unit)
+    if rules is None:
+        rules = tuple(rule for rule in _rules() if rule[0].match(unit, partial=True) is not None)
+        _STARTERS[unit] = rules
+    return rules
+
+
 def _longest(units: str, position: int) -> tuple[int, str]:
     """(length of the matched text without trailing context, action) of the JFlex rule that wins here."""
     best_total, best = -1, (1, "drop")
-    for quick, posix, context, action in _rules():
+    for quick, posix, context, action in _rules_starting_with(units[position]):
         if quick.match(units, position) is None:
             continue
         match = posix.match(units, position)
+        if match is None:  # the quick test of a slow rule is only a necessary condition
+            continue
         total = match.end() - position
         if total <= best_total or total == 0:
             continue
