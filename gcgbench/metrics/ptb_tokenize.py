@@ -12,7 +12,7 @@ position the longest match wins, trailing context counting toward its length, th
 equally long ones; a rule with trailing context r1/r2 returns the longest r1 that leaves a match of r2.
 Text is handled as UTF-16 code units like Java's; tokens are lower-cased with Java's `toLowerCase`
 (Python's `lower`), and a lone surrogate is written as '?' as Java's UTF-8 writer does.
-Two fast paths give what the rules would: a run of [ \\t] is skipped, and a run of ASCII letters followed by
+Two fast paths give what the rules would: a space or tab and the SPACE characters after it are skipped, and a run of ASCII letters followed by
 a space, a tab, a newline, the end of the text, or a comma or semicolon followed by one of those, is one
 token (except cannot/gonna/gotta/lemme/gimme/wanna): no rule matches longer there, and the rules that match
 as long (trailing context included) return the same text.
@@ -29,7 +29,7 @@ PUNCTUATIONS = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB
                           "...", ";"])
 
 _FAST_WORD = regex.compile(r"[A-Za-z]+(?=[ \t\n]|[,;](?:[ \t\n]|\Z)|\Z)")
-_FAST_SPACE = regex.compile(r"[ \t]+")
+_FAST_SPACE = regex.compile("[ \t][ \t\u00a0\u2000-\u200a\u3000]*")  # SPACES: no other rule starts at [ \t]
 _ASSIMILATIONS = frozenset(["cannot", "gonna", "gotta", "lemme", "gimme", "wanna"])
 _FRACTIONS = {"\u00bc": "1/4", "\u00bd": "1/2", "\u00be": "3/4", "\u2153": "1/3", "\u2154": "2/3"}
 _CURRENCY = {"\u00a2": "cents", "\u00a3": "#", "\u0080": "$", "\u00a4": "$", "\u20a0": "$", "\u20ac": "$"}
@@ -58,8 +58,13 @@ def _code_units(text: str) -> str:
     return "".join(units)
 
 
+_SURROGATE = regex.compile("[\ud800-\udfff]")
+
+
 def _from_code_units(units: str) -> str:
     """Surrogate pairs back to characters; a lone surrogate becomes '?' (Java's UTF-8 encoder)."""
+    if _SURROGATE.search(units) is None:
+        return units
     out: list[str] = []
     index = 0
     while index < len(units):
