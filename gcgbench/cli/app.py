@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # click usage errors
         import click
 
-        if isinstance(error, click.ClickException):
+        # typer >= 0.2x vendors click: its usage errors derive from typer.TyperException, not click's
+        if isinstance(error, (click.ClickException, getattr(typer, "TyperException", click.ClickException))):
             error.show()
             return error.exit_code
         raise
