@@ -15,6 +15,7 @@ Restated from cmu-mtlab/meteor src/edu/cmu/meteor/aligner/{Aligner,PartialAlignm
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -33,39 +34,26 @@ BEAM_SIZE = 40
 SEARCH_WEIGHTS = (1.0, 0.5, 0.5, 0.5)  # exact, stem, synonym, paraphrase (MeteorScorer.loadConfiguration)
 
 
-class _Path:
-    """`PartialAlignment`. Used words are bit masks; the matches the search chose are a linked list
-    (`chosen`), since the jar only ever looks up the fixed matches of the start path in `matches`."""
+# A partial alignment (`PartialAlignment`) is a list, copied with list(): the sort key first.
+NEG_TOTAL, CHUNKS, DISTANCE, IDX, LAST_END, USED1, USED2, CHOSEN, MATCHES1, MATCHES2 = range(10)
 
-    __slots__ = ("matches1", "matches2", "chunks", "idx", "last_match_end", "distance", "used1", "used2", "chosen")
 
-    def __init__(self, used1: int, used2: int) -> None:
-        self.matches1 = 0
-        self.matches2 = 0
-        self.chunks = 0
-        self.idx = 0
-        self.last_match_end = -1
-        self.distance = 0
-        self.used1 = used1
-        self.used2 = used2
-        self.chosen: tuple | None = None
+def _new_path(used1: int, used2: int) -> list:
+    """Used words are bit masks; the matches the search chose are a linked list (CHOSEN), since the jar
+    only ever looks up the fixed matches of the start path in its `matches` array."""
+    return [0, 0, 0, 0, -1, used1, used2, None, 0, 0]
 
-    def copy(self) -> "_Path":
-        other = _Path(self.used1, self.used2)
-        other.matches1, other.matches2, other.chunks = self.matches1, self.matches2, self.chunks
-        other.idx, other.last_match_end, other.distance = self.idx, self.last_match_end, self.distance
-        other.chosen = self.chosen
-        return other
 
-    def take(self, match: Match) -> None:
-        """The statistics update shared by a fixed match and a newly chosen one (without the distance)."""
-        weight = SEARCH_WEIGHTS[match.module]
-        self.matches1 = int(self.matches1 + match.match_length * weight)
-        self.matches2 = int(self.matches2 + match.length * weight)
-        if self.last_match_end != -1 and match.match_start != self.last_match_end:
-            self.chunks += 1
-        self.idx = match.start + match.length
-        self.last_match_end = match.match_start + match.match_length
+def _take(path: list, match: Match) -> None:
+    """The statistics update shared by a fixed match and a newly chosen one (without the distance)."""
+    weight = SEARCH_WEIGHTS[match.module]
+    path[MATCHES1] = int(path[MATCHES1] + match.match_length * weight)  # Java: int += double
+    path[MATCHES2] = int(path[MATCHES2] + match.length * weight)
+    path[NEG_TOTAL] = -(path[MATCHES1] + path[MATCHES2])
+    if path[LAST_END] != -1 and match.match_start != path[LAST_END]:
+        path[CHUNKS] += 1
+    path[IDX] = match.start + match.length
+    path[LAST_END] = match.match_start + match.match_length
 
 
 def _masks(match: Match) -> tuple[int, int]:
@@ -73,8 +61,7 @@ def _masks(match: Match) -> tuple[int, int]:
     return ((1 << match.match_length) - 1) << match.match_start, ((1 << match.length) - 1) << match.start
 
 
-def _rank(path: _Path) -> tuple[int, int, int]:
-    return (-(path.matches1 + path.matches2), path.chunks, path.distance)
+_rank = operator.itemgetter(NEG_TOTAL, CHUNKS, DISTANCE)  # PARTIAL_COMPARE_TOTAL as a sort key
 
 
 @dataclass
@@ -111,7 +98,7 @@ def align(
         match_paraphrase(3, stage, words1, words2, paraphrases)
 
     fixed: list[Match | None] = [None] * len(words2)
-    start = _Path(0, 0)
+    start = _new_path(0, 0)
     for i, candidates in enumerate(stage.matches):
         if len(candidates) != 1:
             continue
@@ -122,11 +109,11 @@ def align(
         if not overlap:
             fixed[i] = match
             mask1, mask2 = _masks(match)
-            start.used1 |= mask1
-            start.used2 |= mask2
+            start[USED1] |= mask1
+            start[USED2] |= mask2
     best = _resolve(stage, start, fixed)
     matches = list(fixed)
-    node = best.chosen
+    node = best[CHOSEN]
     while node is not None:
         matches[node[0].start] = node[0]
         node = node[1]
@@ -149,47 +136,58 @@ def align(
     return alignment
 
 
-def _resolve(stage: Stage, start: _Path, fixed: list[Match | None]) -> _Path:
+def _resolve(stage: Stage, start: list, fixed: list[Match | None]) -> list:
     """`Aligner.resolve`: left-to-right beam search over reference positions."""
     length = len(stage.matches)
-    candidates = [[(match, *_masks(match)) for match in matches] for matches in stage.matches]
+    candidates = [[(match, *_masks(match), abs(match.start - match.match_start),
+                    match.match_length * SEARCH_WEIGHTS[match.module], match.length * SEARCH_WEIGHTS[match.module],
+                    match.match_start, match.match_start + match.match_length, match.start + match.length)
+                   for match in matches] for matches in stage.matches]
     next_paths = [start]
     for current in range(length + 1):
-        paths = sorted(next_paths, key=_rank)
+        next_paths.sort(key=_rank)  # stable, like Collections.sort
+        paths = next_paths
         next_paths = []
         for path in paths[:BEAM_SIZE]:
             if current == length:
-                if path.last_match_end != -1:
-                    path.chunks += 1
+                if path[LAST_END] != -1:
+                    path[CHUNKS] += 1
                 next_paths.append(path)
                 continue
-            if path.used2 >> current & 1:
-                if current < path.idx:
+            if path[USED2] >> current & 1:
+                if current < path[IDX]:
                     next_paths.append(path)
-                elif fixed[path.idx] is not None:
-                    match = fixed[path.idx]
-                    path.take(match)
-                    path.distance += abs(match.start - match.match_start)
+                elif fixed[path[IDX]] is not None:
+                    match = fixed[path[IDX]]
+                    _take(path, match)
+                    path[DISTANCE] += abs(match.start - match.match_start)
                     next_paths.append(path)
                 continue
-            for match, mask1, mask2 in candidates[current]:
-                if path.used2 & mask2 or path.used1 & mask1:
+            for match, mask1, mask2, distance, weighted1, weighted2, match_start, end1, end2 in candidates[current]:
+                if path[USED2] & mask2 or path[USED1] & mask1:
                     continue
-                new_path = path.copy()
-                new_path.used1 |= mask1
-                new_path.used2 |= mask2
-                new_path.chosen = (match, path.chosen)
-                new_path.take(match)
-                path.distance += abs(match.start - match.match_start)  # sic: the extended path's distance
+                new_path = list(path)  # then `_take`, inlined
+                new_path[USED1] |= mask1
+                new_path[USED2] |= mask2
+                new_path[CHOSEN] = (match, path[CHOSEN])
+                matches1 = new_path[MATCHES1] = int(path[MATCHES1] + weighted1)
+                matches2 = new_path[MATCHES2] = int(path[MATCHES2] + weighted2)
+                new_path[NEG_TOTAL] = -(matches1 + matches2)
+                if path[LAST_END] != -1 and match_start != path[LAST_END]:
+                    new_path[CHUNKS] += 1
+                new_path[IDX] = end2
+                new_path[LAST_END] = end1
+                path[DISTANCE] += distance  # sic: the extended path's distance, not the new one's
                 next_paths.append(new_path)
-            if path.last_match_end != -1:
-                path.chunks += 1
-                path.last_match_end = -1
-            path.idx += 1
+            if path[LAST_END] != -1:
+                path[CHUNKS] += 1
+                path[LAST_END] = -1
+            path[IDX] += 1
             next_paths.append(path)
         if not next_paths:
             next_paths.append(paths[0])
-    return sorted(next_paths, key=_rank)[0]
+    next_paths.sort(key=_rank)
+    return next_paths[0]
 
 
 def _count_chunks(matches: Sequence[Match | None]) -> int:
