@@ -12,7 +12,8 @@ position the longest match wins, trailing context counting toward its length, th
 equally long ones; a rule with trailing context r1/r2 returns the longest r1 that leaves a match of r2.
 Text is handled as UTF-16 code units like Java's; tokens are lower-cased with Java's `toLowerCase`
 (Python's `lower`), and a lone surrogate is written as '?' as Java's UTF-8 writer does.
-Two fast paths give what the rules would: a space or tab and the SPACE characters after it are skipped, and a run of ASCII letters followed by
+Fast paths give what the rules would: a line feed ends the line, a space or tab and the SPACE characters
+after it are skipped, and a run of ASCII letters followed by
 a space, a tab, a newline, the end of the text, or a comma or semicolon followed by one of those, is one
 token (except cannot/gonna/gotta/lemme/gimme/wanna): no rule matches longer there, and the rules that match
 as long (trailing context included) return the same text.
@@ -198,6 +199,11 @@ def lex_lines(text: str) -> str:
     begin_line = True
     position = 0
     while position < len(units):
+        if units[position] == "\n":  # NEWLINE; no other rule starts with a line feed
+            out.append("\n")
+            begin_line = True
+            position += 1
+            continue
         space = _FAST_SPACE.match(units, position)
         if space is not None:
             position = space.end()
