@@ -82,7 +82,9 @@ def test_cli_run_scores_the_three_tasks(files, tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert set(results["results"]) == set(TASKS)
     assert {"miou", "mask_recall"} <= set(results["results"]["gcg_val"])
-    assert {"ciou", "giou"} <= set(results["results"]["res_refcoco_val"])
+    assert {"ciou", "giou", "point_accuracy"} <= set(results["results"]["res_refcoco_val"])
+    assert "point_accuracy" in results["results"]["png_val"]             # the a&s readout alone, before SAM
+    assert 0.0 <= results["results"]["png_val"]["point_accuracy"] <= 1.0
     assert results["config"]["fingerprint"]["family"] == "qwen2_vl"
 
 
