@@ -22,6 +22,12 @@ from gcgbench.leaderboard.files import Entry, Leaderboard
 from gcgbench.leaderboard.from_results import is_sample_model
 
 
+EMERGENT = "emergent"
+# backends whose runs read grounding out of attention (a&s); reported rows say so by fingerprint `method`
+AAS_BACKENDS = ("llava-as", "difflmm", "aas")
+AAS_METHOD = "attend-and-segment"
+
+
 @dataclass(frozen=True)
 class Layout:
     title: str
@@ -36,11 +42,13 @@ LAYOUTS = {
     "png": Layout("Panoptic narrative grounding (average recall)",
                   ("ar", "ar_things", "ar_stuff", "ar_singular", "ar_plural"), "ar"),
     "captioning": Layout("Region captioning", ("meteor", "cider"), "cider"),
+    EMERGENT: Layout("Emergent grounding: attend-and-segment on LMMs trained without grounding supervision",
+                     ("mask_recall", "miou", "ciou", "ar", "point_accuracy"), "mask_recall"),
 }
 METRIC_LABELS = {"meteor": "METEOR", "cider": "CIDEr", "ap50": "AP50", "miou": "mIoU", "mask_recall": "Recall",
                  "mask_recall_strict": "Recall (strict)", "ciou": "cIoU", "giou": "gIoU", "ar": "AR",
                  "ar_things": "AR things", "ar_stuff": "AR stuff", "ar_singular": "AR singular",
-                 "ar_plural": "AR plural", "acc_0.5": "Acc@0.5", "rouge_l": "ROUGE-L"}
+                 "ar_plural": "AR plural", "acc_0.5": "Acc@0.5", "rouge_l": "ROUGE-L", "point_accuracy": "PointAcc"}
 TASK_ORDER = ("gcg_val", "gcg_test", "res_refcoco_val", "res_refcoco_testA", "res_refcoco_testB", "res_refcoco+_val",
               "res_refcoco+_testA", "res_refcoco+_testB", "res_refcocog_val", "res_refcocog_test", "png_val",
               "regcap_refcocog_val", "regcap_vg_test")
@@ -125,6 +133,8 @@ def build_table(board: Leaderboard) -> PaperTable:
     citations: list[str] = []
     for entry in sorted(board.entries, key=lambda e: (order.get(e.task, len(order)), e.task, e.task_version)):
         label = task_label(entry.task) + (f" v{entry.task_version}" if len(versions[entry.task]) > 1 else "")
+        if board.family == EMERGENT and entry.task.startswith(("gcg_", "png_")):
+            label = f"{entry.task.split('_')[0].upper()} {label}"        # the section mixes families
         metrics = layout.metrics if layout else tuple(entry.metrics)
         for metric in metrics:
             if metric in entry.metrics:
@@ -151,6 +161,20 @@ def build_table(board: Leaderboard) -> PaperTable:
     ordered_rows = sorted(rows.values(), key=lambda r: (r.source != "reported", r.citation or 0, mean_headline(r)))
     return PaperTable(board.family, layout.title if layout else board.family, ordered_columns, ordered_rows,
                       citations, headline)
+
+
+def is_emergent(entry: Entry) -> bool:
+    """An a&s row: measured by llava-as / difflmm / aas, or reported with fingerprint method attend-and-segment."""
+    fingerprint = entry.fingerprint or {}
+    return fingerprint.get("method") == AAS_METHOD or (entry.source == "measured"
+                                                       and fingerprint.get("name") in AAS_BACKENDS)
+
+
+def emergent_board(boards: Sequence[Leaderboard]) -> Leaderboard:
+    """The emergent-grounding section: every a&s row of the GCG, RES and PNG files, side by side (GCG mask
+    recall and mIoU, RES cIoU, PNG AR, and the a&s point accuracy of RES/PNG)."""
+    entries = [e for board in boards if board.family in ("gcg", "res", "png") for e in board.entries if is_emergent(e)]
+    return Leaderboard(Path(f"{EMERGENT}.json"), EMERGENT, entries)
 
 
 def _groups(table: PaperTable) -> list[tuple[str, int]]:
@@ -355,6 +379,9 @@ def publish(boards: Sequence[Leaderboard], fmt: str, output: Path | None = None,
     families = list(LAYOUTS)
     ordered = sorted(boards, key=lambda b: (families.index(b.family) if b.family in families else len(families), b.family))
     tables = [build_table(board) for board in ordered if board.entries]
+    emergent = emergent_board(ordered)
+    if emergent.entries:
+        tables.append(build_table(emergent))
     images: dict[str, bytes] = {}
     if plots and (output is not None or fmt == "html"):
         images = {t.family: image for t in tables if (image := plot_png(t)) is not None}
