@@ -17,6 +17,7 @@ FAMILIES = {
     "gcg": "gcgbench.tasks.gcg:GcgTask",
     "res": "gcgbench.tasks.res:ResTask",
     "png": "gcgbench.tasks.png:PngTask",
+    "instances": "gcgbench.tasks.instances:InstancesTask",
     "captioning": "gcgbench.tasks.captioning:CaptioningTask",
     "vqa": "gcgbench.tasks.vqa:VqaTask",
 }
