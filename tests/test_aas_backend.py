@@ -135,3 +135,30 @@ def test_arguments_are_checked_before_loading(files, tmp_path):
         load_backend("aas", _args(files, "qwen2_vl", model_path=str(other)))
     backend = load_backend("aas", _args(files, "internvl", max_tiles="4", view="mean"))
     assert backend.fingerprint()["args"]["max_tiles"] == "4" and backend.fingerprint()["family"] == "internvl"
+
+
+@pytest.mark.parametrize("name", ["qwen2_vl", "internvl"])
+def test_cli_runs_the_instance_task(name, files, tmp_path):
+    out = tmp_path / "instances"
+    assert main(["run", "--model", "aas", "--model-args", _model_args(_args(files, name)), "--task", "instances_coco_val",
+                 "--data-root", str(files / "data"), "--limit", "2", "--no-cache", "--bootstrap", "0",
+                 "--output", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())["results"]["instances_coco_val"]
+    assert {"ap", "ap50", "ap75", "point_accuracy"} <= set(results)
+    data = json.loads((files / "data" / "coco/annotations/instances_val2017.json").read_text())
+    for line in _predictions(out, "instances_coco_val"):
+        extras = line["extras"]
+        present = {a["category_id"] for a in data["annotations"] if str(a["image_id"]) == line["doc_id"]}
+        assert len(extras["category_ids"]) == len(extras["scores"]) == len(extras["points"]) == len(line["phrases"])
+        assert set(extras["category_ids"]) <= present                   # only the image's own categories
+
+
+def test_closest_category_by_spacy_vectors():
+    from gcgbench.grounding import phrases as nps
+
+    nlp = nps.load_spacy(SPACY_TEST_MODEL)
+    names = ["circle", "square", "triangle"]
+    assert [nps.closest_category(nlp, word, names) for word in names] == [0, 1, 2]
+    assert nps.closest_category(nlp, "the square", names) == 1                 # the article is stripped
+    with pytest.raises(ValueError):
+        nps.closest_category(nlp, "circle", [])

@@ -15,7 +15,10 @@ internvl2_5}{,_res,_png}.py` + `aas/gcg.py`, `res.py`, `png.py`:
   over its root-word tokens; then the family's `TokenLayout` places each token's value over the region of
   the original image it covers and the argmax is the point (`grounding/token_layout.py`, option `view`);
 - point → SAM (GCG; last multimask output) or the best proposal containing the point (RES/PNG with
-  `proposals=`, else SAM), exactly as llava-as.
+  `proposals=`, else SAM), exactly as llava-as;
+- instances (`segment_categories`, `aas/instance_seg.py`): the GCG flow, then each noun chunk gets the image's
+  ground-truth category whose name's spaCy vector is most cosine-similar to its root word's (articles
+  stripped, `utils.get_spacy_embedding`), SAM's mask and predicted IoU as the score; empty masks are dropped.
 Every option is validated before any weight loads and recorded in the fingerprint; predictions carry the
 points, the family and the view in `extras`.
 """
@@ -60,7 +63,7 @@ class AasBackend:
     proposals_path: Path | None = None
     options: dict[str, str] = field(default_factory=dict)
     name: str = "aas"
-    supported_kinds: frozenset[str] = frozenset({"grounded_caption", "segment", "segment_phrases"})
+    supported_kinds: frozenset[str] = frozenset({"grounded_caption", "segment", "segment_phrases", "segment_categories"})
     _model: Any = None
     _family: Any = None
     _device: str | None = None
@@ -141,7 +144,8 @@ class AasBackend:
 
     def generate(self, requests: Sequence[Request], settings: GenerationSettings) -> list[Prediction]:
         self._load(settings.device)
-        handlers = {"grounded_caption": self._gcg, "segment": self._res, "segment_phrases": self._png}
+        handlers = {"grounded_caption": self._gcg, "segment": self._res, "segment_phrases": self._png,
+                    "segment_categories": self._instances}
         out = []
         for request in requests:
             torch.manual_seed(sample_seed(settings.seed, request.doc_id))
@@ -328,3 +332,22 @@ class AasBackend:
         phrases = tuple(Phrase(p["text"], by_phrase.get(i, ()), p.get("start"), p.get("end"))
                         for i, p in enumerate(wanted))
         return Prediction(request.doc_id, caption, phrases, extras=self._extras(encoded, True, points))
+
+    def _instances(self, request: Request) -> Prediction:
+        nlp = nps.load_spacy(self.options["spacy_model"])
+        image = read_image(request)
+        encoded = self._family.encode(image, self._question(request))
+        ids, maps = self._generate(encoded)
+        text, spans = nps.strip_text(*nps.decoded_token_spans(self._tokenizer, ids))
+        found = nps.noun_phrases(nlp, text, spans, self.skip_roots)
+        maps = aas.normalize_maps(maps, self.options["normalize"])
+        points = self._points(encoded, aas.phrase_maps(maps, [p.tokens for p in found], self.options["aggregation"]))
+        masks, scores = self._refiner().masks_with_scores(np.asarray(image), points) if points else ([], [])
+        categories = list(request.inputs["categories"])
+        chosen = [nps.closest_category(nlp, p.root, [c["name"] for c in categories]) for p in found]
+        keep = [i for i, mask in enumerate(masks) if mask.any()]
+        phrases = tuple(Phrase(found[i].text, (RLE.from_mask(masks[i]),), found[i].start, found[i].end) for i in keep)
+        extras = self._extras(encoded, False, [points[i] for i in keep], roots=[found[i].root for i in keep],
+                              category_ids=[int(categories[chosen[i]]["id"]) for i in keep],
+                              scores=[scores[i] for i in keep])
+        return Prediction(request.doc_id, text, phrases, extras=extras)
