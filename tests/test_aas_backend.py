@@ -59,7 +59,7 @@ def test_cli_infers_gcg_res_and_png(name, files, tmp_path):
     for line in gcg:
         extras = line["extras"]
         assert extras["family"] == json.loads((files / name / "config.json").read_text())["model_type"]
-        assert len(extras["points"]) == len(line["phrases"]) and extras["aas"]["view"] == "fine"
+        assert len(extras["points"]) == len(line["phrases"]) == len(extras["heatmaps"]) and extras["aas"]["view"] == "fine"
         for phrase, (x, y) in zip(line["phrases"], extras["points"]):
             assert line["text"][phrase["start"]:phrase["end"]] == phrase["text"]
             height, width = phrase["masks"][0]["size"]
@@ -86,6 +86,10 @@ def test_cli_run_scores_the_three_tasks(files, tmp_path):
     assert "point_accuracy" in results["results"]["png_val"]             # the a&s readout alone, before SAM
     assert 0.0 <= results["results"]["png_val"]["point_accuracy"] <= 1.0
     assert results["config"]["fingerprint"]["family"] == "qwen2_vl"
+    assert main(["report", str(out)]) == 0                               # per-phrase heatmaps in the HTML report
+    page = (out / "report.html").read_text()
+    drawn = sum(1 for task in TASKS for line in _predictions(out, task) for h in line["extras"]["heatmaps"] if h)
+    assert drawn > 0 and page.count('<figure class="heat">') == drawn
 
 
 @pytest.mark.parametrize("name", FAMILIES)

@@ -53,6 +53,7 @@ class Card:
     answer_html: str
     scores_html: str
     notes: list[str] = field(default_factory=list)
+    heatmaps_html: str = ""
 
 
 def colour_of(index: int) -> tuple[int, int, int]:
@@ -253,8 +254,49 @@ def build_cards(run_dir: Path, results: Mapping[str, Any], task: str, data_root:
             zoom = max(1, MIN_DISPLAY // max(height, width))  # tiny images shown enlarged, pixelated (exact colours)
             height, width = height * zoom, width * zoom
         key, label = sort_key(family, doc_rows)
-        cards.append(Card(task, doc_id, key, label, uri, width, height, answer_html(prediction), scores_html(doc_rows)))
+        heat = heatmaps_html(prediction, doc, size, notes) if prediction is not None and size is not None else ""
+        cards.append(Card(task, doc_id, key, label, uri, width, height, answer_html(prediction), scores_html(doc_rows),
+                          heatmaps_html=heat))
     return cards
+
+
+HEAT_SIDE = 96
+HEAT_ALPHA = 0.55
+
+
+def heatmaps_html(prediction: Prediction, doc: Doc | None, size: Sequence[int], notes: list[str]) -> str:
+    """One small image per phrase with an a&s heatmap (`extras.heatmaps`, aligned with the phrases): the
+    heatmap over the image (α = 0.55), the attention point as a white cross, captioned with the phrase."""
+    from PIL import Image
+
+    from gcgbench.grounding import heatmaps
+
+    stored = (prediction.extras or {}).get("heatmaps")
+    if not isinstance(stored, list):
+        return ""
+    points = (prediction.extras or {}).get("points") or []
+    base = render_overlay(doc.image_path if doc else None, size[0], size[1], [], (), HEAT_SIDE)
+    height, width = base.shape[:2]
+    figures = []
+    for index, (phrase, heat) in enumerate(zip(prediction.phrases, stored)):
+        if heat is None:
+            continue
+        try:
+            values = heatmaps.decode(heat)
+        except ValueError as error:
+            notes.append(f"doc {prediction.doc_id}: heatmap {index} skipped ({error})")
+            continue
+        colour = np.asarray(Image.fromarray(heatmaps.colourize(values)).resize((width, height), Image.BILINEAR))
+        pixels = np.clip(np.rint((1 - HEAT_ALPHA) * base + HEAT_ALPHA * colour), 0, 255).astype(np.uint8)
+        point = points[index] if index < len(points) else None
+        if isinstance(point, list) and len(point) == 2:
+            x, y = int(point[0] * width / size[1]), int(point[1] * height / size[0])
+            pixels[max(0, y - 2):y + 3, min(width - 1, max(0, x))] = TRUTH_OUTLINE
+            pixels[min(height - 1, max(0, y)), max(0, x - 2):x + 3] = TRUTH_OUTLINE
+        figures.append(f'<figure class="heat"><img src="{png_data_uri(pixels)}" width="{width}" height="{height}" '
+                       f'alt="attention of {html.escape(phrase.text)}"><figcaption>{_phrase_span(phrase.text, index)}'
+                       "</figcaption></figure>")
+    return f'<div class="heats">{"".join(figures)}</div>' if figures else ""
 
 
 CSS = """body{font-family:system-ui,sans-serif;margin:16px;color:#222;background:#fafafa}
@@ -264,7 +306,8 @@ padding:8px;margin:8px 0}.card[hidden]{display:none!important}.card img{image-re
 .head{font-size:13px;color:#555}.head b{color:#222}.answer{margin:6px 0;line-height:1.7}
 .ph{padding:1px 3px;border-radius:3px}.scores{font-size:12px;border-collapse:collapse}
 .scores td{padding:1px 8px 1px 0}.noimg{width:96px;height:64px;background:#eee;flex:none}
-.legend{font-size:12px;color:#555}.notes{font-size:12px;color:#a33}"""
+.legend{font-size:12px;color:#555}.notes{font-size:12px;color:#a33}
+.heats{display:flex;flex-wrap:wrap;gap:6px;margin-top:4px}.heat{margin:0;font-size:11px;text-align:center}"""
 
 JS = """const sel=document.getElementById('task');
 function apply(){let n=0;for(const c of document.querySelectorAll('.card')){const show=sel.value==='all'||c.dataset.task===sel.value;
@@ -289,7 +332,8 @@ def render_page(results: Mapping[str, Any], cards: Sequence[Card], notes: Sequen
                  f'alt="{html.escape(card.task)} {html.escape(card.doc_id)}">') if card.image_uri else '<div class="noimg"></div>'
         body.append(f'<div class="card" data-task="{html.escape(card.task)}" data-doc="{html.escape(card.doc_id)}">'
                     f'{image}<div><div class="head"><b>{html.escape(card.task)}</b> · {html.escape(card.doc_id)} · '
-                    f"{html.escape(card.score_label)}</div>{card.answer_html}{card.scores_html}</div></div>")
+                    f"{html.escape(card.score_label)}</div>{card.answer_html}{card.scores_html}{card.heatmaps_html}"
+                    "</div></div>")
     config = results.get("config") or {}
     return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{CSS}</style></head><body><header><h1>{html.escape(title)}</h1>"

@@ -37,6 +37,7 @@ from gcgbench.api.backend import GenerationSettings, sample_seed
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import RLE, Phrase, Prediction, Request
 from gcgbench.grounding import attend_segment as aas
+from gcgbench.grounding import heatmaps
 from gcgbench.grounding import phrases as nps
 from gcgbench.grounding import token_layout as tl
 from gcgbench.grounding.sam_refine import Proposals, SamRefiner, build_sam
@@ -51,7 +52,7 @@ RES_TEMPLATE = 'Describe the "{expression}" in the image.'      # aas/more_model
 DEFAULTS = {"sam_type": "vit_h", "spacy_model": nps.DEFAULT_SPACY_MODEL, "max_new_tokens": "512", "dtype": "auto",
             "query": "auto", "normalize": "mean", "aggregation": "max", "res_template": RES_TEMPLATE,
             "res_rule": "copula", "question": AAS_QUESTION, "skip_roots": "", "view": "fine",
-            "min_pixels": "", "max_pixels": "", "min_tiles": "", "max_tiles": ""}
+            "min_pixels": "", "max_pixels": "", "min_tiles": "", "max_tiles": "", "heatmaps": "on"}
 FAMILY_OPTIONS = ("min_pixels", "max_pixels", "min_tiles", "max_tiles")
 
 
@@ -92,6 +93,7 @@ class AasBackend:
         "max_pixels": "Qwen2-VL/2.5-VL: largest resized image area (default 1016064 = 1008², upstream a&s)",
         "min_tiles": "InternVL: fewest 448-px tiles (default 3, upstream a&s)",
         "max_tiles": "InternVL: most 448-px tiles (default 9, upstream a&s)",
+        "heatmaps": "on (default): each phrase's map over the image, ≤32 px, in extras.heatmaps (the HTML report draws them); off",
     }
 
     @classmethod
@@ -105,6 +107,8 @@ class AasBackend:
             raise InputError("--model-args", None, str(error)) from None
         if options["res_rule"] not in RES_RULES:
             raise InputError("--model-args", "res_rule", f"must be one of {', '.join(RES_RULES)}")
+        if options["heatmaps"] not in ("on", "off"):
+            raise InputError("--model-args", "heatmaps", "must be on or off")
         if options["view"] not in tl.VIEWS:
             raise InputError("--model-args", "view", f"must be one of {', '.join(tl.VIEWS)}")
         if not options["max_new_tokens"].isdigit() or int(options["max_new_tokens"]) < 1:
@@ -247,7 +251,18 @@ class AasBackend:
         return capture.maps()[0, 0]
 
     def _points(self, encoded: fam.Encoded, maps: torch.Tensor) -> list[tuple[int, int]]:
-        return tl.peak_points(encoded.layout, maps, self.options["view"])
+        return self._read(encoded, maps)[0]
+
+    def _read(self, encoded: fam.Encoded, maps: torch.Tensor, reduce_max: bool = False
+              ) -> tuple[list[tuple[int, int]], list[dict[str, Any]]]:
+        """Per (n,) map of `maps`: its image map's argmax point, and its heatmap (`heatmaps=on`); with
+        `reduce_max`, one point and heatmap of the pixel-wise max over all maps (RES `first8`)."""
+        view = self.options["view"]
+        images = [tl.image_map(encoded.layout, maps, view).amax(dim=0, keepdim=True)] if reduce_max else \
+            [tl.image_map(encoded.layout, single[None], view) for single in maps]
+        points = [tl.argmax_points(image)[0] for image in images]
+        heats = [heatmaps.encode(image[0].numpy()) for image in images] if self.options["heatmaps"] == "on" else []
+        return points, heats
 
     def _masks(self, request: Request, image: Any, points: Sequence[tuple[int, int]],
                use_proposals: bool) -> list[tuple[RLE, ...]]:
@@ -261,12 +276,15 @@ class AasBackend:
         return [(RLE.from_mask(mask),) for mask in masks]
 
     def _extras(self, encoded: fam.Encoded, teacher_forced: bool, points: Sequence[tuple[int, int] | None],
-                **more: Any) -> dict[str, Any]:
+                heats: Sequence[dict[str, Any] | None] = (), **more: Any) -> dict[str, Any]:
         query = self.aas_options.query_for(teacher_forced=teacher_forced)
-        return {"aas": {"query": query, "normalize": self.options["normalize"],
-                        "aggregation": self.options["aggregation"], "view": self.options["view"]},
-                "family": self.model_type, "image_tokens": encoded.layout.n_tokens,
-                "points": [list(p) if p is not None else None for p in points], **more}
+        extras = {"aas": {"query": query, "normalize": self.options["normalize"],
+                          "aggregation": self.options["aggregation"], "view": self.options["view"]},
+                  "family": self.model_type, "image_tokens": encoded.layout.n_tokens,
+                  "points": [list(p) if p is not None else None for p in points], **more}
+        if self.options["heatmaps"] == "on":
+            extras["heatmaps"] = list(heats) if heats else [None] * len(points)
+        return extras
 
     # ------------------------------------------------------------------------------------------ kinds
 
@@ -281,11 +299,11 @@ class AasBackend:
         text, spans = nps.strip_text(*nps.decoded_token_spans(self._tokenizer, ids))
         found = nps.noun_phrases(nlp, text, spans, self.skip_roots)
         maps = aas.normalize_maps(maps, self.options["normalize"])
-        points = self._points(encoded, aas.phrase_maps(maps, [p.tokens for p in found], self.options["aggregation"]))
+        points, heats = self._read(encoded, aas.phrase_maps(maps, [p.tokens for p in found], self.options["aggregation"]))
         masks = self._masks(request, image, points, use_proposals=False)
         phrases = tuple(Phrase(p.text, m, p.start, p.end) for p, m in zip(found, masks))
         return Prediction(request.doc_id, text, phrases,
-                          extras=self._extras(encoded, False, points, roots=[p.root for p in found]))
+                          extras=self._extras(encoded, False, points, heats, roots=[p.root for p in found]))
 
     def _res(self, request: Request) -> Prediction:
         template = self.options["res_template"]
@@ -294,19 +312,19 @@ class AasBackend:
         encoded = self._family.encode(image, question)
         ids, maps = self._generate(encoded)
         maps = aas.normalize_maps(maps, self.options["normalize"])
-        point, chosen = None, None
+        point, chosen, heats = None, None, []
         if self.options["res_rule"] == "first8":
             if len(ids):
-                point = tl.peak_point_of_max(encoded.layout, maps[:8], self.options["view"])
+                (point,), heats = self._read(encoded, maps[:8], reduce_max=True)
         else:
             words = [self._tokenizer.decode([t]).lower().strip() for t in ids]
             chosen = next((i for i in range(1, len(words)) if words[i - 1] in COPULAS), None)
             if chosen is not None:
-                point = self._points(encoded, maps[chosen:chosen + 1])[0]
+                (point,), heats = self._read(encoded, maps[chosen:chosen + 1])
         masks = self._masks(request, image, [point], use_proposals=True)[0] if point is not None else ()
         text = self._tokenizer.decode(ids, skip_special_tokens=True).strip()
         return Prediction(request.doc_id, text, (Phrase(request.inputs["expression"], masks),),
-                          extras=self._extras(encoded, False, [point], res_rule=self.options["res_rule"],
+                          extras=self._extras(encoded, False, [point], heats or [None], res_rule=self.options["res_rule"],
                                               res_token=chosen))
 
     def _png(self, request: Request) -> Prediction:
@@ -321,17 +339,20 @@ class AasBackend:
         groups = [nps.offsets_tokens(encoded.answer_offsets, *_span(caption, p)) for p in wanted]
         covered = [i for i, g in enumerate(groups) if g]
         found: list[tuple[int, int]] = []
+        found_heats: list[dict[str, Any]] = []
         if covered and maps is not None:
             maps = aas.normalize_maps(maps, self.options["normalize"])
-            found = self._points(encoded, aas.phrase_maps(maps, [groups[i] for i in covered],
-                                                          self.options["aggregation"]))
+            found, found_heats = self._read(encoded, aas.phrase_maps(maps, [groups[i] for i in covered],
+                                                                     self.options["aggregation"]))
         points: list[tuple[int, int] | None] = [None] * len(wanted)
-        for i, point in zip(covered, found):
+        heats: list[dict[str, Any] | None] = [None] * len(wanted)
+        for rank, (i, point) in enumerate(zip(covered, found)):
             points[i] = point
+            heats[i] = found_heats[rank] if found_heats else None
         by_phrase = dict(zip(covered, self._masks(request, image, found, use_proposals=True)))
         phrases = tuple(Phrase(p["text"], by_phrase.get(i, ()), p.get("start"), p.get("end"))
                         for i, p in enumerate(wanted))
-        return Prediction(request.doc_id, caption, phrases, extras=self._extras(encoded, True, points))
+        return Prediction(request.doc_id, caption, phrases, extras=self._extras(encoded, True, points, heats))
 
     def _instances(self, request: Request) -> Prediction:
         nlp = nps.load_spacy(self.options["spacy_model"])
@@ -341,13 +362,14 @@ class AasBackend:
         text, spans = nps.strip_text(*nps.decoded_token_spans(self._tokenizer, ids))
         found = nps.noun_phrases(nlp, text, spans, self.skip_roots)
         maps = aas.normalize_maps(maps, self.options["normalize"])
-        points = self._points(encoded, aas.phrase_maps(maps, [p.tokens for p in found], self.options["aggregation"]))
+        points, heats = self._read(encoded, aas.phrase_maps(maps, [p.tokens for p in found], self.options["aggregation"]))
         masks, scores = self._refiner().masks_with_scores(np.asarray(image), points) if points else ([], [])
         categories = list(request.inputs["categories"])
         chosen = [nps.closest_category(nlp, p.root, [c["name"] for c in categories]) for p in found]
         keep = [i for i, mask in enumerate(masks) if mask.any()]
         phrases = tuple(Phrase(found[i].text, (RLE.from_mask(masks[i]),), found[i].start, found[i].end) for i in keep)
-        extras = self._extras(encoded, False, [points[i] for i in keep], roots=[found[i].root for i in keep],
+        extras = self._extras(encoded, False, [points[i] for i in keep], [heats[i] for i in keep] if heats else [],
+                              roots=[found[i].root for i in keep],
                               category_ids=[int(categories[chosen[i]]["id"]) for i in keep],
                               scores=[scores[i] for i in keep])
         return Prediction(request.doc_id, text, phrases, extras=extras)
