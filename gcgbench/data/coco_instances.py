@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import RLE, Doc, Phrase
-from gcgbench.data.jsonio import load_json, require
+from gcgbench.api.jsonio import load_json, require
 from gcgbench.data.refer import annotation_mask
 
 

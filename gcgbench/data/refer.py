@@ -40,7 +40,7 @@ from typing import Any, Mapping
 
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import RLE
-from gcgbench.data.jsonio import load_json, require
+from gcgbench.api.jsonio import load_json, require
 
 SPLITS_BY_SCHEME: dict[str, tuple[str, ...]] = {
     "unc": ("val", "testA", "testB"),

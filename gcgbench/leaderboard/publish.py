@@ -42,17 +42,24 @@ LAYOUTS = {
     "png": Layout("Panoptic narrative grounding (average recall)",
                   ("ar", "ar_things", "ar_stuff", "ar_singular", "ar_plural"), "ar"),
     "captioning": Layout("Region captioning", ("meteor", "cider"), "cider"),
+    "reasonseg": Layout("Reasoning segmentation (ReasonSeg)", ("giou", "ciou"), "giou"),
+    "gres": Layout("Generalized referring segmentation (gRefCOCO)", ("giou", "ciou", "n_acc", "t_acc"), "giou"),
+    "vqa": Layout("VQA suites, LLaVA-1.5's evaluation (MME in points)",
+                  ("accuracy", "img_accuracy", "f1", "perception", "cognition"), "accuracy"),
     EMERGENT: Layout("Emergent grounding: attend-and-segment on LMMs trained without grounding supervision",
                      ("mask_recall", "miou", "ciou", "ar", "point_accuracy"), "mask_recall"),
 }
 METRIC_LABELS = {"meteor": "METEOR", "cider": "CIDEr", "ap50": "AP50", "miou": "mIoU", "mask_recall": "Recall",
                  "mask_recall_strict": "Recall (strict)", "ciou": "cIoU", "giou": "gIoU", "ar": "AR",
                  "ar_things": "AR things", "ar_stuff": "AR stuff", "ar_singular": "AR singular",
-                 "ar_plural": "AR plural", "acc_0.5": "Acc@0.5", "rouge_l": "ROUGE-L", "point_accuracy": "PointAcc"}
+                 "ar_plural": "AR plural", "acc_0.5": "Acc@0.5", "rouge_l": "ROUGE-L", "n_acc": "N-acc",
+                 "t_acc": "T-acc", "point_accuracy": "PointAcc"}
 TASK_ORDER = ("gcg_val", "gcg_test", "res_refcoco_val", "res_refcoco_testA", "res_refcoco_testB", "res_refcoco+_val",
               "res_refcoco+_testA", "res_refcoco+_testB", "res_refcocog_val", "res_refcocog_test", "png_val",
-              "regcap_refcocog_val", "regcap_vg_test")
-DATASET_LABELS = (("refcocog", "RefCOCOg"), ("refcoco+", "RefCOCO+"), ("refcoco", "RefCOCO"), ("vg", "VG"))
+              "regcap_refcocog_val", "regcap_vg_test", "reasonseg_val", "reasonseg_test_short", "reasonseg_test_long",
+              "reasonseg_test", "gres_grefcoco_val", "gres_grefcoco_testA", "gres_grefcoco_testB")
+DATASET_LABELS = (("grefcoco", "gRefCOCO"), ("refcocog", "RefCOCOg"), ("refcoco+", "RefCOCO+"), ("refcoco", "RefCOCO"), ("vg", "VG"))
+FAMILY_PREFIXES = ("gcg", "res", "png", "regcap", "reasonseg", "gres")   # task names "<family>_<split>": the label drops the family
 
 
 @dataclass(frozen=True)
@@ -113,12 +120,15 @@ class PaperTable:
 
 
 def task_label(task: str) -> str:
-    """gcg_val -> val, res_refcoco+_testA -> RefCOCO+ testA, regcap_vg_test -> VG test."""
+    """gcg_val -> val, res_refcoco+_testA -> RefCOCO+ testA, regcap_vg_test -> VG test, reasonseg_test_short ->
+    test short, gres_grefcoco_val -> gRefCOCO val; other tasks (the VQA suites: gqa_testdev, mme) keep their name."""
+    if task.split("_", 1)[0] not in FAMILY_PREFIXES:
+        return task
     rest = task.split("_", 1)[1] if "_" in task else task
     for prefix, label in DATASET_LABELS:
         if rest.startswith(prefix + "_"):
             return f"{label} {rest[len(prefix) + 1:]}"
-    return rest
+    return rest.replace("_", " ")
 
 
 def build_table(board: Leaderboard) -> PaperTable:
@@ -194,7 +204,16 @@ def _source(row: Row) -> str:
 
 def _cell(row: Row, column: Column) -> str:
     value = row.value(column)
-    return "-" if value is None else f"{100 * value:.1f}"
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if is_points(row.cells[column], column.metric) else f"{100 * value:.1f}"
+
+
+def is_points(entry: Entry, metric: str) -> bool:
+    """Whether `metric` of `entry` is in points, not a fraction (MME: `metric_config.points_metrics`, as the vqa
+    task and the seeded entries record it, e.g. "perception, cognition, *_score")."""
+    listed = [name.strip() for name in str(entry.metric_config.get("points_metrics", "")).split(",") if name.strip()]
+    return any(metric == name or (name.startswith("*") and metric.endswith(name[1:])) for name in listed)
 
 
 def _grouped(table: PaperTable) -> bool:

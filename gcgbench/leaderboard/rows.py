@@ -10,7 +10,9 @@ which needs each metric as a function of a set of rows. Per family:
 - gcg: mIoU and both mask recalls exactly (means and ratios of per-image counts); CIDEr as the mean of
   per-image scores and METEOR as corpus + mean(resample) − mean(all): the approximations the task's own
   intervals use. AP50 needs per-detection matches the rows do not hold: left out;
-- captioning: METEOR and CIDEr (and ROUGE-L) as for gcg.
+- captioning: METEOR and CIDEr (and ROUGE-L) as for gcg;
+- reasonseg: rows hold I (ignore pixels out), U and LISA's IoU term: `metrics.reasonseg.aggregate` exactly;
+- gres: rows hold ReLA's accumulated I, U, IoU and both no-target flags: `metrics.gres.aggregate` exactly.
 
 A metric left out falls back to the stored intervals in `check`. Every statistic is checked to reproduce
 the run's stored value on all rows before it is used (`RowMetrics.verified`).
@@ -18,7 +20,6 @@ the run's stored value on all rows before it is used (`RowMetrics.verified`).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from gcgbench.api.errors import InputError
+from gcgbench.metrics import png
+from gcgbench.metrics import res
+from gcgbench.runner.run_dir import RunDir
 
 RecordStatistic = Callable[[np.ndarray], dict[str, float]]
 
@@ -54,18 +57,7 @@ class RowMetrics:
 
 def read_rows(run_dir: Path, task: str) -> list[dict[str, Any]] | None:
     """`samples/<task>.jsonl` of a run directory, or None when the run has none."""
-    path = Path(run_dir) / "samples" / f"{task}.jsonl"
-    if not path.is_file():
-        return None
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise InputError(path, f"line {number}", f"not valid JSON ({error.msg})") from None
-    return rows
+    return RunDir(run_dir).read_samples(task)
 
 
 def row_key(family: str, row: Mapping[str, Any]) -> Any:
@@ -101,8 +93,6 @@ def align(candidate: RowMetrics, baseline: RowMetrics) -> tuple[np.ndarray, str 
 
 
 def _res(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, float]) -> RecordStatistic:
-    from gcgbench.metrics import res
-
     table = res.ResStats(
         protocol=protocol, sample_ids=tuple(str(r["doc_id"]) for r in rows),
         image_ids=tuple(r.get("image_id", r["doc_id"]) for r in rows),
@@ -113,9 +103,41 @@ def _res(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, 
     return lambda indices: res.aggregate(table, indices)
 
 
-def _png(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, float]) -> RecordStatistic:
-    from gcgbench.metrics import png
+def _reasonseg(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, float]) -> RecordStatistic:
+    from gcgbench.metrics import reasonseg
 
+    table = _res_table(rows, protocol if protocol in reasonseg.PROTOCOLS else "lisa")
+    return lambda indices: reasonseg.aggregate(table, indices)
+
+
+def _gres(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, float]) -> RecordStatistic:
+    from gcgbench.metrics import gres
+
+    table = gres.GresStats(
+        sample_ids=tuple(str(r["doc_id"]) for r in rows), image_ids=tuple(r.get("image_id", r["doc_id"]) for r in rows),
+        intersection=np.array([int(r["intersection"]) for r in rows], dtype=np.int64),
+        union=np.array([int(r["union"]) for r in rows], dtype=np.int64),
+        iou=np.array([float(r["iou"]) for r in rows], dtype=np.float64),
+        predicted_area=np.array([int(r["predicted_area"]) for r in rows], dtype=np.int64),
+        gt_nt=np.array([bool(r["gt_nt"]) for r in rows]), pred_nt=np.array([bool(r["pred_nt"]) for r in rows]),
+        min_mask_area=1,  # not used by aggregate: pred_nt is stored per row
+    )
+    return lambda indices: gres.aggregate(table, indices)
+
+
+def _res_table(rows: Sequence[Mapping[str, Any]], protocol: str) -> Any:
+    from gcgbench.metrics import res
+
+    return res.ResStats(
+        protocol=protocol, sample_ids=tuple(str(r["doc_id"]) for r in rows),
+        image_ids=tuple(r.get("image_id", r["doc_id"]) for r in rows),
+        intersection=np.array([int(r["intersection"]) for r in rows], dtype=np.int64),
+        union=np.array([int(r["union"]) for r in rows], dtype=np.int64),
+        iou=np.array([float(r["iou"]) for r in rows], dtype=np.float64),
+    )
+
+
+def _png(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, float]) -> RecordStatistic:
     iou = np.array([np.nan if r["iou"] is None else float(r["iou"]) for r in rows], dtype=np.float64)
     passed = png.thresholds_passed(iou, protocol)
     table = png.PngStats(
@@ -180,5 +202,5 @@ def _captioning(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mappin
 
 
 _BUILDERS: dict[str, Callable[[Sequence[Mapping[str, Any]], str, Mapping[str, float]], RecordStatistic]] = {
-    "res": _res, "png": _png, "gcg": _gcg, "captioning": _captioning,
+    "res": _res, "png": _png, "gcg": _gcg, "captioning": _captioning, "reasonseg": _reasonseg, "gres": _gres,
 }
