@@ -22,18 +22,19 @@ from gcgbench.cli import options as opt
 from gcgbench.cli.render import print_results
 from gcgbench.cli.score import default_text_model
 from gcgbench.data.paths import resolve_data_paths
-from gcgbench.models.registry import load_backend
+from gcgbench.api.errors import InputError
 from gcgbench.models.embedded import embedded_model_note
+from gcgbench.models.registry import check_backend, load_backend
 from gcgbench.runner.evaluate import RunPlan
 from gcgbench.runner.evaluate import run as run_plan
-from gcgbench.runner.preflight import preflight
+from gcgbench.runner.preflight import check_output_folder, preflight
 from gcgbench.runner.shard import (
     current_shard,
     destroy_process_group,
     init_process_group,
 )
 from gcgbench.runner.store import default_cache_dir, open_cache
-from gcgbench.tasks.registry import get_task
+from gcgbench.tasks.registry import check_overrides, get_task
 
 Model = typer.Option(..., "--model", help="Backend name (see `gcgbench models`).")
 ModelArgs = typer.Option(None, "--model-args", help="Backend arguments, k=v,k2=v2.")
@@ -80,23 +81,33 @@ def execute(model, model_args, task, data_root, data_config, limit, output, batc
     `reproduce` call. Returns the run's results payload on the main rank (None on the other ranks)."""
     console = Console(stderr=True)
     opt.check_min_mask_area(min_mask_area)
+    shard = current_shard()
+    if batch_size < 1:
+        raise InputError("--batch-size", None, f"must be at least 1, got {batch_size}")
+    if limit is not None and limit < 0:
+        raise InputError("--limit", None, f"must be 0 or more, got {limit}")
     paths = resolve_data_paths(data_root, data_config)
-    if paths.is_sample:
-        console.print(f"no --data-root: using the bundled synthetic sample at {paths.root}")
     tasks = [get_task(name.strip()) for name in task.split(",") if name.strip()]
+    if not tasks:
+        raise InputError("--task", None, "names no task (see `gcgbench tasks`)")
+    check_overrides(paths)
+    if paths.is_sample and shard.is_main:
+        console.print(f"no --data-root: using the bundled synthetic sample at {paths.root}", soft_wrap=True,
+                      markup=False, highlight=False)
+    arguments = parse_model_args(model_args)
+    check_backend(model, arguments)
+    if output is None:
+        # every rank must agree on the folder, so the timestamp is not allowed to differ between them
+        output = Path("out") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}" if shard.world_size == 1 else Path("out") / model
+    check_output_folder(output)
     text_model = default_text_model(text_model, paths.is_sample)
     if score:
         preflight(tasks, paths, text_model)
-    shard = current_shard()
     init_process_group(shard, device)
-    arguments = parse_model_args(model_args)
     note = embedded_model_note(model, arguments)
     if note and shard.is_main:
         console.print(note)
     backend = load_backend(model, arguments)
-    if output is None:
-        # every rank must agree on the folder, so the timestamp is not allowed to differ between them
-        output = Path("out") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}" if shard.world_size == 1 else Path("out") / model
     plan = RunPlan(
         model=model, model_args=arguments, tasks=tasks, paths=paths,
         settings=GenerationSettings(seed=seed, batch_size=batch_size, device=shard.device(device)),
@@ -112,11 +123,25 @@ def execute(model, model_args, task, data_root, data_config, limit, output, batc
     destroy_process_group(shard)
     if not shard.is_main:
         return None
+    _report_cache_use(console, results, plan.cache.db_path, shard.world_size)
     if score:
         print_results(Console(), results)
         console.print(f"results: {output / 'results.json'}")
     console.print(f"predictions: {output / 'predictions'}")
     return results
+
+
+def _report_cache_use(console: Console, results: dict, cache_path: Path | None, world_size: int) -> None:
+    """One line per task: how many predictions came from the cache and how many were generated."""
+    timing = results.get("timing", {})
+    where = "rank 0's share: " if world_size > 1 else ""
+    for name in results.get("versions", {}):
+        cached, generated = timing.get(f"{name}.cached_docs"), timing.get(f"{name}.generated_docs")
+        if cached is None or generated is None:
+            continue
+        source = f"from the cache {cache_path}" if cache_path is not None else "from the cache"
+        console.print(f"{name}: {where}{cached} of {cached + generated} predictions {source}, {generated} generated",
+                      soft_wrap=True, markup=False, highlight=False)
 
 
 def _progress_factory(bars: Progress) -> Callable[[str, int], Callable[[int], None]]:

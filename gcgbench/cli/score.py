@@ -14,7 +14,8 @@ from gcgbench.cli import options as opt
 from gcgbench.cli.render import print_results
 from gcgbench.data.paths import resolve_data_paths
 from gcgbench.runner.results import build_results, environment_config, write_run_outputs
-from gcgbench.tasks.registry import get_task
+from gcgbench.runner.preflight import check_output_folder
+from gcgbench.tasks.registry import check_overrides, get_task
 
 
 def score(
@@ -33,6 +34,9 @@ def score(
     opt.check_min_mask_area(min_mask_area)
     chosen = get_task(task)
     paths = resolve_data_paths(data_root, data_config)
+    check_overrides(paths)
+    if output is not None:
+        check_output_folder(output)
     docs = chosen.docs(paths)
     loaded = time.perf_counter()
     predicted = chosen.read_predictions(predictions, docs)
@@ -48,6 +52,7 @@ def score(
         "data_root": str(paths.root),
         "sample_data": paths.is_sample,
         "data_overrides": {k: dict(v) for k, v in paths.overrides.items()},
+        "data_files": {chosen.name: paths.files_used(chosen.spec)},
         "seed": seed,
         **environment_config(chosen.annotation_files(paths)),
     }

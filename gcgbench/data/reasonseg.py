@@ -12,7 +12,7 @@ Layout (LISA README "Dataset" and `utils/dataset.py::ValDataset`, which globs
          "shapes": [{"label": "target" | "ignore" | "flag" ..., "points": [[x, y], ...], ...}], ...}
 
 The tasks also accept the release folder at `ReasonSeg/<split>/` directly under the data root
-(`params.fallback_files` of `tasks/reasonseg_*.yaml`).
+(`alternatives:` of `tasks/reasonseg_*.yaml`).
 
 What is read, exactly as LISA reads it:
 

@@ -177,7 +177,8 @@ def _captions(rows: Sequence[Mapping[str, Any]], stored: Mapping[str, float]) ->
 def _gcg(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, float]) -> RecordStatistic:
     miou = np.array([float(r["miou"]) for r in rows], dtype=np.float64)
     matches = np.array([int(r["recall_matches"]) for r in rows], dtype=np.int64)
-    strict = np.array([int(r["recall_matches_strict"]) for r in rows], dtype=np.int64)
+    strict = np.array([int(r["recall_matches_max_matching"] if "recall_matches_max_matching" in r
+                            else r["recall_matches_strict"]) for r in rows], dtype=np.int64)  # former name
     labels = np.array([int(r["gt_labels"]) for r in rows], dtype=np.int64)
     caption = _captions(rows, stored)
 
@@ -186,7 +187,7 @@ def _gcg(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, 
         values = {
             "miou": float(np.mean(miou[indices])) if len(indices) else 0.0,
             "mask_recall": int(matches[indices].sum()) / total if total else 0.0,
-            "mask_recall_strict": int(strict[indices].sum()) / total if total else 0.0,
+            "mask_recall_max_matching": int(strict[indices].sum()) / total if total else 0.0,
         }
         values.update({name: function(indices) for name, function in caption.items()})
         return values

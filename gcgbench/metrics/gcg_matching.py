@@ -114,7 +114,7 @@ def official_recall_matches(
     return matches, None
 
 
-def strict_recall_matches(
+def max_matching_recall_matches(
     iou_gt_by_pred: np.ndarray,
     similarity: np.ndarray,
     iou_threshold: float = IOU_THRESHOLD,
@@ -125,7 +125,7 @@ def strict_recall_matches(
     Our corrected recall (not in GLaMM): pair (i, j) is admissible when GT mask i has a label,
     predicted mask j has a phrase, IoU ≥ 0.5 and similarity(label i, phrase j) ≥ 0.5. An empty
     predicted mask against an empty GT mask (IoU 0/0) counts as IoU 1, as the official loop accepts
-    it too; so every official match is admissible and strict ≥ official on every image. The matching
+    it too; so every official match is admissible and max matching ≥ official on every image. The matching
     is maximum cardinality (scipy.sparse.csgraph.maximum_bipartite_matching, Hopcroft–Karp); there is no early stop and surplus
     masks or phrases are simply unmatched.
     """

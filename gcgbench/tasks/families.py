@@ -24,7 +24,7 @@ FAMILIES = {
 
 RES_PRECISIONS = tuple(f"precision_{threshold}" for threshold in ("0.5", "0.6", "0.7", "0.8", "0.9"))
 FAMILY_METRICS: dict[str, tuple[str, ...]] = {
-    "gcg": ("meteor", "cider", "ap50", "miou", "mask_recall", "mask_recall_strict"),
+    "gcg": ("meteor", "cider", "ap50", "miou", "mask_recall", "mask_recall_max_matching"),
     "res": ("ciou", "giou", *RES_PRECISIONS),
     "reasonseg": ("giou", "ciou"),
     "gres": ("giou", "ciou", "n_acc", "t_acc", "precision_0.7", "precision_0.8", "precision_0.9"),

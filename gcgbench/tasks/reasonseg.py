@@ -57,8 +57,8 @@ IOU_FORMULAS = {
 
 @dataclass(frozen=True)
 class ReasonSegTask(SpecTask):
-    """A ReasonSeg split. Files: `split_folder` (LISA's `reason_seg/ReasonSeg/<split>`, falling back to
-    `params.fallback_files.split_folder`, `ReasonSeg/<split>`). Params: `split` (val | test), `subset`
+    """A ReasonSeg split. Files: `split_folder` (LISA's `reason_seg/ReasonSeg/<split>`, with the task file's
+    `alternatives`, `ReasonSeg/<split>`). Params: `split` (val | test), `subset`
     (all | short | long), `sentence_prompt` (the prompt of `is_sentence` queries; `prompt` is for the others)."""
 
     def annotation_files(self, paths: DataPaths) -> list[Path]:
