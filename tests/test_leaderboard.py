@@ -21,7 +21,7 @@ import typer
 from PIL import Image
 
 from gcgbench.api.errors import GcgbenchError
-from gcgbench.leaderboard import files, from_results, publish, seed
+from gcgbench.leaderboard import emergent, files, from_results, publish, seed
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -354,12 +354,12 @@ def test_html_leaderboard_renders_in_chromium(tmp_path):
     assert page in written and "http" not in text.replace("http-equiv", "")  # nothing fetched from outside
     shot = tmp_path / "shot.png"
     dom = chromium(tmp_path, page.as_uri(), shot, size="1400,2400")
-    emergent = publish.emergent_board(boards).entries                   # + the emergent-grounding section
-    assert dom.count('class="leaderboard"') == len([b for b in boards if b.entries]) + bool(emergent)
+    aas_rows = emergent.emergent_board(boards).entries                   # + the emergent-grounding section
+    assert dom.count('class="leaderboard"') == len([b for b in boards if b.entries]) + bool(aas_rows)
     assert '<tr class="reported"><td>GLaMM</td><td>reported [1]</td>' in dom
     assert "<td>ours</td><td>measured</td>" in dom and "<b>50.0</b>" in dom and "<b>47.2</b>" in dom
     assert "<td>F-LMM</td>" in dom and "<td>flmm</td>" in dom  # mixed protocols get a column
-    assert dom.count('src="data:image/png;base64,') == len([b for b in boards if b.entries]) + bool(emergent)
+    assert dom.count('src="data:image/png;base64,') == len([b for b in boards if b.entries]) + bool(aas_rows)
 
     pixels = Image.open(shot).convert("RGB")
     colours = pixels.getcolors(maxcolors=1 << 20)
@@ -430,7 +430,7 @@ def test_emergent_grounding_section_gathers_the_a_and_s_rows(tmp_path, capsys):
         board = files.load(board_dir / f"{family}.json")
         board.entries = [entry for entry in board.entries if entry.source == "reported"]
         files.save(board)
-    assert [e.model for e in files.load(board_dir / "gcg.json").entries if publish.is_emergent(e)] == [
+    assert [e.model for e in files.load(board_dir / "gcg.json").entries if emergent.is_emergent(e)] == [
         "DiffLMM + a&s", "DiffLMM + a&s (ICCV 2025)"]
     aas_run = results_payload("aas", {"name": "aas", "family": "qwen2_5_vl", "args": {}}, "res_refcoco_val",
                               {"ciou": 0.41, "giou": 0.40, "point_accuracy": 0.62}, protocol="lisa")

@@ -23,14 +23,11 @@ from typing import Sequence
 
 from gcgbench.leaderboard import pages
 from gcgbench.leaderboard.plots import plot_png
+from gcgbench.leaderboard.emergent import EMERGENT, emergent_board
 from gcgbench.leaderboard.files import Entry, Leaderboard, is_points_metric
 from gcgbench.leaderboard.from_results import is_sample_model
 
 
-EMERGENT = "emergent"
-# backends whose runs read grounding out of attention (a&s); reported rows say so by fingerprint `method`
-AAS_BACKENDS = ("llava-as", "difflmm", "aas")
-AAS_METHOD = "attend-and-segment"
 
 
 @dataclass(frozen=True)
@@ -181,20 +178,6 @@ def build_table(board: Leaderboard, sample: bool = False) -> PaperTable:
     if sample:
         title += ": runs on the bundled synthetic sample (not comparable with the tables above)"
     return PaperTable(board.family, title, ordered_columns, ordered_rows, citations, headline, sample)
-
-
-def is_emergent(entry: Entry) -> bool:
-    """An a&s row: measured by llava-as / difflmm / aas, or reported with fingerprint method attend-and-segment."""
-    fingerprint = entry.fingerprint or {}
-    return fingerprint.get("method") == AAS_METHOD or (entry.source == "measured"
-                                                       and fingerprint.get("name") in AAS_BACKENDS)
-
-
-def emergent_board(boards: Sequence[Leaderboard]) -> Leaderboard:
-    """The emergent-grounding section: every a&s row of the GCG, RES and PNG files, side by side (GCG mask
-    recall and mIoU, RES cIoU, PNG AR, and the a&s point accuracy of RES/PNG)."""
-    entries = [e for board in boards if board.family in ("gcg", "res", "png") for e in board.entries if is_emergent(e)]
-    return Leaderboard(Path(f"{EMERGENT}.json"), EMERGENT, entries)
 
 
 def _groups(table: PaperTable) -> list[tuple[str, int]]:

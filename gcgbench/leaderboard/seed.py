@@ -28,7 +28,7 @@ DIFFLMM = ("Emerging Pixel Grounding in Large Multimodal Models Without Groundin
            "(Cao, Gui and Wang, arXiv 2410.08209 v1)")
 DIFFLMM_V2 = ("Emergent Visual Grounding in Large Multimodal Models Without Grounding Supervision "
               "(Cao, Gui and Wang, ICCV 2025, arXiv 2410.08209 v2), abstract")
-AAS = "attend-and-segment"   # fingerprint `method` of the emergent-grounding rows (publish.py's section)
+AAS = "attend-and-segment"   # fingerprint `method` of the emergent-grounding rows (leaderboard/emergent.py)
 
 GCG_METRICS = ("meteor", "cider", "ap50", "miou", "mask_recall")
 # model: val (METEOR, CIDEr, AP50, mIoU, Recall), test (same)
@@ -178,7 +178,7 @@ def stored_value(metric: str, printed: float) -> float:
 
 def reported(model: str, task: str, protocol: str, metrics: dict[str, float], citation: str, date: str,
              notes: Sequence[str] = (), method: str | None = None) -> Entry:
-    """A published row; `method` (e.g. AAS) goes into the fingerprint, where publish.py finds its section."""
+    """A published row; `method` (e.g. AAS) goes into the fingerprint, where leaderboard/emergent.py finds it."""
     points = sorted(POINTS_METRICS & set(metrics))
     config = {"points_metrics": ", ".join(points)} if points else {}
     fingerprint = {"name": model, "citation": citation, **({"method": method} if method else {})}
