@@ -24,7 +24,7 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from gcgbench.cli import cache, ceiling, demo, export, leaderboard, listing, reproduce, run, score, validate
+    from gcgbench.cli import cache, ceiling, demo, diagnose, export, leaderboard, listing, reproduce, run, score, validate
 
     app.command("tasks", help="List tasks, versions, and whether their data is present.")(listing.tasks)
     app.command("models", help="List backends and their arguments.")(listing.models)
@@ -40,6 +40,8 @@ def _register_commands() -> None:
     app.command("report", help=leaderboard.report.__doc__)(leaderboard.report)
     app.command("demo", help=demo.__doc__)(demo.demo)
     app.command("reproduce", help=reproduce.__doc__)(reproduce.reproduce)
+    app.command("diagnose", help=diagnose.diagnose.__doc__)(diagnose.diagnose)
+    app.command("compare", help=diagnose.compare.__doc__)(diagnose.compare)
 
 
 _register_commands()

@@ -199,22 +199,44 @@ def score_gcg_masks(
     )
 
 
-def _score_image(doc: Doc, prediction: Prediction, similarity: PhraseSimilarity) -> GcgImageStats:
+@dataclass(frozen=True)
+class ImageMatrices:
+    """One image as the mask metrics see it: GT mask i goes with GT label i, predicted mask j with
+    predicted phrase j, by index (`metric_masks` order)."""
+
+    gt_masks: list[RLE]
+    pred_masks: list[RLE]
+    gt_labels: list[str]
+    pred_labels: list[str]
+    iou: np.ndarray  # GT masks × predicted masks, NaN where both masks are empty
+    text_similarity: np.ndarray  # GT labels × predicted phrases
+
+
+def image_matrices(doc: Doc, prediction: Prediction, similarity: PhraseSimilarity) -> ImageMatrices:
+    """The masks, labels, IoU and similarity matrices every GCG mask metric of one image reads."""
     image_size = (doc.height, doc.width)
     _check_mask_sizes(doc.doc_id, "GT", doc.phrases, doc.extra_masks, image_size)
     _check_mask_sizes(doc.doc_id, "predicted", prediction.phrases, prediction.extra_masks, image_size)
-    gt_masks = _metric_masks(doc.phrases, doc.extra_masks)
-    pred_masks = _metric_masks(prediction.phrases, prediction.extra_masks)
+    gt_masks = metric_masks(doc.phrases, doc.extra_masks)
+    pred_masks = metric_masks(prediction.phrases, prediction.extra_masks)
     gt_labels = [phrase.text for phrase in doc.phrases]
     pred_labels = [phrase.text for phrase in prediction.phrases]
-
     intersection, union = intersections_unions(gt_masks, pred_masks)
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = intersection / union.astype(np.float64)  # NaN where both masks are empty, as upstream
-    text_similarity = similarity.matrix(gt_labels, pred_labels)
+    return ImageMatrices(gt_masks, pred_masks, gt_labels, pred_labels, iou, similarity.matrix(gt_labels, pred_labels))
+
+
+def _score_image(doc: Doc, prediction: Prediction, similarity: PhraseSimilarity) -> GcgImageStats:
+    return image_stats(doc.doc_id, image_matrices(doc, prediction, similarity))
+
+
+def image_stats(doc_id: str, matrices: ImageMatrices) -> GcgImageStats:
+    """What one image contributes to each metric, from its matrices (`image_matrices`)."""
+    gt_masks, gt_labels, iou, text_similarity = matrices.gt_masks, matrices.gt_labels, matrices.iou, matrices.text_similarity
     recall_matches, recall_exception = official_recall_matches(iou, text_similarity)
     return GcgImageStats(
-        doc_id=doc.doc_id,
+        doc_id=doc_id,
         n_gt_masks=len(gt_masks),
         detection_matched=tuple(bool(flag) for flag in coco_detection_matches(iou)),
         miou=miou_image_score(iou),
@@ -225,7 +247,7 @@ def _score_image(doc: Doc, prediction: Prediction, similarity: PhraseSimilarity)
     )
 
 
-def _metric_masks(phrases: Sequence[Phrase], extra_masks: Sequence[RLE]) -> list[RLE]:
+def metric_masks(phrases: Sequence[Phrase], extra_masks: Sequence[RLE]) -> list[RLE]:
     """`masks()` order with each multi-mask phrase merged into the union of its masks."""
     return [_union(phrase.masks) for phrase in phrases if phrase.masks] + list(extra_masks)
 
