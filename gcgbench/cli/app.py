@@ -24,7 +24,8 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from gcgbench.cli import cache, ceiling, demo, diagnose, export, leaderboard, listing, reproduce, run, score, validate
+    from gcgbench.cli import (cache, ceiling, demo, diagnose, export, leaderboard, listing, reproduce, run, score,
+                              validate)
 
     app.command("tasks", help="List tasks, versions, and whether their data is present.")(listing.tasks)
     app.command("models", help="List backends and their arguments.")(listing.models)
