@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 from gcgbench.api.backend import GenerationSettings
 from gcgbench.api.types import Doc, Prediction, Request
 
-ALL_KINDS = frozenset({"grounded_caption", "segment", "segment_phrases", "caption", "answer"})
+ALL_KINDS = frozenset({"grounded_caption", "segment", "segment_phrases", "segment_categories", "caption", "answer"})
 
 
 @dataclass
