@@ -2,15 +2,24 @@
 
 Everything gcgbench keeps between runs lives under `$XDG_CACHE_HOME` (default `~/.cache`): the generation
 cache (`gcgbench/`, runner/store.py `default_cache_dir`), the bundled sample data (`gcgbench/sample-v1`,
-data/sample.py `default_cache_dir`) and the file-hash cache (`gcgbench/file-sha256.json`,
+data/sample/root.py `default_cache_dir`) and the file-hash cache (`gcgbench/file-sha256.json`,
 api/hashing.py). For the whole session `XDG_CACHE_HOME` points at one temporary folder, so the bundled
 sample (slow to generate) is made once per session and shared by every test, and `make test` leaves
 `~/.cache/gcgbench` as it found it. Subprocesses started by tests inherit the variable.
+
+One cache outlives the session: the METEOR paraphrase index (metrics/meteor/resources.py, ~1 min and
+~370 MB to build, named by the paraphrase table's fingerprint and the index version, so it can never be
+stale). `GCGBENCH_METEOR_INDEX_DIR` points it at `out/test-cache/meteor` in this checkout (git-ignored,
+removed by `make clean`), built by the first session and read by every later one.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+METEOR_INDEX_DIR = Path(__file__).resolve().parents[1] / "out" / "test-cache" / "meteor"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -19,6 +28,7 @@ def isolated_user_cache(tmp_path_factory):
     folder = tmp_path_factory.mktemp("xdg-cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(folder))
+        patch.setenv("GCGBENCH_METEOR_INDEX_DIR", str(METEOR_INDEX_DIR))
         # results of these tests must not depend on where a developer keeps the leaderboards or data
         patch.delenv("GCGBENCH_DATA", raising=False)
         patch.delenv("GCGBENCH_LEADERBOARDS", raising=False)
