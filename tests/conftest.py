@@ -33,3 +33,20 @@ def isolated_user_cache(tmp_path_factory):
         patch.delenv("GCGBENCH_DATA", raising=False)
         patch.delenv("GCGBENCH_LEADERBOARDS", raising=False)
         yield folder
+
+
+@pytest.fixture(scope="session")
+def tiny_gcg_runs(tmp_path_factory, isolated_user_cache):
+    """`gcgbench run --model M --task gcg_val --bootstrap 50` for the two embedded tiny models (no model args,
+    the bundled sample), once per session: run folders for tests that only read a run's outputs (compare,
+    diagnose, reproduce). The generations go to the session's generation cache, so a later run of the same
+    model on the same data (e.g. `gcgbench reproduce tiny-llava-as-sample`) reads them instead of generating
+    again. Each run takes ~10-30 s on 2 cores."""
+    from gcgbench.cli.app import main
+
+    runs = {}
+    for model in ("llava-as", "difflmm"):
+        out = tmp_path_factory.mktemp(model)
+        assert main(["run", "--model", model, "--task", "gcg_val", "--output", str(out), "--bootstrap", "50"]) == 0
+        runs[model] = out
+    return runs
