@@ -15,6 +15,7 @@ removed by `make clean`), built by the first session and read by every later one
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -35,18 +36,37 @@ def isolated_user_cache(tmp_path_factory):
         yield folder
 
 
-@pytest.fixture(scope="session")
-def tiny_gcg_runs(tmp_path_factory, isolated_user_cache):
-    """`gcgbench run --model M --task gcg_val --bootstrap 50` for the two embedded tiny models (no model args,
-    the bundled sample), once per session: run folders for tests that only read a run's outputs (compare,
-    diagnose, reproduce). The generations go to the session's generation cache, so a later run of the same
-    model on the same data (e.g. `gcgbench reproduce tiny-llava-as-sample`) reads them instead of generating
-    again. Each run takes ~10-30 s on 2 cores."""
-    from gcgbench.cli.app import main
+class TinyRuns(Mapping):
+    """model -> run folder of `gcgbench run --model M --task gcg_val --bootstrap 50` (the embedded tiny model,
+    no model args, the bundled sample), each made on first access (~10-30 s on 2 cores) and kept for the
+    session. Generations go to the session's generation cache, so a later run of the same model on the same
+    data (e.g. `gcgbench reproduce tiny-llava-as-sample`) reads them instead of generating again."""
 
-    runs = {}
-    for model in ("llava-as", "difflmm"):
-        out = tmp_path_factory.mktemp(model)
-        assert main(["run", "--model", model, "--task", "gcg_val", "--output", str(out), "--bootstrap", "50"]) == 0
-        runs[model] = out
-    return runs
+    MODELS = ("llava-as", "difflmm")
+
+    def __init__(self, tmp_path_factory):
+        self._factory, self._runs = tmp_path_factory, {}
+
+    def __getitem__(self, model: str) -> Path:
+        if model not in self.MODELS:
+            raise KeyError(model)
+        if model not in self._runs:
+            from gcgbench.cli.app import main
+
+            out = self._factory.mktemp(model)
+            assert main(["run", "--model", model, "--task", "gcg_val", "--output", str(out), "--bootstrap", "50"]) == 0
+            self._runs[model] = out
+        return self._runs[model]
+
+    def __iter__(self):
+        return iter(self.MODELS)
+
+    def __len__(self) -> int:
+        return len(self.MODELS)
+
+
+@pytest.fixture(scope="session")
+def tiny_gcg_runs(tmp_path_factory, isolated_user_cache) -> TinyRuns:
+    """Runs of the embedded tiny models on gcg_val, shared by tests that only read a run's outputs (compare,
+    diagnose, the tiny reproduction card); a model runs only when a test asks for it."""
+    return TinyRuns(tmp_path_factory)
