@@ -225,6 +225,7 @@ def test_generation_protocol_travels_as_a_model_arg():
 def test_tiny_card_passes_end_to_end(tmp_path, capsys, tiny_gcg_runs):
     # the card spells out `--model llava-as` with no model args, so its generations are the session run's
     # (tests/conftest.py tiny_gcg_runs, in the session's generation cache): read back, not generated again
+    plain = json.loads((tiny_gcg_runs["llava-as"] / "results.json").read_text())
     code = main(["reproduce", "tiny-llava-as-sample", "--cards", str(CARDS), "--bootstrap", "50",
                  "--output", str(tmp_path)])
     out = capsys.readouterr().out
@@ -235,7 +236,6 @@ def test_tiny_card_passes_end_to_end(tmp_path, capsys, tiny_gcg_runs):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["n_samples"]["gcg_val"] == 12
     assert results["timing"]["gcg_val.cached_docs"] == 12 and results["timing"]["gcg_val.generated_docs"] == 0
-    plain = json.loads((tiny_gcg_runs["llava-as"] / "results.json").read_text())
     assert results["results"] == plain["results"]
 
 
