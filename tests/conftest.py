@@ -15,6 +15,7 @@ removed by `make clean`), built by the first session and read by every later one
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -33,7 +34,25 @@ def isolated_user_cache(tmp_path_factory):
         # results of these tests must not depend on where a developer keeps the leaderboards or data
         patch.delenv("GCGBENCH_DATA", raising=False)
         patch.delenv("GCGBENCH_LEADERBOARDS", raising=False)
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            _build_meteor_index_in_one_worker()
         yield folder
+
+
+def _build_meteor_index_in_one_worker() -> None:
+    """Under pytest-xdist on a fresh checkout: one worker builds the METEOR index while the others wait for
+    it, instead of every worker building its own copy at once (~1 min of both cores). A no-op once built."""
+    import fcntl
+
+    from gcgbench.metrics.meteor import resources
+
+    METEOR_INDEX_DIR.mkdir(parents=True, exist_ok=True)
+    with open(METEOR_INDEX_DIR / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            resources.paraphrase_index()
+        except resources.MeteorResourceError:
+            pass  # no pycocoevalcap: the METEOR tests say so themselves
 
 
 class TinyRuns(Mapping):
