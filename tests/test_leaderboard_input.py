@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gcgbench.leaderboard import files, from_results, publish, report
+from gcgbench.leaderboard import files, from_results, publish
+from gcgbench.views import run_report as report
 from tests.test_leaderboard import REPO, chromium, read_published_csv, results_payload, run_cli, write_results
 
 HOSTILE_NAMES = ("$\\undefinedcommand$", "[/]", "[bold]x[/bold]", "<script>alert(1)</script>",

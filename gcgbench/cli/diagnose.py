@@ -38,7 +38,7 @@ def diagnose(
     data_root: Optional[Path] = DataRoot, text_model: Optional[str] = TextModel, task: Optional[str] = Tasks,
 ) -> None:
     """Why recall was lost: every missed GT phrase in one bucket, recall by size/objects/frequency, plots."""
-    from gcgbench.leaderboard.diagnose.build import diagnose_run
+    from gcgbench.views.diagnose.build import diagnose_run
 
     json_path, pages = diagnose_run(run_dir, output, data_root, text_model, _tasks(task))
     console = _console()
@@ -78,8 +78,8 @@ def compare(
     import json
 
     from gcgbench.api.errors import InputError
-    from gcgbench.leaderboard import compare as comparing
-    from gcgbench.leaderboard.compare_view import write_page
+    from gcgbench.views import compare as comparing
+    from gcgbench.views.compare_view import write_page
 
     if max_samples < 1:
         raise InputError("--max-samples", None, f"must be at least 1, got {max_samples}")

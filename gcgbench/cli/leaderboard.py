@@ -243,7 +243,7 @@ def report(
     truth: bool = typer.Option(True, "--truth/--no-truth", help="Outline the ground-truth masks."),
 ) -> None:
     """One self-contained HTML page of a run: images with mask overlays, answers, scores, worst first."""
-    from gcgbench.leaderboard.report import build_report
+    from gcgbench.views.run_report import build_report
 
     from gcgbench.tasks.registry import canonical_task
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from gcgbench.leaderboard import pages
+from gcgbench.html import pages
 from gcgbench.leaderboard.plots import plot_png
 from gcgbench.leaderboard.emergent import EMERGENT, emergent_board
 from gcgbench.leaderboard.files import Entry, Leaderboard, is_points_metric

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gcgbench.api.types import Doc, Prediction
-from gcgbench.leaderboard.diagnose.gcg import size_group
+from gcgbench.views.diagnose.gcg import size_group
 
 FAILURE_IOU = 0.5
 # spatial words of RefCOCO-style expressions (RefCOCO testA/testB are full of them)

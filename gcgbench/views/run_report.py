@@ -25,7 +25,8 @@ from gcgbench.api.errors import InputError
 from gcgbench.api.task import DataPaths
 from gcgbench.data.sample import sample_root
 from gcgbench.api.types import RLE, Doc, Prediction
-from gcgbench.leaderboard import files, from_results, pages
+from gcgbench.leaderboard import files, from_results
+from gcgbench.html import pages
 from gcgbench.leaderboard.rows import read_rows
 from gcgbench.runner.run_dir import RunDir
 from gcgbench.tasks.registry import get_task

@@ -22,7 +22,8 @@ from gcgbench.api.errors import InputError
 from gcgbench.runner.run_dir import RunDir
 from gcgbench.api.task import DataPaths
 from gcgbench.api.types import Doc, Prediction
-from gcgbench.leaderboard import files, from_results, report, rows
+from gcgbench.leaderboard import files, from_results, rows
+from gcgbench.views import run_report as report
 
 
 @dataclass
