@@ -104,8 +104,8 @@ def read_refer_expressions(
     check_split(split, split_by, refs_path)
     refs = load_refs(refs_path)
     instances = load_json(instances_path, "refer instances.json")
-    images = _index(instances, "images", instances_path)
-    annotations = _index(instances, "annotations", instances_path)
+    images = index_by_id(instances, "images", instances_path)
+    annotations = index_by_id(instances, "annotations", instances_path)
 
     records: list[ReferExpression] = []
     seen_refs: set[int] = set()
@@ -129,7 +129,7 @@ def read_refer_expressions(
         annotation, image = annotations[ann_id], images[image_id]
         require(annotation.get("image_id") == image_id, instances_path, f"annotation {ann_id}",
                 f"belongs to image {annotation.get('image_id')!r}, but {where} of {refs_path.name} says {image_id}")
-        height, width = _image_size(image, instances_path, image_id)
+        height, width = coco_image_size(image, instances_path, image_id)
         file_name = image.get("file_name")
         require(isinstance(file_name, str), instances_path, f"image {image_id}", "'file_name' must be a string")
         mask, issue = annotation_mask(annotation.get("segmentation"), height, width, instances_path, f"annotation {ann_id}")
@@ -163,7 +163,7 @@ def annotation_mask(segmentation: Any, height: int, width: int, path: Path, reco
         segmentation = [segmentation]
     require(isinstance(segmentation, list), path, record, f"'segmentation' must be polygons or RLE, got {type(segmentation).__name__}")
     if not segmentation:
-        return _empty(height, width), "empty segmentation: all-zero mask (as LISA/GLaMM)"
+        return empty_mask(height, width), "empty segmentation: all-zero mask (as LISA/GLaMM)"
     if all(isinstance(part, Mapping) for part in segmentation):
         rles = [RLE.from_json(part, path, f"{record}.segmentation[{i}]") for i, part in enumerate(segmentation)]
         for i, rle in enumerate(rles):
@@ -183,7 +183,7 @@ def annotation_mask(segmentation: Any, height: int, width: int, path: Path, reco
             dropped += 1
     issue = f"{dropped} invalid polygon(s) dropped (odd length or < 3 points, as mmdet)" if dropped else None
     if not polygons:
-        return _empty(height, width), issue
+        return empty_mask(height, width), issue
     merged = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
     return RLE(height, width, merged["counts"].decode("ascii")), issue
 
@@ -237,7 +237,7 @@ def _decode_bytes(value: Any) -> Any:
 # ---------------------------------------------------------------- instances.json
 
 
-def _index(instances: Any, key: str, path: Path) -> dict[int, Mapping[str, Any]]:
+def index_by_id(instances: Any, key: str, path: Path) -> dict[int, Mapping[str, Any]]:
     require(isinstance(instances, dict), path, None, "expected a COCO instances JSON object")
     records = instances.get(key)
     require(isinstance(records, list), path, key, "missing or not a list")
@@ -252,7 +252,7 @@ def _index(instances: Any, key: str, path: Path) -> dict[int, Mapping[str, Any]]
     return table
 
 
-def _image_size(image: Mapping[str, Any], path: Path, image_id: int) -> tuple[int, int]:
+def coco_image_size(image: Mapping[str, Any], path: Path, image_id: int) -> tuple[int, int]:
     height, width = image.get("height"), image.get("width")
     require(
         all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (height, width)),
@@ -267,7 +267,7 @@ def _int_field(record: Mapping[str, Any], key: str, path: Path, where: str) -> i
     return value
 
 
-def _empty(height: int, width: int) -> RLE:
+def empty_mask(height: int, width: int) -> RLE:
     import numpy as np
 
     return RLE.from_mask(np.zeros((height, width), dtype=np.uint8))
