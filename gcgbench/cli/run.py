@@ -22,11 +22,11 @@ from gcgbench.cli import options as opt
 from gcgbench.cli.render import print_results
 from gcgbench.cli.score import default_text_model
 from gcgbench.data.paths import resolve_data_paths
-from gcgbench.models.registry import load_backend
+from gcgbench.models.registry import backend_class, load_backend
 from gcgbench.models.tiny import embedded_model_note
 from gcgbench.runner.evaluate import RunPlan
 from gcgbench.runner.evaluate import run as run_plan
-from gcgbench.runner.preflight import preflight
+from gcgbench.runner.preflight import check_scoring_protocol, preflight
 from gcgbench.runner.shard import (
     current_shard,
     destroy_process_group,
@@ -81,11 +81,13 @@ def _execute(model, model_args, task, data_root, data_config, limit, output, bat
         console.print(f"no --data-root: using the bundled synthetic sample at {paths.root}")
     tasks = [get_task(name.strip()) for name in task.split(",") if name.strip()]
     text_model = default_text_model(text_model, paths.is_sample)
+    check_scoring_protocol(tasks, protocol)
+    arguments = parse_model_args(model_args)
+    generation_protocols = plan_generation_protocols(model, arguments, tasks)   # before any model loads
     if score:
         preflight(tasks, paths, text_model)
     shard = current_shard()
     init_process_group(shard, device)
-    arguments = parse_model_args(model_args)
     note = embedded_model_note(model, arguments)
     if note and shard.is_main:
         console.print(note)
@@ -98,6 +100,8 @@ def _execute(model, model_args, task, data_root, data_config, limit, output, bat
         settings=GenerationSettings(seed=seed, batch_size=batch_size, device=shard.device(device)),
         scoring=ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed, protocol=protocol),
         limit=limit, output=output, cache=open_cache(cache_folder),
+        extra_config={"generation_protocol": generation_protocols, "scoring_protocol": protocol,
+                      "model_options": _model_options(backend)},
     )
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
@@ -111,6 +115,22 @@ def _execute(model, model_args, task, data_root, data_config, limit, output, bat
         print_results(Console(), results)
         console.print(f"results: {output / 'results.json'}")
     console.print(f"predictions: {output / 'predictions'}")
+
+
+def plan_generation_protocols(model: str, arguments: dict[str, str], tasks: list) -> dict[str, str] | None:
+    """{task: generation protocol} from the backend's protocol table (`protocol=` in --model-args, else each
+    kind's default); an unknown protocol, or one a task's kind lacks, fails here in one line. None for a
+    backend of one's own that declares no protocols."""
+    table = getattr(backend_class(model), "PROTOCOLS", None)
+    if table is None:
+        return None
+    return table.plan([(t.name, t.request_kind) for t in tasks], arguments.get("protocol") or None)
+
+
+def _model_options(backend: object) -> dict | None:
+    """The backend's typed options as parsed (results.json `config.model_options`), where it has them."""
+    options = getattr(backend, "options", None)
+    return options.to_json() if hasattr(options, "to_json") else None
 
 
 def _progress_factory(bars: Progress) -> Callable[[str, int], Callable[[int], None]]:

@@ -13,6 +13,7 @@ from gcgbench.api.task import ScoringOptions
 from gcgbench.cli import options as opt
 from gcgbench.cli.render import print_results
 from gcgbench.data.paths import resolve_data_paths
+from gcgbench.runner.preflight import check_scoring_protocol
 from gcgbench.runner.results import build_results, environment_config, write_run_outputs
 from gcgbench.tasks.registry import get_task
 
@@ -30,6 +31,7 @@ def score(
 ) -> None:
     started = time.perf_counter()
     chosen = get_task(task)
+    check_scoring_protocol([chosen], protocol)
     paths = resolve_data_paths(data_root, data_config)
     docs = chosen.docs(paths)
     loaded = time.perf_counter()
@@ -47,6 +49,7 @@ def score(
         "sample_data": paths.is_sample,
         "data_overrides": {k: dict(v) for k, v in paths.overrides.items()},
         "seed": seed,
+        "scoring_protocol": protocol,
         **environment_config(chosen.annotation_files(paths)),
     }
     timing = {"load_ground_truth_s": loaded - started, "read_predictions_s": read - loaded, "score_s": scored - read}

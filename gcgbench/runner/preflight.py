@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from gcgbench.api.errors import GcgbenchError
+from gcgbench.api.errors import GcgbenchError, InputError
 from gcgbench.api.task import DataPaths, Task
 from gcgbench.api.hashing import file_sha256
 
@@ -45,6 +45,21 @@ def check_tasks(tasks: Sequence[Task], paths: DataPaths, text_model: str | None)
     if any("mask_recall" in task.spec.metrics for task in tasks):
         findings.append(_check_text_model(text_model))
     return findings
+
+
+def check_scoring_protocol(tasks: Sequence[Task], protocol: str | None) -> None:
+    """`--protocol` must name a scoring protocol of every task of the run: never silently ignored."""
+    if protocol is None:
+        return
+    for task in tasks:
+        allowed = tuple(task.scoring_protocols)
+        if not allowed:
+            raise InputError("--protocol", None, f"task {task.name} is scored one way only; --protocol {protocol} "
+                                                 "does not apply to it (a generation protocol is the backend option "
+                                                 "protocol=NAME in --model-args)")
+        if protocol not in allowed:
+            raise InputError("--protocol", None, f"task {task.name} is scored under {', '.join(allowed)}, "
+                                                 f"not {protocol!r}")
 
 
 def preflight(tasks: Sequence[Task], paths: DataPaths, text_model: str | None) -> None:

@@ -51,6 +51,8 @@ def phrase_encoder(text_model: str | None) -> PhraseEncoder:
 class GcgTask(SpecTask):
     """A GranD-f split. Files: `captions` (COCO caption GT), `masks` (COCO instance GT), `images`."""
 
+    request_kind = "grounded_caption"
+
     def annotation_files(self, paths: DataPaths) -> list[Path]:
         return [paths.file(self.spec, "captions"), paths.file(self.spec, "masks")]
 

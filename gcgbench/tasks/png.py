@@ -43,6 +43,12 @@ class PngTask(SpecTask):
     """A PNG split. Files: `narratives` (png_coco_*.json), `panoptic` (COCO panoptic json),
     `panoptic_masks` (folder of panoptic PNGs), `images`."""
 
+    request_kind = "segment_phrases"
+
+    @property
+    def scoring_protocols(self) -> tuple[str, ...]:
+        return tuple(png.PNG_PROTOCOLS)
+
     def annotation_files(self, paths: DataPaths) -> list[Path]:
         return [paths.file(self.spec, "narratives"), paths.file(self.spec, "panoptic")]
 

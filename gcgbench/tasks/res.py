@@ -52,6 +52,12 @@ class ResTask(SpecTask):
     """A RefCOCO-family split. Files: `refs` (refer pickle), `instances` (COCO instances), `images`.
     Params: `dataset`, `split_by` (unc | umd | google), `split`, optional default `protocol`."""
 
+    request_kind = "segment"
+
+    @property
+    def scoring_protocols(self) -> tuple[str, ...]:
+        return tuple(res.RES_PROTOCOLS)
+
     def annotation_files(self, paths: DataPaths) -> list[Path]:
         return [paths.file(self.spec, "refs"), paths.file(self.spec, "instances")]
 

@@ -1,0 +1,60 @@
+"""Protocols through the CLI: `--protocol` (scoring) and `protocol=` (generation) are validated before any
+model loads, never silently ignored, and recorded in results.json."""
+
+import json
+
+import pytest
+
+import protocol_backend
+from gcgbench.cli.app import main
+from gcgbench.data.sample import write_sample
+
+BACKEND = "protocol_backend:ProtocolBackend"
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return write_sample(tmp_path_factory.mktemp("sample"), n_images=4)
+
+
+def run(sample, output, *extra):
+    return main(["run", "--model", BACKEND, "--data-root", str(sample), "--text-model", "minilm", "--bootstrap", "0",
+                 "--no-cache", "--output", str(output), *extra])
+
+
+def test_defaults_per_kind_are_recorded(sample, tmp_path):
+    assert run(sample, tmp_path, "--task", "res_refcoco_val", "--protocol", "flmm") == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    config = results["config"]
+    assert config["generation_protocol"] == {"res_refcoco_val": "first"}
+    assert config["scoring_protocol"] == "flmm"
+    assert config["model_options"] == {"protocol": "", "max_new_tokens": 4}
+    assert config["fingerprint"]["protocols"] == {"grounded_caption": "first", "segment": "first"}
+    assert results["metric_config"]["res_refcoco_val"]["protocol"] == "flmm"
+    rows = [json.loads(line) for line in (tmp_path / "predictions" / "res_refcoco_val.jsonl").read_text().splitlines()]
+    assert {row["extras"]["protocol"] for row in rows} == {"first"}
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--task", "gcg_val,res_refcoco_val", "--model-args", "protocol=second"],
+     "protocol 'second' does not apply to task res_refcoco_val (requests of kind segment); it offers first"),
+    (["--task", "gcg_val", "--model-args", "protocol=third"],
+     "unknown generation protocol 'third'; this backend has first, second"),
+    (["--task", "png_val"], "the backend has no protocol for task png_val (requests of kind segment_phrases)"),
+    (["--task", "res_refcoco_val", "--protocol", "official"],
+     "--protocol: task res_refcoco_val is scored under lisa, flmm, not 'official'"),
+    (["--task", "gcg_val", "--protocol", "flmm"], "--protocol: task gcg_val is scored one way only"),
+    (["--task", "gcg_val", "--model-args", "max_new_tokens=0"], "max_new_tokens: must be at least 1"),
+])
+def test_refused_before_the_backend_is_built(sample, tmp_path, capsys, extra, message):
+    protocol_backend.CONSTRUCTED.clear()
+    assert run(sample, tmp_path / "out", *extra) == 2
+    err = capsys.readouterr().err
+    assert message in " ".join(err.split()), err
+    assert protocol_backend.CONSTRUCTED == [] and not (tmp_path / "out").exists()
+
+
+def test_score_refuses_a_protocol_the_task_does_not_know(sample, tmp_path, capsys):
+    assert main(["score", "--task", "png_val", "--predictions", str(tmp_path), "--data-root", str(sample),
+                 "--protocol", "lisa"]) == 2
+    assert "task png_val is scored under official, flmm, not 'lisa'" in capsys.readouterr().err
