@@ -58,6 +58,8 @@ class PngTask(SpecTask):
 
     def requests(self, doc: Doc) -> Request:
         inputs = {"caption": doc.inputs["caption"], "phrases": [dict(p) for p in doc.inputs["phrases"]]}
+        if "utterances" in doc.inputs:          # the narrative as upstream encodes it: utterance by utterance
+            inputs["utterances"] = list(doc.inputs["utterances"])
         prompt = self.spec.prompt.format(caption=inputs["caption"])
         return Request(doc.doc_id, "segment_phrases", prompt, doc.image_path, doc.height, doc.width, inputs)
 
