@@ -24,7 +24,7 @@ from gcgbench.api.task import DataPaths
 from gcgbench.api.types import Request
 from gcgbench.data.sample import write_sample
 from gcgbench.grounding.sam_refine import TINY_TEST_SAM, build_tiny_sam
-from gcgbench.models.llava_loading import write_tiny_llava
+from tests.tiny_checkpoints import write_tiny_llava
 from gcgbench.models.registry import load_backend
 from gcgbench.tasks.registry import get_task
 

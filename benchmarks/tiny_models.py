@@ -22,7 +22,7 @@ from rich.table import Table
 from gcgbench.api.backend import GenerationSettings
 from gcgbench.data.sample.scenes import make_scene
 from gcgbench.grounding.sam_refine import SamRefiner, build_sam
-from gcgbench.models import tiny
+from gcgbench.models import embedded
 from gcgbench.models.registry import load_backend
 
 
@@ -38,7 +38,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def sam_ceiling(scenes: int) -> tuple[float, float, int]:
-    refiner = SamRefiner(build_sam(tiny.TINY_SAM_TYPE, tiny.tiny_sam_path()))
+    refiner = SamRefiner(build_sam(embedded.TINY_SAM_TYPE, embedded.tiny_sam_path()))
     ious = []
     for index in range(scenes):
         scene = make_scene(index)
@@ -67,7 +67,7 @@ def pointing(model: str, scenes: int) -> tuple[int, int, int, int]:
     predictions = backend.generate([task.requests(doc) for doc in docs], GenerationSettings(seed=0, batch_size=8))
     total = on_shape = mask_on_shape = mask_on_named = 0
     for doc, prediction in zip(docs, predictions):
-        scene = make_scene(int(doc.doc_id.removeprefix("sa_")) - 90_000_000)   # data/sample.py::sa_image_id
+        scene = make_scene(int(doc.doc_id.removeprefix("sa_")) - 90_000_000)   # data/sample/coco.py::sa_image_id
         for phrase, point in zip(prediction.phrases, prediction.extras.get("points", [])):
             total += 1
             if point is not None:
@@ -86,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     mean_iou, share, shapes = sam_ceiling(args.scenes)
-    table = Table(title=f"tiny SAM ({tiny.TINY_SAM_TYPE}) with perfect points, sample scenes 0…{args.scenes - 1}")
+    table = Table(title=f"tiny SAM ({embedded.TINY_SAM_TYPE}) with perfect points, sample scenes 0…{args.scenes - 1}")
     for column in ("shapes", "mean IoU", "IoU ≥ 0.5"):
         table.add_column(column, justify="right")
     table.add_row(str(shapes), f"{mean_iou:.3f}", f"{share:.1%}")

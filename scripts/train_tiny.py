@@ -6,12 +6,12 @@
 
 (`make train-tiny` is the exact recipe of the shipped files: thread counts, epochs, DiffLMM's base LLaVA.)
 
-llava-as: `gcgbench.models.tiny.build_tiny_llava`, trained from scratch with next-token cross-entropy on the
+llava-as: `build_tiny_llava` (scripts/tiny_builders.py), trained from scratch with next-token cross-entropy on the
 caption tokens (+ EOS) of `Scene.caption()` only — the prompt and the 64 image tokens carry no loss, and no
 box, mask or point is ever shown: any grounding in its attention emerges. Input per scene: the image rendered,
 JPEG-encoded as the bundled sample is (quality 95), padded to a square with the processor's mean colour
 (`expand2square`) and processed by the shipped `LlavaProcessor`; the prompt is the backend's llava_v1
-conversation around `tiny.TINY_QUESTION`. AdamW (lr 1e-3, wd 0.01), linear warm-up `--warmup` steps then cosine; bfloat16 autocast (float32 weights).
+conversation around `embedded.TINY_QUESTION`. AdamW (lr 1e-3, wd 0.01), linear warm-up `--warmup` steps then cosine; bfloat16 autocast (float32 weights).
 
 sam: segment-anything modules of the `tiny_fine` type (16×16 embedding; `--sam-type`); per (scene, shape) one positive point drawn uniformly from the
 shape's pixels (integer pixel coordinates, as a&s gives them), transformed like `SamPredictor`; loss = BCE +
@@ -26,7 +26,6 @@ Determinism: torch/numpy seeded from `--seed`; a checkpoint (`DIR/.train_state.p
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import sys
 import time
@@ -37,40 +36,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))   # train_tiny_difflmm, however this file is loaded
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # tiny_builders, tiny_training, train_tiny_difflmm
 
 from gcgbench.data.sample.scenes import make_scene  # noqa: E402
-from gcgbench.models import llava_loading as ll  # noqa: E402
-from gcgbench.models import tiny  # noqa: E402
-
-STATE = ".train_state.pt"
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def jpeg_roundtrip(array: np.ndarray):
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="JPEG", quality=95, subsampling=0)
-    buffer.seek(0)
-    return Image.open(buffer).convert("RGB")
-
-
-def epoch_batch(count: int, batch: int, seed: int, step: int, steps_per_epoch: int) -> list[int]:
-    """The indices of optimiser step `step`: a fresh permutation per epoch, seeded by (seed, epoch)."""
-    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed * 1000 + step // steps_per_epoch))
-    offset = (step % steps_per_epoch) * batch
-    return order[offset:offset + batch].tolist()
-
-
-def warmup_cosine(optimizer, total: int, warmup: int):
-    """lr × min(1, (s+1)/warmup) × ½(1 + cos(π·min(1, s/total))) at step s."""
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
-
+from gcgbench.models.llava import loading as ll  # noqa: E402
+from gcgbench.models import embedded  # noqa: E402
+import tiny_builders  # noqa: E402
+from tiny_training import STATE, epoch_batch, jpeg_roundtrip, llava_batch, log, resume, save_state, warmup_cosine  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------- llava
 
@@ -78,7 +50,7 @@ def llava_data(processor, indices, log_every: int = 2000):
     """(pixel_values (N,3,S,S) float16, prompt ids (P,), caption ids list[list[int]])."""
     background = ll.mean_colour(processor.image_processor)
     tokenizer = processor.tokenizer
-    prompt = ll.llava_v1_prompt(tiny.TINY_QUESTION)
+    prompt = ll.llava_v1_prompt(embedded.TINY_QUESTION)
     pixels, captions, images = [], [], []
     for n, index in enumerate(indices):
         scene = make_scene(index)
@@ -100,33 +72,18 @@ def Image_blank(processor):
     return Image.new("RGB", (64, 64), (0, 0, 0))
 
 
-def llava_batch(prompt_ids, captions, picks, pad_id):
-    length = len(prompt_ids) + max(len(captions[i]) for i in picks)
-    ids = torch.full((len(picks), length), pad_id, dtype=torch.long)
-    labels = torch.full((len(picks), length), -100, dtype=torch.long)
-    mask = torch.zeros((len(picks), length), dtype=torch.long)
-    for row, i in enumerate(picks):
-        cap = torch.tensor(captions[i])
-        end = len(prompt_ids) + len(cap)
-        ids[row, :len(prompt_ids)] = prompt_ids
-        ids[row, len(prompt_ids):end] = cap
-        labels[row, len(prompt_ids):end] = cap
-        mask[row, :end] = 1
-    return ids, labels, mask
-
-
 def train_llava(args) -> None:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    model, processor = tiny.build_tiny_llava(seed=args.seed)
+    model, processor = tiny_builders.build_tiny_llava(seed=args.seed)
     log(f"tiny LLaVA: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
-    pixels, prompt_ids, captions = llava_data(processor, tiny.scene_indices(args.scenes, args.start))
+    pixels, prompt_ids, captions = llava_data(processor, tiny_builders.scene_indices(args.scenes, args.start))
     log(f"prompt {len(prompt_ids)} tokens; {len(captions)} scenes")
     steps_per_epoch = math.ceil(len(captions) / args.batch)
     total = args.steps or steps_per_epoch * args.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     schedule = warmup_cosine(optimizer, total, args.warmup)
-    step = _resume(output, model, optimizer, schedule)
+    step = resume(output, model, optimizer, schedule)
     model.train()
     started, saved = time.time(), time.time()
     while step < total:
@@ -144,7 +101,7 @@ def train_llava(args) -> None:
             rate = time.time() - started
             log(f"step {step}/{total} epoch {step / steps_per_epoch:.2f} loss {loss.item():.4f} lr {schedule.get_last_lr()[0]:.2e} elapsed {rate / 60:.1f} min")
         if time.time() - saved > args.checkpoint_minutes * 60 or step == total:
-            _save_state(output, model, optimizer, schedule, step)
+            save_state(output, model, optimizer, schedule, step)
             model.eval()
             _export_llava(model, processor, output)
             model.train()
@@ -242,9 +199,9 @@ def train_sam(args) -> None:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
-    sam = tiny.build_tiny_sam(args.sam_type)
+    sam = tiny_builders.build_tiny_sam(args.sam_type)
     log(f"tiny SAM: {sum(p.numel() for p in sam.parameters()) / 1e3:.1f}k parameters")
-    images, targets, coords, sizes, owner = sam_data(tiny.scene_indices(args.scenes, args.start), seed=args.seed)
+    images, targets, coords, sizes, owner = sam_data(tiny_builders.scene_indices(args.scenes, args.start), seed=args.seed)
     valid = torch.zeros_like(targets, dtype=torch.bool)
     for i, (h, w) in enumerate(sizes.tolist()):
         valid[i, :h, :w] = True
@@ -254,7 +211,7 @@ def train_sam(args) -> None:
     total = args.steps or steps_per_epoch * args.epochs
     optimizer = torch.optim.AdamW(sam.parameters(), lr=args.lr, weight_decay=0.01)
     schedule = warmup_cosine(optimizer, total, 100)
-    step = _resume(output, sam, optimizer, schedule)
+    step = resume(output, sam, optimizer, schedule)
     sam.train()
     started, saved = time.time(), time.time()
     while step < total:
@@ -275,30 +232,10 @@ def train_sam(args) -> None:
             log(f"step {step}/{total} loss {loss.item():.4f} (bce {bce.item():.4f} dice {dice.item():.4f}) "
                 f"elapsed {(time.time() - started) / 60:.1f} min")
         if time.time() - saved > args.checkpoint_minutes * 60 or step == total:
-            _save_state(output, sam, optimizer, schedule, step)
-            torch.save({k: v.detach().clone() for k, v in sam.state_dict().items()}, output / tiny.TINY_SAM_FILE)
+            save_state(output, sam, optimizer, schedule, step)
+            torch.save({k: v.detach().clone() for k, v in sam.state_dict().items()}, output / embedded.TINY_SAM_FILE)
             saved = time.time()
     log(f"done: {step} steps in {(time.time() - started) / 60:.1f} min")
-
-
-# ---------------------------------------------------------------------------------------------- shared
-
-def _save_state(output: Path, model, optimizer, schedule, step: int) -> None:
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-                "step": step}, output / (STATE + ".tmp"))
-    (output / (STATE + ".tmp")).replace(output / STATE)
-
-
-def _resume(output: Path, model, optimizer, schedule) -> int:
-    path = output / STATE
-    if not path.is_file():
-        return 0
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    schedule.load_state_dict(state["schedule"])
-    log(f"resumed at step {state['step']}")
-    return int(state["step"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", choices=("llava-as", "difflmm", "sam"), required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--scenes", type=int, default=10_000)
-    parser.add_argument("--start", type=int, default=tiny.TRAIN_SCENE_START)
+    parser.add_argument("--start", type=int, default=tiny_builders.TRAIN_SCENE_START)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--steps", type=int, default=0, help="total optimiser steps (overrides --epochs)")
     parser.add_argument("--batch", type=int, default=None, help="default 64 (difflmm: 32)")
@@ -315,11 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=40, help="linear warm-up steps (llava-as)")
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
                         help="bfloat16 autocast for the llava-as forward (weights and optimiser stay float32)")
-    parser.add_argument("--base-llava", default=str(tiny.tiny_llava_path()),
+    parser.add_argument("--base-llava", default=str(embedded.tiny_llava_path()),
                         help="difflmm: the trained tiny LLaVA whose language model is the frozen base LLM")
     parser.add_argument("--vae-steps", type=int, default=300, help="difflmm stage 1 (VAE) steps, batch 16")
     parser.add_argument("--unet-steps", type=int, default=500, help="difflmm stage 2 (U-Net) steps, batch 32")
-    parser.add_argument("--sam-type", default=tiny.TINY_SAM_TYPE, help="registered small SAM type (sam)")
+    parser.add_argument("--sam-type", default=embedded.TINY_SAM_TYPE, help="registered small SAM type (sam)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint-minutes", type=float, default=3.0)
     parser.add_argument("--keep-state", action="store_true", help="keep DIR/.train_state.pt after the last step")

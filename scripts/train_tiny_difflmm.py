@@ -6,8 +6,8 @@ the U-Net on CLIP features) and fine-tuned with LoRA on captioning/instruction d
 parts exist, so they are made here first, each with its own objective, and no stage ever sees a box, mask or
 point:
 
-1. `vae`: `AutoencoderKL` (`tiny.build_tiny_sd`), reconstruction MSE + 1e-6·KL on the scenes as DiffLMM
-   pre-processes them (`difflmm_vision.preprocess_image`, R = 128); `scaling_factor` = 1 / std of the latents,
+1. `vae`: `AutoencoderKL` (`tiny_builders.build_tiny_sd`), reconstruction MSE + 1e-6·KL on the scenes as DiffLMM
+   pre-processes them (`difflmm/vision.py::preprocess_image`, R = 128); `scaling_factor` = 1 / std of the latents,
    as SD chose its 0.18215.
 2. `unet`: the U-Net as a latent diffusion model: ε-prediction MSE at t ~ U{0 … 999} with SD's scaled-linear
    schedule, conditioned on the scene caption through a throw-away word-embedding text encoder (SD's text
@@ -21,7 +21,7 @@ point:
 
 Output `DIR/{base,lora,sd,clip}` in the layouts of `lmsys/vicuna-7b-v1.5`, `Shengcao1006/difflmm-llava-v1.5-7b-lora`
 (config.json + adapter_config.json + adapter_model.safetensors + non_lora_trainables.bin), SD-1.5 (diffusers
-`unet/ vae/ scheduler/`) and `openai/clip-vit-large-patch14-336`, loaded by `difflmm_loading.load_difflmm`.
+`unet/ vae/ scheduler/`) and `openai/clip-vit-large-patch14-336`, loaded by `gcgbench/models/difflmm/loading.py::load_difflmm`.
 Each stage's result is kept in `DIR/.stages/`, so a restarted run skips finished stages (and the LMM stage
 resumes from `DIR/.train_state.pt`).
 """
@@ -39,12 +39,13 @@ import torch
 import torch.nn.functional as F
 
 from gcgbench.data.sample.scenes import make_scene
-from gcgbench.models import llava_loading as ll
-from gcgbench.models import tiny
-from gcgbench.models.difflmm import DiffLmmProcessor, embed_with_image_tokens
-from gcgbench.models.difflmm_vision import DiffLmmVisionConfig, DiffLmmVisionTower, SDCLIPBlock, preprocess_image
+from gcgbench.models.llava import loading as ll
+from gcgbench.models import embedded
+import tiny_builders
+from gcgbench.models.difflmm.backend import DiffLmmProcessor, embed_with_image_tokens
+from gcgbench.models.difflmm.vision import DiffLmmVisionConfig, DiffLmmVisionTower, SDCLIPBlock, preprocess_image
 
-from train_tiny import _resume, _save_state, epoch_batch, jpeg_roundtrip, llava_batch, log, warmup_cosine
+from tiny_training import epoch_batch, jpeg_roundtrip, llava_batch, log, resume, save_state, warmup_cosine
 
 CAPTION_LENGTH = 20
 VAE_BATCH, UNET_BATCH = 16, 32
@@ -55,7 +56,7 @@ def scene_data(indices, tokenizer):
     images, captions = [], []
     for n, index in enumerate(indices):
         scene = make_scene(index)
-        images.append(preprocess_image(jpeg_roundtrip(scene.render()), tiny.TINY_DIFFLMM_RESOLUTION).half())
+        images.append(preprocess_image(jpeg_roundtrip(scene.render()), tiny_builders.TINY_DIFFLMM_RESOLUTION).half())
         text, _ = scene.caption()
         captions.append(tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
         if (n + 1) % 2000 == 0:
@@ -114,7 +115,7 @@ def train_unet(unet, vae, scheduler, images, captions, vocab: int, pad_id: int, 
     ids = torch.full((len(captions), CAPTION_LENGTH), pad_id, dtype=torch.long)
     for row, caption in enumerate(captions):
         ids[row, :min(len(caption), CAPTION_LENGTH)] = torch.tensor(caption[:CAPTION_LENGTH])
-    encoder = CaptionEncoder(vocab, tiny.TINY_CROSS_DIM)
+    encoder = CaptionEncoder(vocab, tiny_builders.TINY_CROSS_DIM)
     unet.train()
     parameters = list(unet.parameters()) + list(encoder.parameters())
     optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=0.01)
@@ -164,8 +165,8 @@ def add_lora(llm) -> dict[str, LoraLinear]:
     wrapped = {}
     for name, module in list(llm.named_modules()):
         for child_name, child in list(module.named_children()):
-            if child_name in tiny.LORA_TARGETS and isinstance(child, torch.nn.Linear):
-                lora = LoraLinear(child, tiny.TINY_LORA_RANK, tiny.TINY_LORA_ALPHA)
+            if child_name in tiny_builders.LORA_TARGETS and isinstance(child, torch.nn.Linear):
+                lora = LoraLinear(child, tiny_builders.TINY_LORA_RANK, tiny_builders.TINY_LORA_ALPHA)
                 setattr(module, child_name, lora)
                 wrapped[f"{name}.{child_name}"] = lora
     return wrapped
@@ -187,7 +188,7 @@ def base_llm_from_tiny_llava(path: Path):
 
 def train_lmm(parts, images, captions, args, output: Path) -> dict[str, LoraLinear]:
     llm, tokenizer, unet, vae, scheduler, clip = parts
-    mm = tiny.tiny_difflmm_mm_config(clip.config.hidden_size, llm.config.hidden_size)
+    mm = tiny_builders.tiny_difflmm_mm_config(clip.config.hidden_size, llm.config.hidden_size)
     vision = DiffLmmVisionConfig.from_llava_config({**llm.config.to_dict(), **mm})
     llm.requires_grad_(False)
     llm.model.mm_projector = SDCLIPBlock.from_config(vision)
@@ -195,7 +196,7 @@ def train_lmm(parts, images, captions, args, output: Path) -> dict[str, LoraLine
     clip.requires_grad_(True).train()
     tower = DiffLmmVisionTower(vision, unet, vae, clip, scheduler)
     processor = DiffLmmProcessor(tokenizer, vision.resolution, vision.num_patches)
-    prompt = processor(text=[ll.llava_v1_prompt(tiny.TINY_QUESTION)])["input_ids"][0]
+    prompt = processor(text=[ll.llava_v1_prompt(embedded.TINY_QUESTION)])["input_ids"][0]
     trainable = [p for p in llm.parameters() if p.requires_grad] + list(clip.parameters())
     log(f"lmm stage: {sum(p.numel() for p in trainable) / 1e6:.2f}M trainable parameters")
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.01)
@@ -203,7 +204,7 @@ def train_lmm(parts, images, captions, args, output: Path) -> dict[str, LoraLine
     total = args.steps or per_epoch * args.epochs
     schedule = warmup_cosine(optimizer, total, args.warmup)
     holder = torch.nn.ModuleDict({"llm": llm, "clip": clip})
-    step = _resume(output, holder, optimizer, schedule)
+    step = resume(output, holder, optimizer, schedule)
     started = time.time()
     while step < total:
         picks = epoch_batch(len(captions), args.batch, args.seed, step, per_epoch)
@@ -223,7 +224,7 @@ def train_lmm(parts, images, captions, args, output: Path) -> dict[str, LoraLine
             log(f"lmm step {step}/{total} epoch {step / per_epoch:.2f} loss {loss.item():.4f} "
                 f"elapsed {(time.time() - started) / 60:.1f} min")
         if step % 100 == 0 or step == total:
-            _save_state(output, holder, optimizer, schedule, step)
+            save_state(output, holder, optimizer, schedule, step)
     return loras
 
 
@@ -233,7 +234,7 @@ def export(output: Path, parts, loras: dict[str, LoraLinear], vision_mm: dict) -
     from safetensors.torch import save_file
 
     llm, tokenizer, unet, vae, scheduler, clip = parts
-    base, lora, sd, clip_dir = (output / tiny.DIFFLMM_PARTS[k] for k in ("model_base", "model_path", "sd_path", "clip_path"))
+    base, lora, sd, clip_dir = (output / embedded.DIFFLMM_PARTS[k] for k in ("model_base", "model_path", "sd_path", "clip_path"))
     for folder in (base, lora, sd, clip_dir):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
@@ -253,8 +254,8 @@ def export(output: Path, parts, loras: dict[str, LoraLinear], vision_mm: dict) -
     (lora / "config.json").write_text(json.dumps(config, indent=2))
     (lora / "adapter_config.json").write_text(json.dumps({
         "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": "tiny-llava-as language model",
-        "r": tiny.TINY_LORA_RANK, "lora_alpha": tiny.TINY_LORA_ALPHA, "lora_dropout": 0.0,
-        "target_modules": list(tiny.LORA_TARGETS), "bias": "none", "fan_in_fan_out": False, "modules_to_save": None,
+        "r": tiny_builders.TINY_LORA_RANK, "lora_alpha": tiny_builders.TINY_LORA_ALPHA, "lora_dropout": 0.0,
+        "target_modules": list(tiny_builders.LORA_TARGETS), "bias": "none", "fan_in_fan_out": False, "modules_to_save": None,
         "inference_mode": True, "use_rslora": False}, indent=2))
     save_file(adapter, str(lora / "adapter_model.safetensors"))
     torch.save(projector, lora / "non_lora_trainables.bin")
@@ -269,8 +270,8 @@ def train_difflmm(args) -> None:
     stages = output / ".stages"
     stages.mkdir(parents=True, exist_ok=True)
     llm, tokenizer = base_llm_from_tiny_llava(Path(args.base_llava))
-    images, captions = scene_data(tiny.scene_indices(args.scenes, args.start), tokenizer)
-    unet, vae, scheduler = tiny.build_tiny_sd(args.seed)
+    images, captions = scene_data(tiny_builders.scene_indices(args.scenes, args.start), tokenizer)
+    unet, vae, scheduler = tiny_builders.build_tiny_sd(args.seed)
     if (stages / "vae").is_dir():
         vae = type(vae).from_pretrained(stages / "vae")
     else:
@@ -283,8 +284,8 @@ def train_difflmm(args) -> None:
         train_unet(unet, vae, scheduler, images, captions, len(tokenizer), tokenizer.pad_token_id, args)
         unet.save_pretrained(stages / "unet")
     unet.eval().requires_grad_(False)
-    clip = tiny.build_tiny_clip(args.seed)
+    clip = tiny_builders.build_tiny_clip(args.seed)
     parts = (llm, tokenizer, unet, vae, scheduler, clip)
     loras = train_lmm(parts, images, captions, args, output)
-    export(output, parts, loras, tiny.tiny_difflmm_mm_config(clip.config.hidden_size, llm.config.hidden_size))
+    export(output, parts, loras, tiny_builders.tiny_difflmm_mm_config(clip.config.hidden_size, llm.config.hidden_size))
     log("exported " + ", ".join(sorted(p.name for p in output.iterdir() if not p.name.startswith("."))))

@@ -22,7 +22,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gcgbench.models import tiny  # noqa: E402
+from gcgbench.models import embedded  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # The recipe that produced the shipped files (`make train-tiny`, docs/tiny_models.md), in training order;
@@ -48,12 +48,12 @@ def retrain(output: Path) -> dict[str, Path]:
 def model_args(model: str, folders: dict[str, Path] | None) -> str:
     if folders is None:
         return ""
-    sam = {"sam_checkpoint": str(folders["sam"] / tiny.TINY_SAM_FILE)}
+    sam = {"sam_checkpoint": str(folders["sam"] / embedded.TINY_SAM_FILE)}
     if model == "llava-as":
         paths = {"model_path": str(folders["llava-as"])}
     else:
-        paths = {key: str(folders["difflmm"] / sub) for key, sub in tiny.DIFFLMM_PARTS.items()}
-    return ",".join(f"{k}={v}" for k, v in {**paths, **sam, **tiny.TINY_DEFAULTS}.items())
+        paths = {key: str(folders["difflmm"] / sub) for key, sub in embedded.DIFFLMM_PARTS.items()}
+    return ",".join(f"{k}={v}" for k, v in {**paths, **sam, **embedded.TINY_DEFAULTS}.items())
 
 
 def score(model: str, folders: dict[str, Path] | None, output: Path) -> dict[str, float]:

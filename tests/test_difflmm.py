@@ -1,6 +1,6 @@
 """`difflmm` on tiny random-weight checkpoints written in the official layouts, loaded through the backend's path.
 
-Layouts built here (see `difflmm_loading.py` / `difflmm_vision.py` for the upstream references):
+Layouts built here (see `gcgbench/models/difflmm/loading.py` / `vision.py` for the upstream references):
 - `vicuna/`: HF Llama folder as `lmsys/vicuna-7b-v1.5` ships it: `config.json`, `generation_config.json`,
   `pytorch_model-0000{1,2}-of-00002.bin` + `pytorch_model.bin.index.json` (with the old `rotary_emb.inv_freq`
   buffers), tokenizer files (word-level `tokenizer.json` with a BOS post-processor instead of SentencePiece).
@@ -28,10 +28,11 @@ from gcgbench.api.types import Request
 from gcgbench.grounding import attend_segment as aas
 from gcgbench.data.sample import write_sample
 from gcgbench.grounding.sam_refine import TINY_TEST_SAM, build_tiny_sam
-from gcgbench.models.difflmm import IMAGE_TOKEN_INDEX, tokenizer_image_token
-from gcgbench.models.difflmm_loading import strip_non_lora_prefixes
-from gcgbench.models.difflmm_vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, SDCLIPBlock, preprocess_image
-from gcgbench.models.llava_loading import CAPTURE_ATTENTION, TINY_WORDS
+from gcgbench.models.difflmm.backend import IMAGE_TOKEN_INDEX, tokenizer_image_token
+from gcgbench.models.difflmm.loading import strip_non_lora_prefixes
+from gcgbench.models.difflmm.vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, SDCLIPBlock, preprocess_image
+from gcgbench.grounding.attention_capture import CAPTURE_ATTENTION
+from tests.tiny_checkpoints import TINY_WORDS
 from gcgbench.models.registry import load_backend
 from gcgbench.runner.evaluate import infer_task
 from gcgbench.tasks.registry import get_task

@@ -12,16 +12,16 @@ from gcgbench.api.errors import InputError
 from gcgbench.api.task import DataPaths
 from gcgbench.data.sample import write_sample
 from gcgbench.grounding.sam_refine import TINY_TEST_SAM, build_tiny_sam
-from gcgbench.models import flmm_loading as fl
-from gcgbench.models.flmm import FlmmBackend, noun_phrase_spans
-from gcgbench.models.flmm_loading import unpad
-from gcgbench.models.flmm_head import FlmmHeads, UNetHead
+from gcgbench.models.flmm import loading as fl
+from gcgbench.models.flmm.backend import FlmmBackend, noun_phrase_spans
+from gcgbench.models.flmm.loading import unpad
+from gcgbench.models.flmm.head import FlmmHeads, UNetHead
 from gcgbench.models.registry import load_backend
 from gcgbench.runner.evaluate import infer_task
 from gcgbench.tasks.registry import get_task
 
 LAYERS, HEADS, HIDDEN = 2, 4, 32
-BACKEND = "gcgbench.models.flmm:FlmmBackend"
+BACKEND = "gcgbench.models.flmm.backend:FlmmBackend"
 # verbatim key names of an official F-LMM checkpoint (mmseg UNet under `mask_head`, SAMWrapper under `sam`)
 OFFICIAL_KEYS = [
     "mask_head.encoder.0.0.convs.0.conv.weight",

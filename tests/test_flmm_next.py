@@ -14,10 +14,10 @@ from gcgbench.api.task import DataPaths
 from gcgbench.api.types import Request
 from gcgbench.data.sample import write_sample
 from gcgbench.grounding.sam_refine import TINY_TEST_SAM, build_tiny_sam
-from gcgbench.models import flmm_loading as fl
-from gcgbench.models import flmm_next as fn
-from gcgbench.models.flmm import FlmmBackend
-from gcgbench.models.flmm_head import FlmmHeads
+from gcgbench.models.flmm import loading as fl
+from gcgbench.models.flmm import next as fn
+from gcgbench.models.flmm.backend import FlmmBackend
+from gcgbench.models.flmm.head import FlmmHeads
 from gcgbench.models.registry import load_backend
 from gcgbench.runner.evaluate import infer_task
 from gcgbench.tasks.registry import get_task

@@ -1,4 +1,4 @@
-"""The `glamm` backend on a tiny random-weight checkpoint in the official layout (gcgbench.models.glamm_tiny):
+"""The `glamm` backend on a tiny random-weight checkpoint in the official layout (tests.tiny_checkpoints):
 loading by the official key names, GCG / RES / region captioning through the normal path on sample docs,
 the 4.28 tokenizer behaviour, the region encoder's RoIAlign, CLIP preprocessing, and one-line load errors."""
 
@@ -16,13 +16,13 @@ from gcgbench.api.task import DataPaths
 from gcgbench.data.sample import write_sample
 from gcgbench.data.sample.captioning import write_captioning_sample
 from gcgbench.data.sample.scenes import make_scenes
-from gcgbench.models import glamm as glamm_module
-from gcgbench.models import glamm_tokenizer as gt
-from gcgbench.models.glamm import GlammBackend
-from gcgbench.models.glamm_modules import ClipPreprocess, load_network
-from gcgbench.models.glamm_parse import parse_glamm_output
-from gcgbench.models.glamm_region import roi_align
-from gcgbench.models.glamm_tiny import write_tiny_glamm
+from gcgbench.models.glamm import backend as glamm_module
+from gcgbench.models.glamm import tokenizer as gt
+from gcgbench.models.glamm.backend import GlammBackend
+from gcgbench.models.glamm.modules import ClipPreprocess, load_network
+from gcgbench.models.glamm.parse import parse_glamm_output
+from gcgbench.models.glamm.region import roi_align
+from tests.tiny_checkpoints import write_tiny_glamm
 from gcgbench.runner.evaluate import infer_task
 from gcgbench.tasks.registry import get_task
 

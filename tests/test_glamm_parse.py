@@ -1,4 +1,4 @@
-"""GLaMM answer parsing (gcgbench.models.glamm_parse) against upstream's verbatim steps (eval/gcg/infer.py),
+"""GLaMM answer parsing (gcgbench.models.glamm.parse) against upstream's verbatim steps (eval/gcg/infer.py),
 phrase spans in the clean caption, and phrase ↔ mask pairing by order (eval/gcg/evaluate.py)."""
 
 import re
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gcgbench.api.types import Prediction, RLE
-from gcgbench.models.glamm_parse import answer_text, clean_caption, pair_phrases, parse_glamm_output
+from gcgbench.models.glamm.parse import answer_text, clean_caption, pair_phrases, parse_glamm_output
 
 PROMPT = ("<s>A chat between a curious human and an artificial intelligence assistant. USER: The <im_start> <im_end> "
           "provides an overview of the picture.\nCould you please give me a detailed description of the image? Please "

@@ -16,7 +16,7 @@ from gcgbench.api.types import Request
 from gcgbench.data.sample import write_sample
 from gcgbench.grounding import attend_segment as aas
 from gcgbench.grounding.sam_refine import TINY_TEST_SAM, build_tiny_sam
-from gcgbench.models.llava_loading import write_tiny_llava
+from tests.tiny_checkpoints import write_tiny_llava
 from gcgbench.models.registry import load_backend
 from gcgbench.runner.evaluate import infer_task
 from gcgbench.tasks.registry import get_task
@@ -228,9 +228,9 @@ def test_fingerprint_hashes_checkpoints_and_changes_with_them(files, tmp_path):
 
 
 def test_arguments_are_checked_up_front(files):
-    from gcgbench.models import tiny
+    from gcgbench.models import embedded
 
-    assert load_backend("llava-as", {}).model_path == tiny.tiny_llava_path()  # no model_path: the shipped tiny model
+    assert load_backend("llava-as", {}).model_path == embedded.tiny_llava_path()  # no model_path: the shipped tiny model
     with pytest.raises(InputError, match="takes no argument"):
         load_backend("llava-as", _args(files, beam="4"))
     with pytest.raises(InputError, match="aggregation"):

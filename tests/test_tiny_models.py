@@ -13,12 +13,12 @@ from PIL import Image
 from gcgbench.api.types import RLE
 from gcgbench.cli.app import main
 from gcgbench.data.sample import write_sample
-from gcgbench.models import tiny
+from gcgbench.models import embedded
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(not (tiny.tiny_llava_path() / "model.safetensors").is_file()
-                                or not tiny.tiny_sam_path().is_file()
-                                or not (tiny.tiny_difflmm_path() / "lora" / "config.json").is_file(),
+pytestmark = pytest.mark.skipif(not (embedded.tiny_llava_path() / "model.safetensors").is_file()
+                                or not embedded.tiny_sam_path().is_file()
+                                or not (embedded.tiny_difflmm_path() / "lora" / "config.json").is_file(),
                                 reason="tiny checkpoints not built")
 
 
@@ -35,22 +35,22 @@ def _train_module():
 
 
 def test_defaults_point_at_shipped_checkpoints():
-    args = tiny.with_tiny_defaults({})
-    assert Path(args["model_path"]) == tiny.tiny_llava_path() and args["sam_type"] == tiny.TINY_SAM_TYPE
-    assert tiny.with_tiny_defaults({"model_path": "/x"}) == {"model_path": "/x"}
-    assert tiny.with_tiny_defaults({"normalize": "mean"})["normalize"] == "mean"   # user args win
-    sizes = [p.stat().st_size for p in tiny.checkpoints_root().rglob("*") if p.is_file() and not p.name.startswith(".")]
+    args = embedded.with_tiny_defaults({})
+    assert Path(args["model_path"]) == embedded.tiny_llava_path() and args["sam_type"] == embedded.TINY_SAM_TYPE
+    assert embedded.with_tiny_defaults({"model_path": "/x"}) == {"model_path": "/x"}
+    assert embedded.with_tiny_defaults({"normalize": "mean"})["normalize"] == "mean"   # user args win
+    sizes = [p.stat().st_size for p in embedded.checkpoints_root().rglob("*") if p.is_file() and not p.name.startswith(".")]
     assert sum(sizes) < 40e6
 
 
 def test_difflmm_defaults_point_at_the_four_shipped_folders():
-    args = tiny.with_tiny_difflmm_defaults({})
-    assert {k: Path(args[k]).name for k in tiny.DIFFLMM_PARTS} == tiny.DIFFLMM_PARTS
-    assert all(Path(args[k]).is_dir() for k in tiny.DIFFLMM_PARTS)
-    assert tiny.with_tiny_difflmm_defaults({"sd_path": "/x"}) == {"sd_path": "/x"}
-    assert tiny.embedded_model_note("difflmm", {}) and tiny.embedded_model_note("llava-as", {})
-    assert tiny.embedded_model_note("llava-as", {"model_path": "/x"}) is None
-    assert tiny.embedded_model_note("flmm", {}) is None
+    args = embedded.with_tiny_difflmm_defaults({})
+    assert {k: Path(args[k]).name for k in embedded.DIFFLMM_PARTS} == embedded.DIFFLMM_PARTS
+    assert all(Path(args[k]).is_dir() for k in embedded.DIFFLMM_PARTS)
+    assert embedded.with_tiny_difflmm_defaults({"sd_path": "/x"}) == {"sd_path": "/x"}
+    assert embedded.embedded_model_note("difflmm", {}) and embedded.embedded_model_note("llava-as", {})
+    assert embedded.embedded_model_note("llava-as", {"model_path": "/x"}) is None
+    assert embedded.embedded_model_note("flmm", {}) is None
 
 
 @pytest.mark.parametrize("model", ["llava-as", "difflmm"])
@@ -87,7 +87,7 @@ def test_training_script_writes_loadable_checkpoints(tmp_path):
     import torch
 
     from gcgbench.grounding.sam_refine import build_sam
-    from gcgbench.models.llava_loading import load_llava
+    from gcgbench.models.llava.loading import load_llava
 
     train = _train_module()
     assert train.main(["--model", "llava-as", "--output", str(tmp_path / "llava"), "--scenes", "8", "--steps", "2",
@@ -97,7 +97,7 @@ def test_training_script_writes_loadable_checkpoints(tmp_path):
     assert not (tmp_path / "llava" / ".train_state.pt").exists()
     assert train.main(["--model", "sam", "--output", str(tmp_path / "sam"), "--scenes", "4", "--steps", "2",
                        "--batch", "4", "--threads", "1", "--start", "200000"]) == 0
-    build_sam(tiny.TINY_SAM_TYPE, tmp_path / "sam" / tiny.TINY_SAM_FILE)
+    build_sam(embedded.TINY_SAM_TYPE, tmp_path / "sam" / embedded.TINY_SAM_FILE)
 
 
 @pytest.mark.slow
@@ -114,7 +114,7 @@ def test_training_is_deterministic(tmp_path):
                                "--steps", "3", "--batch", "4", "--threads", "1", "--start", "200000"]) == 0
     first, second = (load_file(tmp_path / r / "llava-as" / "model.safetensors") for r in "ab")
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
-    first, second = (torch.load(tmp_path / r / "sam" / tiny.TINY_SAM_FILE, weights_only=True) for r in "ab")
+    first, second = (torch.load(tmp_path / r / "sam" / embedded.TINY_SAM_FILE, weights_only=True) for r in "ab")
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
@@ -123,19 +123,19 @@ def test_difflmm_training_writes_the_release_layout(tmp_path, sample):
     """All three stages run (a few steps each) and the four folders load through `load_difflmm`."""
     import torch
 
-    from gcgbench.models.difflmm_loading import load_difflmm
+    from gcgbench.models.difflmm.loading import load_difflmm
 
     train = _train_module()
     out = tmp_path / "difflmm"
     assert train.main(["--model", "difflmm", "--output", str(out), "--scenes", "8", "--steps", "2", "--batch", "4",
                        "--vae-steps", "2", "--unet-steps", "2", "--threads", "1", "--start", "200000"]) == 0
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["base", "clip", "lora", "sd"]
-    folders = {key: out / sub for key, sub in tiny.DIFFLMM_PARTS.items()}
+    folders = {key: out / sub for key, sub in embedded.DIFFLMM_PARTS.items()}
     model = load_difflmm(folders["model_path"], folders["model_base"], folders["sd_path"], folders["clip_path"],
                          torch.float32, "cpu")
     assert model.vision.num_patches == 64 and len(model.merged_modules) == 7 * 4
-    options = {**{key: str(folder) for key, folder in folders.items()}, "sam_checkpoint": str(tiny.tiny_sam_path()),
-               **tiny.TINY_DEFAULTS}
+    options = {**{key: str(folder) for key, folder in folders.items()}, "sam_checkpoint": str(embedded.tiny_sam_path()),
+               **embedded.TINY_DEFAULTS}
     args = ",".join(f"{key}={value}" for key, value in options.items())
     assert main(["run", "--model", "difflmm", "--model-args", args, "--task", "gcg_val", "--limit", "2",
                  "--data-root", str(sample), "--text-model", "minilm", "--bootstrap", "0", "--no-cache",

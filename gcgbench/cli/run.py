@@ -22,8 +22,8 @@ from gcgbench.cli import options as opt
 from gcgbench.cli.render import print_results
 from gcgbench.cli.score import default_text_model
 from gcgbench.data.paths import resolve_data_paths
+from gcgbench.models.embedded import embedded_model_note
 from gcgbench.models.registry import backend_class, load_backend
-from gcgbench.models.tiny import embedded_model_note
 from gcgbench.runner.evaluate import RunPlan
 from gcgbench.runner.evaluate import run as run_plan
 from gcgbench.runner.preflight import check_scoring_protocol, preflight

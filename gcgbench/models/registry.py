@@ -15,12 +15,12 @@ from gcgbench.api.errors import InputError
 BACKENDS = {
     "oracle": ("gcgbench.models.oracle:OracleBackend", "answers with the ground truth: every metric perfect"),
     "replay": ("gcgbench.models.replay:ReplayBackend", "scores predictions made elsewhere through the runner"),
-    "llava-as": ("gcgbench.models.llava_as:LlavaAttendSegmentBackend",
+    "llava-as": ("gcgbench.models.llava_as.backend:LlavaAttendSegmentBackend",
                  "LLaVA-1.5 (HF layout) + attend-and-segment grounding with a SAM refiner"),
-    "difflmm": ("gcgbench.models.difflmm:DiffLmmBackend",
+    "difflmm": ("gcgbench.models.difflmm.backend:DiffLmmBackend",
                 "DiffLMM (SD-1.5 U-Net + CLIP features, LLaVA LoRA checkpoint) + attend-and-segment"),
-    "flmm": ("gcgbench.models.flmm:FlmmBackend", "F-LMM: frozen LLaVA, mask head on word-pixel attention, SAM refiner"),
-    "glamm": ("gcgbench.models.glamm:GlammBackend",
+    "flmm": ("gcgbench.models.flmm.backend:FlmmBackend", "F-LMM: frozen LLaVA, mask head on word-pixel attention, SAM refiner"),
+    "glamm": ("gcgbench.models.glamm.backend:GlammBackend",
               "GLaMM (GCG/RefSeg/FullScope checkpoints): [SEG] tokens decoded by SAM"),
 }
 

@@ -5,7 +5,7 @@ Module tree (`model/GLaMM.py::GLaMMForCausalLM`, `model/llava/llava_with_region_
 
     model.embed_tokens / model.layers.N.* / model.norm     Llama (transformers LlamaModel), vocab 32007
     model.mm_projector.{0,2}                               Linear(1024 → 4096) GELU Linear(4096 → 4096) (mlp2x_gelu)
-    model.region_encoder.*                                 MLVLROIQueryModule (see glamm_region)
+    model.region_encoder.*                                 MLVLROIQueryModule (see region.py)
     model.grounding_encoder.{image_encoder,prompt_encoder,mask_decoder}.*   SAM ViT-H (segment-anything)
     model.text_hidden_fcs.0.{0,2}                          Linear(4096 → 4096) ReLU Linear(4096 → out_dim 256) Dropout
     lm_head                                                Linear(4096 → 32007, no bias)
@@ -43,7 +43,7 @@ from torch import nn
 
 from gcgbench.api.errors import InputError
 from gcgbench.grounding.sam_refine import import_segment_anything
-from gcgbench.models.glamm_region import RegionEncoder, RegionSizes
+from gcgbench.models.glamm.region import RegionEncoder, RegionSizes
 
 IGNORED_KEYS = (re.compile(r"model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq"), re.compile(r"model\.vision_tower\..*"))
 CLIP_TEXT_PARTS = ("text_model.", "text_projection", "visual_projection", "logit_scale")

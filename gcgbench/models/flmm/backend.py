@@ -4,22 +4,22 @@ Re-implemented from Wu et al., "F-LMM: Grounding Frozen Large Multimodal Models"
 2025), code `wusize/F-LMM` @ 47d3c2a6 (`flmm/models/frozen_llava.py::FrozenLlavaSAM._forward`), with the
 official LLaVA-1.5-7B checkpoint (`configs/llava/frozen_llava_1_5_vicuna_7b_unet_sam_l_refcoco_png.py`).
 LLaVA-NeXT (`frozen_llava_next.py::FrozenLlavaNextSAM`, Vicuna-7B and Mistral-7B checkpoints) differs only in
-its image side — any-resolution crops, two attention grids, no crop of the mask — which `flmm_next` holds;
+its image side — any-resolution crops, two attention grids, no crop of the mask — which `next.py` holds;
 `lmm=auto` picks it for a folder whose config.json says `llava_next`.
 
 Per request, ONE teacher-forced forward over prompt + answer with `output_attentions` (eager attention):
 - sequence: BOS "USER: <image>\\nPlease give me a description of the image. ASSISTANT:" + answer (Mistral:
-  "[INST] … [/INST]"; `gcgbench.models.flmm_loading`); A^l ∈ R^{H×S×S} the post-softmax attention of layer l;
+  "[INST] … [/INST]"; `gcgbench.models.flmm.loading`); A^l ∈ R^{H×S×S} the post-softmax attention of layer l;
 - phrase p with answer positions G_p, image-token columns I (row-major h×w grid of the padded square,
   h = side / patch = 24): channel (l, k) of its map is  m_p[l·H + k] = merge_{t∈G_p} A^l[k, t, I] → h×w,
   merge = mean (F-LMM's default; `merge=max` available), all L·H channels stacked (LLaVA-NeXT: 2·L·H channels
-  on the unpadded fine grid, `flmm_next`);
+  on the unpadded fine grid, `next.py`);
 - text embedding per phrase token: text_proj(Σ_l softmax(w)_l · h^l_t), h^l the output of layer l
   (`hidden_states[-L:]`, the last after the final norm), w = `text_layer_weights`;
 - coarse = UNetHead(m_p) (64×64 logits of the padded square), cropped to the image
   (rows int(top·64/S) … + int(H_r·64/S + 0.5), likewise columns; H_r the resized image height; LLaVA-NeXT's
   logits are not cropped);
-- SAM ViT-L with box + dense mask + text prompts (`gcgbench.models.flmm_head.SamPromptRefiner`) → logits at
+- SAM ViT-L with box + dense mask + text prompts (`gcgbench.models.flmm.head.SamPromptRefiner`) → logits at
   image size; the mask is logit > 0 (the eval scripts' sigmoid > 0.5) as COCO RLE.
 
 Request kinds:
@@ -51,8 +51,8 @@ import torch
 from gcgbench.api.backend import GenerationSettings
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import RLE, Phrase, Prediction, Request
-from gcgbench.models import flmm_loading as fl
-from gcgbench.models.llava_loading import DTYPES, resolve_dtype
+from gcgbench.models.flmm import loading as fl
+from gcgbench.models.llava.loading import DTYPES, resolve_dtype
 
 PRONOUNS = frozenset({"it", "this", "that", "those", "these", "them", "he", "she", "you", "i", "they", "me", "her",
                       "him", "a", "what", "which", "whose", "who"})    # grounded_conversation.py::process_noun_chunks
@@ -69,12 +69,12 @@ class _Loaded:
     llava: Any
     tokenizer: Any
     heads: Any
-    vision: Any                  # image → view: flmm_loading.PadVision (LLaVA-1.5) or flmm_next.NextVision
+    vision: Any                  # image → view: loading.PadVision (LLaVA-1.5) or next.NextVision
     device: str
     image_token_id: int
     num_layers: int
     lmm: str                     # "llava" or "llava_next"
-    instruction: str             # the prompt template, flmm_loading.INSTRUCTIONS value
+    instruction: str             # the prompt template, loading.INSTRUCTIONS value
     skipped_keys: list[str]
 
 
@@ -160,13 +160,13 @@ class FlmmBackend:
         if self._loaded is not None and self._loaded.device == device:
             return self._loaded
         from gcgbench.grounding.sam_refine import build_sam
-        from gcgbench.models.flmm_head import FlmmHeads
+        from gcgbench.models.flmm.head import FlmmHeads
 
         if self._loaded is None:
             lmm = fl.resolve_lmm(self.model_path, self.lmm)
             dtype = resolve_dtype(self.dtype, device, cuda_default=torch.bfloat16)
             if lmm == "llava_next":
-                from gcgbench.models.flmm_next import load_llava_next
+                from gcgbench.models.flmm.next import load_llava_next
 
                 llava, tokenizer, vision = load_llava_next(self.model_path, dtype)
             else:

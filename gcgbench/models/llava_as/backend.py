@@ -15,7 +15,7 @@ Per request kind (what upstream script each follows):
 - caption, answer: plain greedy generation (no capture).
 Greedy decoding is deterministic; each batch still seeds torch with `sample_seed` of its first doc.
 The prompt batch (llava_v1 conversation, square-padded image, left padding) and the pad/EOS ids are
-`llava_as_batch.py`.
+`batch.py`.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ from gcgbench.api.types import RLE, Doc, Phrase, Prediction, Request
 from gcgbench.grounding import attend_segment as aas
 from gcgbench.grounding import phrases as nps
 from gcgbench.grounding.sam_refine import Proposals, SamRefiner, build_sam
-from gcgbench.models import llava_loading as ll
-from gcgbench.models import tiny
-from gcgbench.models.llava_as_batch import Batch, build_batch, eos_ids, pad_id, until_eos
+from gcgbench.grounding import attention_capture as ac
+from gcgbench.models.llava import loading as ll
+from gcgbench.models import embedded
+from gcgbench.models.llava_as.batch import Batch, build_batch, eos_ids, pad_id, until_eos
 
 RES_TEMPLATE = 'Describe the "{expression}".'   # aas/infer_attn_res.sh, the runs over all eight RES splits
 RES_RULES = ("copula", "first8")
@@ -80,7 +81,7 @@ class LlavaAttendSegmentBackend:
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> "LlavaAttendSegmentBackend":
-        args = tiny.with_tiny_defaults(dict(args))  # no model_path: the shipped tiny checkpoints (models/tiny.py)
+        args = embedded.with_tiny_defaults(dict(args))  # no model_path: the shipped tiny checkpoints (models/embedded.py)
         if "model_path" not in args:
             raise InputError("--model-args", None, "llava-as needs model_path=FOLDER (llava-hf/llava-1.5-7b-hf layout)")
         options = {**DEFAULTS, **{k: v for k, v in args.items() if k in DEFAULTS}}
@@ -171,7 +172,7 @@ class LlavaAttendSegmentBackend:
 
     def _batch(self, requests: Sequence[Request], questions: Sequence[str],
                answers: Sequence[str] | None = None) -> Batch:
-        """The model inputs of `questions` (and teacher-forced `answers`); a hook difflmm.py overrides."""
+        """The model inputs of `questions` (and teacher-forced `answers`); a hook difflmm/backend.py overrides."""
         return build_batch(self._processor, self._model, self._device, requests, questions, answers)
 
     def _image_columns(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -192,10 +193,10 @@ class LlavaAttendSegmentBackend:
         if batch.pixel_values is not None:
             kwargs["pixel_values"] = batch.pixel_values
         query = self.aas_options.query_for(teacher_forced=False)
-        capture = ll.AttentionCapture(self._image_columns(batch.input_ids)) if capture_rows and query == "predicting" else None
+        capture = ac.AttentionCapture(self._image_columns(batch.input_ids)) if capture_rows and query == "predicting" else None
         with torch.inference_mode():
             if capture is not None:
-                with ll.capturing(capture):
+                with ac.capturing(capture):
                     output = self._model.generate(**kwargs)
             else:
                 output = self._model.generate(**kwargs)
@@ -217,13 +218,13 @@ class LlavaAttendSegmentBackend:
     def _forward_rows(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor | None,
                       rows: torch.Tensor) -> torch.Tensor:
         """One teacher-forced forward; (B, R, n_img) maps of the query positions `rows` (B, R)."""
-        capture = ll.AttentionCapture(self._image_columns(input_ids), rows)
+        capture = ac.AttentionCapture(self._image_columns(input_ids), rows)
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         kwargs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False,
                       logits_to_keep=1)
         if pixel_values is not None:
             kwargs["pixel_values"] = pixel_values
-        with torch.inference_mode(), ll.capturing(capture):
+        with torch.inference_mode(), ac.capturing(capture):
             self._model(**kwargs)
         return capture.maps()[0]
 

@@ -42,7 +42,8 @@ from typing import Any, Mapping
 import torch
 
 from gcgbench.api.errors import InputError
-from gcgbench.models.difflmm_vision import (
+from gcgbench.grounding import attention_capture as ac
+from gcgbench.models.difflmm.vision import (
     DiffLmmVisionConfig, DiffLmmVisionTower, SDCLIPBlock, quiet_logs, key_problem, load_vision_tower,
 )
 
@@ -224,12 +225,10 @@ def load_language_model(model_path: Path, model_base: Path, dtype: torch.dtype, 
     """Steps 1-3: base weights → projector from `non_lora_trainables.bin` → merged LoRA, on `device`."""
     from transformers import LlamaForCausalLM
 
-    from gcgbench.models import llava_loading as ll
-
     if not weight_files(model_base):
         raise InputError("model_base", str(model_base), "no model.safetensors / pytorch_model.bin (or their index); "
                                                         "expected the lmsys/vicuna-7b-v1.5 layout")
-    ll.register_capture_attention()
+    ac.register_capture_attention()
     try:
         with quiet_logs("transformers"):
             llm, info = LlamaForCausalLM.from_pretrained(model_base, config=llama_config(config), dtype=dtype,
@@ -269,7 +268,7 @@ def load_language_model(model_path: Path, model_base: Path, dtype: torch.dtype, 
         raise InputError(model_path, None, f"no {' or '.join(ADAPTER_FILES)} (the LoRA weights of the DiffLMM release)")
     llm = llm.to(device)
     merged = merge_lora(llm, read_state_file(adapter), lora, adapter)
-    llm.set_attn_implementation(ll.CAPTURE_ATTENTION)
+    llm.set_attn_implementation(ac.CAPTURE_ATTENTION)
     return llm.eval().requires_grad_(False), lora, merged
 
 

@@ -4,9 +4,9 @@ Re-implemented from `wusize/F-LMM` @ 47d3c2a6, on transformers' `LlavaNextForCon
 
 - `configs/llava_next/frozen_llava_next_{vicuna,mistral}_7b_unet_sam_l_refcoco_png.py`: frozen
   `llava-hf/llava-v1.6-{vicuna,mistral}-7b-hf` in bfloat16, xtuner prompt template `vicuna` / `mistral`
-  (`flmm_loading.INSTRUCTIONS`), LLaVA-1.5's description prompt, UNetHead with in_channels = 2048 = 2 · 32 layers ·
+  (`loading.INSTRUCTIONS`), LLaVA-1.5's description prompt, UNetHead with in_channels = 2048 = 2 · 32 layers ·
   32 heads, SAM ViT-L; official checkpoints `frozen_llava_next_{vicuna,mistral}_7b_unet_sam_l_refcoco_png.pth`
-  (README, "Checkpoints" table), loaded by `flmm_loading.load_flmm_state` (same key names as LLaVA-1.5's).
+  (README, "Checkpoints" table), loaded by `loading.load_flmm_state` (same key names as LLaVA-1.5's).
 - `flmm/datasets/llava_next_processors.py::CustomLlavaNextImageProcessor` (`get_image_patches`, `_pad_for_patching`
   l. 105–125): the image resized into the best grid pinpoint (aspect kept) and padded CENTRED with zeros, cut into
   S×S crops (row-major) after the whole image resized to S×S (the base image); `image_sizes` = original (h, w).
@@ -26,7 +26,7 @@ Re-implemented from `wusize/F-LMM` @ 47d3c2a6, on transformers' `LlavaNextForCon
       x = [bilinear(coarse, (H_f, W_f)) in float32 (align_corners=False) ; fine]   (2·L·H channels: channel
           l·H + k is coarse, L·H + l·H + k is fine),
   mask head → logits that cover the unpadded image already (no crop, unlike LLaVA-1.5) → SAM with the text
-  embeddings, exactly as for LLaVA-1.5 (`flmm_head.SamPromptRefiner`).
+  embeddings, exactly as for LLaVA-1.5 (`head.SamPromptRefiner`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from gcgbench.api.errors import InputError
-from gcgbench.models import flmm_loading as fl
+from gcgbench.models.flmm import loading as fl
 
 
 @dataclass(frozen=True)

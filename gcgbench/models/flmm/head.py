@@ -19,7 +19,7 @@ its `state_dict()` keys are the official ones:
 
 Mask head (`flmm/models/mask_head/mask_decoder.py::UNetHead`, config `configs/llava/…_png.py`): input x of
 shape (N, C = layers·heads, h, w), the word→image attention maps of N phrases (C = 2·layers·heads for
-LLaVA-NeXT, `configs/llava_next/…_png.py` in_channels=2048; `gcgbench.models.flmm_next`).
+LLaVA-NeXT, `configs/llava_next/…_png.py` in_channels=2048; `gcgbench.models.flmm.next`).
     x ← x / max(Σ_{spatial} x, 1e-12)                         (normalize_input, per channel)
     x ← bilinear(x, scale_factor = max(1, 64 / max(h, w)))    (upsample_input = 64; 24 → 64)
     x ← zero-pad bottom/right to a multiple of 2^(stages−1); UNet; crop back; conv_seg → (N, 1, H', W') logits

@@ -2,7 +2,7 @@
 [SEG] token's hidden state is projected by `text_hidden_fcs` into a SAM prompt, SAM's decoder gives the mask.
 
 Checkpoints: `MBZUAI/GLaMM-GCG`, `-RefSeg`, `-FullScope`, `-GranD-Pretrained`, `-RegCap-*` (HF folders, see
-glamm_modules for the key layout) plus `openai/clip-vit-large-patch14-336` (the global image encoder, which
+modules.py for the key layout) plus `openai/clip-vit-large-patch14-336` (the global image encoder, which
 upstream always loads separately). Per request kind (upstream script followed):
 
 - grounded_caption (GCG, eval/gcg/infer.py): the task prompt (the 5-space instruction) after GLaMM's begin
@@ -12,7 +12,7 @@ upstream always loads separately). Per request kind (upstream script followed):
   position is collected as it is computed (prefill, then one per step), which is the same tensor up to
   floating-point order (`kv_cache=false` recomputes the whole sequence every step, as upstream does). The
   state used for the j-th generated [SEG] is the one at the position before it (the state that predicted
-  it). The decoded text is parsed as upstream (glamm_parse) and phrase i gets mask i.
+  it). The decoded text is parsed as upstream (parse.py) and phrase i gets mask i.
 - segment, `inputs["expression"]` (RES, eval/referring_seg/infer_and_evaluate.py): teacher-forced, one
   forward pass over "<question> ASSISTANT: <answer></s>" with the task prompt as question and `res_answer`
   ("It is [SEG]." by default) as answer; the [SEG] states come from the input ids. Upstream draws the answer
@@ -44,11 +44,11 @@ import torch
 from gcgbench.api.backend import GenerationSettings
 from gcgbench.api.errors import GcgbenchError, InputError
 from gcgbench.api.types import Doc, Phrase, Prediction, RLE, Request
-from gcgbench.models import glamm_tokenizer as gt
-from gcgbench.models.glamm_modules import ClipPreprocess, GlammNetwork, load_clip, load_network, sam_pixels
-from gcgbench.models.glamm_parse import clean_caption, pair_phrases, parse_glamm_output
+from gcgbench.models.glamm import tokenizer as gt
+from gcgbench.models.glamm.modules import ClipPreprocess, GlammNetwork, load_clip, load_network, sam_pixels
+from gcgbench.models.glamm.parse import clean_caption, pair_phrases, parse_glamm_output
 from gcgbench.api.hashing import folder_sha256
-from gcgbench.models.llava_loading import DTYPES, resolve_dtype
+from gcgbench.models.llava.loading import DTYPES, resolve_dtype
 
 IMPLEMENTATION = "1"   # bump when a change alters what the backend answers (invalidates cached generations)
 DEFAULTS = {"max_new_tokens": "512", "dtype": "auto", "kv_cache": "true", "attn": "eager", "res_answer": "It is [SEG]."}

@@ -1,4 +1,6 @@
-"""A tiny random-weight GLaMM checkpoint in the official layout, for tests and benchmarks.
+"""Tiny random-weight checkpoints in the official layouts, for tests and benchmarks (never shipped in the package).
+
+`write_tiny_llava(folder)`: LLaVA-1.5 in the llava-hf layout (see its docstring).
 
 `write_tiny_glamm(folder)` writes `folder/glamm` (as `MBZUAI/GLaMM-GCG`: config.json with GLaMM's keys,
 `pytorch_model-0000{1,2}-of-00002.bin` + `pytorch_model.bin.index.json` with the official key names, plus the
@@ -22,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from gcgbench.models.glamm_modules import GlammNetwork, GlammSpec
-from gcgbench.models.glamm_tokenizer import GLAMM_TOKENS, LLAVA_V1_SYSTEM
+from gcgbench.models.glamm.modules import GlammNetwork, GlammSpec
+from gcgbench.models.glamm.tokenizer import GLAMM_TOKENS, LLAVA_V1_SYSTEM
 
 CORPUS = (
     LLAVA_V1_SYSTEM,
@@ -129,3 +131,59 @@ def _write_clip(folder: Path) -> None:
         "feature_extractor_type": "CLIPFeatureExtractor", "image_mean": CLIP_MEAN, "image_std": CLIP_STD,
         "resample": 3, "size": CLIP_SIDE}, indent=2))
 
+
+# ---------------------------------------------------------------------------------------------- tiny LLaVA
+
+TINY_WORDS = (
+    "a an the this that it we you me there in on with of and to near left right top bottom is are be can see "
+    "gray grey red green blue yellow beige white black small large two three image picture background circle "
+    "circles square squares triangle triangles shape shapes object objects scene region . , : ? \" ' "
+    "USER ASSISTANT A chat between curious human artificial intelligence assistant The gives helpful detailed "
+    "polite answers human's questions Describe describe detail Could could please Please give description "
+    "respond interleaved segmentation masks mask for corresponding parts answer What what output In shown"
+).split()
+
+
+def write_tiny_llava(folder: Path, seed: int = 0, layers: int = 2, hidden: int = 32, grid: int = 6) -> Path:
+    """A random-weight LLaVA in the llava-hf layout (CLIP vision with 8 px patches, `grid`² image tokens —
+    6×6 at 48 px by default, 24×24 like LLaVA-1.5 with grid=24 — a Llama text model, a word-level tokenizer
+    with `<image>`, LlavaProcessor), for tests and benchmarks.
+
+    Default config as in the methods notes §3.1 (verified with transformers 5.x); ~60k parameters."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (
+        CLIPImageProcessor,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
+
+    folder = Path(folder)
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    vocab = {word: index for index, word in enumerate(dict.fromkeys(specials + list(TINY_WORDS)))}
+    vocab["<image>"] = len(vocab)
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                        unk_token="<unk>", clean_up_tokenization_spaces=False)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    side = 8 * grid
+    image_processor = CLIPImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=8,
+                               vision_feature_select_strategy="default", image_token="<image>",
+                               num_additional_image_tokens=1)
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+                                       num_attention_heads=4, image_size=side, patch_size=8),
+        text_config=LlamaConfig(vocab_size=max(128, len(vocab)), hidden_size=hidden, intermediate_size=2 * hidden,
+                                num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
+                                bos_token_id=1, eos_token_id=2, pad_token_id=0),
+        image_token_index=vocab["<image>"], image_seq_length=grid * grid)
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(config).eval()
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

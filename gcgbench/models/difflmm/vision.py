@@ -158,7 +158,7 @@ def preprocess_image(image: Any, resolution: int) -> torch.Tensor:
     import numpy as np
     from PIL import Image
 
-    from gcgbench.models.llava_loading import expand_to_square
+    from gcgbench.models.llava.loading import expand_to_square
 
     image = image.convert("RGB")
     image = expand_to_square(image, tuple(int(v * 255) for v in OPENAI_CLIP_MEAN))

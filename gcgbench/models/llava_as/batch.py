@@ -3,8 +3,8 @@
 `build_batch` reads each request's image (checked against the annotated size), pads it to a square of the
 image processor's mean colour, puts the question in the llava_v1 conversation and, for teacher forcing,
 appends the answer's tokens with their character offsets; rows are left-padded with `pad_id`. `until_eos`
-cuts a generation after its first EOS. `LlavaAttendSegmentBackend._batch` (llava_as.py, overridden by
-difflmm.py) calls `build_batch` with the loaded processor and model.
+cuts a generation after its first EOS. `LlavaAttendSegmentBackend._batch` (llava_as/backend.py, overridden by
+difflmm/backend.py) calls `build_batch` with the loaded processor and model.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import Request
-from gcgbench.models import llava_loading as ll
+from gcgbench.models.llava import loading as ll
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """`difflmm`: DiffLMM (Cao et al., `Shengcao-Cao/groundLMM`) + attend-and-segment, exactly as `llava-as` does it.
 
 DiffLMM is LLaVA-1.5-7B with the CLIP tower replaced by SD-1.5 U-Net features + CLIP features
-(`difflmm_vision.py`), released as a LoRA over Vicuna-7B-v1.5 (`difflmm_loading.py`). Everything after the
+(`vision.py`), released as a LoRA over Vicuna-7B-v1.5 (`loading.py`). Everything after the
 LMM (generation settings, per-token attention rows, mean subtraction, spaCy root-word phrases, point → SAM
 or proposal, RES/PNG rules) is `LlavaAttendSegmentBackend`'s, inherited unchanged; this subclass swaps
 only what differs in the LLaVA-repo code path DiffLMM runs in upstream (`aas/infer_attn.py` with
@@ -11,13 +11,13 @@ only what differs in the LLaVA-repo code path DiffLMM runs in upstream (`aas/inf
   does (the text split at `<image>`, each chunk tokenized on its own, BOS kept only on the first), and the
   image placeholder (IMAGE_TOKEN_INDEX = −200) is repeated n = (R/16)² times, where upstream splices the n
   image features in place of one −200 (`prepare_inputs_labels_for_multimodal`); same embedding sequence.
-  The image is padded and normalised with DiffLMM's effective CLIP mean/std (see `difflmm_vision.py`).
+  The image is padded and normalised with DiffLMM's effective CLIP mean/std (see `vision.py`).
 - image features: computed when the batch is built, one `torch.Generator` per doc seeded with
   `sample_seed(run_seed, doc_id)` for the VAE sample and the noise, so a doc's answer does not depend on
   its batch, shard or earlier calls. The batch's `pixel_values` then hold the projected image tokens.
 - the model (`DiffLmmLM`): embeds the ids, scatters the image tokens into the −200 positions and calls
   `LlamaForCausalLM.generate(input_ids=…, inputs_embeds=…)` (sequences = prompt ids + new tokens), with
-  the `gcgbench_capture` attention of `llava_loading` so the a&s rows are captured as for llava-as.
+  the `gcgbench_capture` attention of `grounding/attention_capture.py` so the a&s rows are captured as for llava-as.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ from gcgbench.api.backend import GenerationSettings, sample_seed
 from gcgbench.api import hashing
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import Prediction, Request
-from gcgbench.models import llava_loading as ll
-from gcgbench.models import tiny
-from gcgbench.models.difflmm_loading import DiffLmm, load_difflmm, read_json, weight_files
-from gcgbench.models.difflmm_vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, preprocess_image
-from gcgbench.models.llava_as import LlavaAttendSegmentBackend
+from gcgbench.models.llava import loading as ll
+from gcgbench.models import embedded
+from gcgbench.models.difflmm.loading import DiffLmm, load_difflmm, read_json, weight_files
+from gcgbench.models.difflmm.vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, preprocess_image
+from gcgbench.models.llava_as.backend import LlavaAttendSegmentBackend
 
 IMAGE_TOKEN_INDEX = -200   # llava/constants.py
 TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -144,7 +144,7 @@ class DiffLmmBackend(LlavaAttendSegmentBackend):
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> "DiffLmmBackend":
-        args = tiny.with_tiny_difflmm_defaults(dict(args))  # no folders given: the shipped tiny DiffLMM
+        args = embedded.with_tiny_difflmm_defaults(dict(args))  # no folders given: the shipped tiny DiffLMM
         missing = [key for key in cls.PATH_ARGS if not args.get(key)]
         if missing:
             raise InputError("--model-args", None, f"difflmm needs {', '.join(f'{k}=FOLDER' for k in missing)}")

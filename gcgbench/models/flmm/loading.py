@@ -1,6 +1,6 @@
 """F-LMM inputs and weights: pad-to-square preprocessing, the teacher-forced sequence, checkpoint loading.
 
-LLaVA-1.5 is handled here; LLaVA-NeXT's any-resolution inputs and attention layout are `flmm_next`.
+LLaVA-1.5 is handled here; LLaVA-NeXT's any-resolution inputs and attention layout are `next.py`.
 
 Preprocessing (`flmm/datasets/llava_processors.py::CustomLlavaImageProcessor`, the CLIP-336 processor of
 `openai/clip-vit-large-patch14-336` = the `preprocessor_config.json` of `llava-hf/llava-1.5-7b-hf`): RGB;

@@ -1,0 +1,1 @@
+"""The `glamm` backend: official modules and strict loading (`modules`, `region`), tokenizer and prompts (`tokenizer`), output parsing (`parse`), the backend (`backend`)."""

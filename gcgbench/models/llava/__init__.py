@@ -1,0 +1,1 @@
+"""Shared LLaVA-1.5 pieces every LLaVA-based backend uses: loading in the llava-hf layout, prompts, image padding."""

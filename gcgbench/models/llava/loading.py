@@ -1,0 +1,103 @@
+"""LLaVA-1.5 (HF `llava-hf/llava-1.5-7b-hf` layout): loading, prompts, image padding, the dtype resolver.
+
+Attention capture (`gcgbench.grounding.attention_capture`) is set on the text model at load time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from gcgbench.api.errors import InputError
+from gcgbench.grounding.attention_capture import CAPTURE_ATTENTION, register_capture_attention
+
+# LLaVA v1.5 `conv_templates["llava_v1"]` (SeparatorStyle.TWO), as upstream a&s builds its prompts.
+LLAVA_V1_SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. "
+                   "The assistant gives helpful, detailed, and polite answers to the human's questions.")
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def resolve_dtype(name: str, device: str, cuda_default: torch.dtype = torch.float16) -> torch.dtype:
+    """`dtype=` of a backend: `auto` is `cuda_default` on CUDA (each upstream's own choice) and float32 on CPU."""
+    if name == "auto":
+        return cuda_default if str(device).startswith("cuda") else torch.float32
+    if name not in DTYPES:
+        raise InputError("--model-args", "dtype", f"must be auto, {', '.join(DTYPES)}; got {name!r}")
+    return DTYPES[name]
+
+
+def load_llava(model_path: Path, dtype: torch.dtype, device: str) -> tuple[Any, Any]:
+    """`LlavaForConditionalGeneration` + `AutoProcessor` from a local folder; any missing, unexpected or
+    mismatched weight → InputError naming the keys (transformers' loading info), nothing half-loaded."""
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    folder = Path(model_path)
+    if not (folder / "config.json").is_file():
+        raise InputError("model_path", str(folder), "not a model folder (no config.json); expected the llava-hf/llava-1.5-7b-hf layout")
+    register_capture_attention()
+    try:
+        model, info = LlavaForConditionalGeneration.from_pretrained(
+            folder, dtype=dtype, output_loading_info=True, local_files_only=True)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise InputError("model_path", str(folder), f"cannot load LLaVA weights: {str(error).splitlines()[0]}") from None
+    problem = _loading_problem(info)
+    if problem:
+        raise InputError("model_path", str(folder), problem)
+    model.set_attn_implementation({"text_config": CAPTURE_ATTENTION, "vision_config": "sdpa"})
+    try:
+        processor = AutoProcessor.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as error:
+        raise InputError("model_path", str(folder), f"cannot load the processor/tokenizer: {str(error).splitlines()[0]}") from None
+    return model.to(device).eval(), processor
+
+
+def _loading_problem(info: Mapping[str, Any]) -> str:
+    def shown(keys: Any) -> str:
+        keys = sorted(str(k) for k in keys)
+        return ", ".join(keys[:8]) + (f" … ({len(keys)} in all)" if len(keys) > 8 else "")
+
+    parts = []
+    for label, field in (("missing keys", "missing_keys"), ("unexpected keys", "unexpected_keys"),
+                         ("keys with the wrong shape", "mismatched_keys")):
+        keys = info.get(field) or ()
+        if field == "mismatched_keys":
+            keys = [k[0] if isinstance(k, tuple) else k for k in keys]
+        if keys:
+            parts.append(f"{label}: {shown(keys)}")
+    if info.get("error_msgs"):
+        parts.append(f"errors: {'; '.join(str(e) for e in info['error_msgs'])[:300]}")
+    return "; ".join(parts)
+
+
+def llava_v1_prompt(question: str, with_image: bool = True) -> str:
+    """`<system> USER: <image>\\n<question> ASSISTANT:` (llava_v1 conversation, `aas/infer_attn.py`)."""
+    body = f"<image>\n{question}" if with_image else question
+    return f"{LLAVA_V1_SYSTEM} USER: {body} ASSISTANT:"
+
+
+def expand_to_square(image: Any, background: tuple[int, int, int]) -> Any:
+    """LLaVA-1.5 `expand2square`: paste the image centred on a square canvas of the mean colour."""
+    from PIL import Image
+
+    width, height = image.size
+    if width == height:
+        return image
+    side = max(width, height)
+    canvas = Image.new(image.mode, (side, side), background)
+    canvas.paste(image, ((side - width) // 2, (side - height) // 2))
+    return canvas
+
+
+def mean_colour(image_processor: Any) -> tuple[int, int, int]:
+    mean = getattr(image_processor, "image_mean", None) or (0.48145466, 0.4578275, 0.40821073)
+    return tuple(int(v * 255) for v in mean)  # type: ignore[return-value]
+
+
+def region_text(region: Sequence[float], height: int, width: int) -> str:
+    """A pixel box [x, y, w, h] as LLaVA-1.5's `[x1, y1, x2, y2]` text, normalised to the padded square."""
+    top, left = (max(height, width) - height) // 2, (max(height, width) - width) // 2
+    side = float(max(height, width))
+    x, y, w, h = (float(v) for v in region)
+    values = [(x + left) / side, (y + top) / side, (x + w + left) / side, (y + h + top) / side]
+    return "[" + ", ".join(f"{min(1.0, max(0.0, v)):.2f}" for v in values) + "]"
