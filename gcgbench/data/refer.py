@@ -36,10 +36,10 @@ import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
-from gcgbench.api.types import RLE
+from gcgbench.api.types import RLE, Doc
 from gcgbench.data.jsonio import load_json, require
 
 SPLITS_BY_SCHEME: dict[str, tuple[str, ...]] = {
@@ -271,3 +271,18 @@ def _empty(height: int, width: int) -> RLE:
     import numpy as np
 
     return RLE.from_mask(np.zeros((height, width), dtype=np.uint8))
+
+
+def flmm_selection(docs: Sequence[Doc], split: str) -> list[Doc]:
+    """The docs mmdet's RefCocoDataset(text_mode='select_first') scores (and F-LMM's `--concat` groups by
+    image, in this order): per ann_id, sentence 0 of the
+    last ref (in doc order) whose split equals `split` exactly; objects in order of first appearance."""
+    last_ref: dict[int, int] = {}  # ann_id -> ref_id of its last ref; insertion order = first appearance
+    first_sentence: dict[int, Doc] = {}  # ref_id -> the doc of its sentence 0
+    for doc in docs:
+        if doc.truth["split"] != split:
+            continue
+        last_ref[doc.truth["ann_id"]] = doc.truth["ref_id"]
+        if doc.truth["sentence_index"] == 0:
+            first_sentence[doc.truth["ref_id"]] = doc
+    return [first_sentence[ref_id] for ref_id in last_ref.values() if ref_id in first_sentence]

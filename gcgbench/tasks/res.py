@@ -33,7 +33,7 @@ from gcgbench.api.errors import InputError
 from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult
 from gcgbench.api.types import RLE, Doc, Phrase, Prediction, Request
 from gcgbench.data.predictions import read_predictions
-from gcgbench.data.refer import ReferExpression, check_split, read_refer_expressions
+from gcgbench.data.refer import ReferExpression, check_split, flmm_selection, read_refer_expressions
 from gcgbench.metrics import res
 from gcgbench.metrics.masks import MaskSizeError
 from gcgbench.metrics.stats import cluster_indices
@@ -136,20 +136,6 @@ class ResTask(SpecTask):
             "prediction_mask": "first predicted mask; no mask = empty prediction",
             "bootstrap": bootstrap_config(options),
         }
-
-
-def flmm_selection(docs: Sequence[Doc], split: str) -> list[Doc]:
-    """The docs mmdet's RefCocoDataset(text_mode='select_first') scores: per ann_id, sentence 0 of the
-    last ref (in doc order) whose split equals `split` exactly; objects in order of first appearance."""
-    last_ref: dict[int, int] = {}  # ann_id -> ref_id of its last ref; insertion order = first appearance
-    first_sentence: dict[int, Doc] = {}  # ref_id -> the doc of its sentence 0
-    for doc in docs:
-        if doc.truth["split"] != split:
-            continue
-        last_ref[doc.truth["ann_id"]] = doc.truth["ref_id"]
-        if doc.truth["sentence_index"] == 0:
-            first_sentence[doc.truth["ref_id"]] = doc
-    return [first_sentence[ref_id] for ref_id in last_ref.values() if ref_id in first_sentence]
 
 
 def prediction_mask(prediction: Prediction) -> RLE | None:
