@@ -27,8 +27,11 @@ class GenerationProtocol:
 
     name: str
     kinds: tuple[str, ...]
-    source: str          # "owner/repo:path[:lines]" of the upstream script, or "gcgbench" (ours)
+    source: str | Mapping[str, str]   # "owner/repo:path[:lines]" of the upstream script (or one per kind), or "gcgbench"
     summary: str
+
+    def source_for(self, kind: str) -> str:
+        return self.source if isinstance(self.source, str) else self.source[kind]
 
     @property
     def official(self) -> bool:
@@ -99,7 +102,7 @@ class ProtocolTable:
             for protocol in self.protocols:
                 if kind in protocol.kinds:
                     flag = " (default)" if self.defaults[kind] == protocol.name else ""
-                    out.append(f"{kind}: {protocol.name}{flag} ← {protocol.source}: {protocol.summary}")
+                    out.append(f"{kind}: {protocol.name}{flag} ← {protocol.source_for(kind)}: {protocol.summary}")
         return out
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gcgbench.api.task import DataPaths
@@ -32,10 +33,16 @@ def tasks(data_root: Optional[Path] = opt.DataRoot, data_config: Optional[Path] 
 
 
 def models() -> None:
+    """Each backend: what it is, its typed options (type, default, help) and, per request kind, the
+    generation protocols it implements with the upstream script each reproduces (`protocol=` picks one)."""
     table = Table(title="backends")
-    for column in ("model", "what", "arguments"):
+    for column in ("model", "what", "options", "generation protocols (kind: name ← source)"):
         table.add_column(column)
     for name, (_, what) in sorted(BACKENDS.items()):
-        args = backend_class(name).ARGS
-        table.add_row(name, what, "\n".join(f"{k}: {v}" for k, v in args.items()) or "-")
+        cls = backend_class(name)
+        options = getattr(cls, "Options", None)
+        lines = [info.line() for info in options.describe()] if options is not None else \
+            [f"{k}: {v}" for k, v in cls.ARGS.items()]
+        protocols = getattr(cls, "PROTOCOLS", None)
+        table.add_row(name, what, escape("\n".join(lines)) or "-", escape("\n".join(protocols.lines())) if protocols else "-")
     Console().print(table)

@@ -89,6 +89,12 @@ def DiffLmmLM(model: DiffLmm) -> SplicedLM:
 class DiffLmmOptions(LlavaAsOptions):
     """llava-as's options (protocols included) plus the DiffLMM release's four folders."""
 
+    model_path: Path | None = option("DiffLMM LoRA folder, Shengcao1006/difflmm-llava-v1.5-7b-lora layout: config.json, "
+                                     "adapter_config.json, adapter_model.{safetensors,bin}, non_lora_trainables.bin "
+                                     "(the four folders together; none given: the shipped tiny DiffLMM)", None, path=True)
+    model_base: Path | None = option("base LLM folder, lmsys/vicuna-7b-v1.5 layout (weights + tokenizer)", None,
+                                     path=True)
+    clip_path: Path | None = option("CLIP folder, openai/clip-vit-large-patch14-336 layout", None, path=True)
     sd_path: Path | None = option("Stable Diffusion v1.5 folder, diffusers layout: unet/, vae/, scheduler/", None,
                                   path=True)
 
@@ -102,13 +108,6 @@ class DiffLmmBackend(LlavaAttendSegmentBackend):
 
     Options = DiffLmmOptions
     ARGS = {info.name: info.help for info in DiffLmmOptions.describe()}
-    ARGS.update({
-        "model_path": "DiffLMM LoRA folder, Shengcao1006/difflmm-llava-v1.5-7b-lora layout: config.json, "
-                      "adapter_config.json, adapter_model.{safetensors,bin}, non_lora_trainables.bin",
-        "model_base": "base LLM folder, lmsys/vicuna-7b-v1.5 layout (weights + tokenizer)",
-        "clip_path": "CLIP folder, openai/clip-vit-large-patch14-336 layout (all four folders are required "
-                     "together; none given: the shipped tiny DiffLMM)",
-    })
     PATH_ARGS = ("model_path", "model_base", "sd_path", "clip_path")
 
     @classmethod

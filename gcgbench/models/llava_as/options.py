@@ -31,8 +31,9 @@ DTYPE_CHOICES = ("auto", "float16", "bfloat16", "float32")
 PROTOCOLS = ProtocolTable(
     (
         GenerationProtocol("aas", ("grounded_caption", "segment", "segment_phrases"),
-                           "Shengcao-Cao/groundLMM:aas/infer_attn.py+aas/gcg.sh | aas/infer_attn_res.py+.sh | "
-                           "aas/infer_attn_png.py+.sh",
+                           {"grounded_caption": "Shengcao-Cao/groundLMM:aas/infer_attn.py + aas/gcg.sh",
+                            "segment": "Shengcao-Cao/groundLMM:aas/infer_attn_res.py + aas/infer_attn_res.sh",
+                            "segment_phrases": "Shengcao-Cao/groundLMM:aas/infer_attn_png.py + aas/infer_attn_png.sh"},
                            'a&s: "Describe the image in detail." (GCG, PNG), \'Describe the "{expression}".\' (RES); '
                            "prompt ids chunk by chunk (tokenizer_image_token), PNG utterance by utterance"),
         GenerationProtocol("task-prompt", ("grounded_caption", "segment", "segment_phrases", "caption", "answer"),
