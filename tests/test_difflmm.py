@@ -435,6 +435,9 @@ def test_fingerprint_covers_every_checkpoint(files):
     assert "config.json" in hashes["clip"] and hashes["sam_checkpoint"]
     assert "sd_path" not in fingerprint["args"] and str(files) not in repr(fingerprint)     # paths out, hashes in
     assert fingerprint["protocols"]["grounded_caption"] == "aas"
+    # no protocol or question argument with real folders: GCG and PNG ask a&s's question (aas/infer_attn.py)
+    assert backend.options.question_for(backend.protocol_for("grounded_caption"), "task prompt") == \
+        "Describe the image in detail."
 
 
 def test_arguments_are_checked_up_front(files):
