@@ -12,7 +12,7 @@ $(BIN)/gcgbench: pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -c requirements/constraints.txt -e ".[test]"
+	$(BIN)/pip install -q -c requirements/constraints.txt -e ".[models,sample,test]"
 	@touch $@
 
 install: $(BIN)/gcgbench
@@ -24,8 +24,8 @@ demo: install
 	$(BIN)/gcgbench demo --output out/demo
 
 bench: install
-	$(BIN)/python benchmarks/run.py
-	$(BIN)/python benchmarks/runner.py
+	$(BIN)/python benchmarks/scoring_table.py
+	$(BIN)/python benchmarks/runner_overhead.py
 	$(BIN)/python benchmarks/attend_segment.py
 	$(BIN)/python benchmarks/tiny_models.py
 

@@ -28,3 +28,12 @@ def test_wheel_contains_task_files(tmp_path):
     shipped = [p.relative_to(ROOT).as_posix() for p in (ROOT / "gcgbench" / "checkpoints").rglob("*")
                if p.is_file() and not p.name.startswith(".")]
     assert shipped and not set(shipped) - set(names), "embedded tiny checkpoints missing from the wheel"
+    # installed from the wheel (no checkout beside it), the task files are found and read
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True)
+    code = ("import gcgbench.tasks.spec as s; from gcgbench.tasks.registry import task_names; "
+            "print(s.task_folder()); print(len(task_names()))")
+    found = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin"},
+                           check=True, capture_output=True, text=True).stdout.split()
+    assert found[0].startswith(str(target)) and int(found[1]) >= 20

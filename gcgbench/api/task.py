@@ -20,7 +20,8 @@ class TaskSpec:
 
     `files` maps a role (e.g. `captions`, `refs`, `questions`) to a path relative to the data root;
     `checksums` pins the sha256 of those files where the upstream release is known (None: not pinned);
-    `params` holds family-specific settings (dataset name, split id, protocol defaults).
+    `params` holds family-specific settings (dataset name, split id, protocol defaults). `metrics` are the
+    metrics reported first, headline first (`gcgbench.tasks.spec` says what the key means).
     """
 
     name: str
@@ -34,6 +35,7 @@ class TaskSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     source: str = "<memory>"
+    higher_is_better: Mapping[str, bool | None] = field(default_factory=dict)   # of each listed metric
 
 
 @dataclass(frozen=True)

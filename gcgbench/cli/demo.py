@@ -13,7 +13,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from gcgbench.api.errors import GcgbenchError
+from gcgbench.cli.run import execute
+from gcgbench.leaderboard.report import build_report
 
 
 def demo(
@@ -21,15 +22,9 @@ def demo(
     model: str = typer.Option("llava-as", "--model", help="Tiny backend to run (llava-as)."),
     bootstrap: int = typer.Option(200, "--bootstrap", help="Bootstrap resamples for the intervals."),
 ) -> None:
-    from gcgbench.cli.app import main
-
     console = Console(stderr=True)
     console.print(f"demo: the embedded tiny {model} model on the bundled sample GCG split (no downloads)")
-    code = main(["run", "--model", model, "--task", "gcg_val", "--output", str(output), "--bootstrap", str(bootstrap),
-                 "--no-cache"])
-    if code != 0:
-        raise GcgbenchError(f"the demo run failed (exit {code}); see the message above")
-    code = main(["report", str(output), "--output", str(output / "report.html")])
-    if code != 0:
-        raise GcgbenchError(f"the demo report failed (exit {code}); see the message above")
-    console.print(f"report: {output / 'report.html'} (open it in a browser)")
+    execute(model, None, "gcg_val", data_root=None, data_config=None, limit=None, output=output, batch_size=1,
+            device="cpu", seed=0, text_model=None, bootstrap=bootstrap, protocol=None, cache_folder=None, score=True)
+    report = build_report(output, output / "report.html")
+    console.print(f"report: {report} (open it in a browser)")

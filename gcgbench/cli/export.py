@@ -14,8 +14,7 @@ from rich.console import Console
 
 from gcgbench.api.errors import InputError
 from gcgbench.data.grandf import glamm_prediction_json
-from gcgbench.data.jsonio import iter_jsonl
-from gcgbench.api.types import Prediction
+from gcgbench.runner.run_dir import RunDir
 
 FORMATS = ("glamm",)
 
@@ -28,11 +27,11 @@ def export(
 ) -> None:
     if format not in FORMATS:
         raise InputError("--format", None, f"unknown format {format!r}; known: {', '.join(FORMATS)}")
-    source = run_dir / "predictions" / f"{task}.jsonl"
+    run = RunDir(run_dir)
+    source = run.predictions_path(task)
     output.mkdir(parents=True, exist_ok=True)
     count = 0
-    for line_number, obj in iter_jsonl(source, "run predictions"):
-        prediction = Prediction.from_json(obj, source, f"line {line_number}")
+    for line_number, prediction in run.iter_predictions(task):
         try:
             body = glamm_prediction_json(prediction)
         except ValueError as error:

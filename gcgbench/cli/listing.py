@@ -11,13 +11,12 @@ from rich.table import Table
 
 from gcgbench.api.task import DataPaths
 from gcgbench.cli import options as opt
+from gcgbench.data.paths import resolve_data_paths
 from gcgbench.models.registry import BACKENDS, backend_class
 from gcgbench.tasks.registry import all_specs, task_names
 
 
 def tasks(data_root: Optional[Path] = opt.DataRoot, data_config: Optional[Path] = opt.DataConfig) -> None:
-    from gcgbench.data.paths import resolve_data_paths
-
     paths = resolve_data_paths(data_root, data_config)
     specs = all_specs()
     table = Table(title=f"tasks (data: {'bundled sample' if paths.is_sample else paths.root})")

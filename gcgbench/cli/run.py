@@ -53,7 +53,7 @@ def run(
     bootstrap: int = opt.Bootstrap, protocol: Optional[str] = opt.Protocol,
     cache: Optional[Path] = Cache, no_cache: bool = NoCache,
 ) -> None:
-    _execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
+    execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
              text_model, bootstrap, protocol, _cache_folder(cache, no_cache), score=True)
 
 
@@ -63,7 +63,7 @@ def infer(
     limit: Optional[int] = Limit, output: Optional[Path] = opt.Output, batch_size: int = BatchSize,
     device: str = Device, seed: int = opt.Seed, cache: Optional[Path] = Cache, no_cache: bool = NoCache,
 ) -> None:
-    _execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
+    execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
              None, 0, None, _cache_folder(cache, no_cache), score=False)
 
 
@@ -73,8 +73,9 @@ def _cache_folder(cache: Path | None, no_cache: bool) -> Path | None:
     return cache or default_cache_dir()
 
 
-def _execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
-             text_model, bootstrap, protocol, cache_folder: Path | None, score: bool) -> None:
+def execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
+            text_model, bootstrap, protocol, cache_folder: Path | None, score: bool) -> None:
+    """`run` (score=True) or `infer` (score=False) with every option given; what the commands and `demo` call."""
     console = Console(stderr=True)
     paths = resolve_data_paths(data_root, data_config)
     if paths.is_sample:

@@ -53,7 +53,7 @@ def score(
         **environment_config(chosen.annotation_files(paths)),
     }
     timing = {"load_ground_truth_s": loaded - started, "read_predictions_s": read - loaded, "score_s": scored - read}
-    results = build_results([result], config, timing)
+    results = build_results([result], config, timing, {chosen.name: chosen.spec})
     console = Console()
     print_results(console, results)
     if output is not None:

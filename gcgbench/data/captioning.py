@@ -45,7 +45,7 @@ from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import Doc, Prediction
-from gcgbench.data.jsonio import load_json, require
+from gcgbench.api.jsonio import load_json, require
 
 MERGED_RESULTS = "merged.json"  # what GLaMM's evaluate.py writes into the results folder
 

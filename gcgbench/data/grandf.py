@@ -24,7 +24,7 @@ from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import RLE, Doc, Phrase, Prediction
-from gcgbench.data.jsonio import load_json, require
+from gcgbench.api.jsonio import load_json, require
 
 def read_gcg_docs(caption_path: Path, mask_path: Path, image_dir: Path) -> list[Doc]:
     """The docs of a GranD-f GCG split, in caption-file order, with GT phrases and RLE masks."""

@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import Doc, Prediction
-from gcgbench.data.jsonio import iter_jsonl, load_json, require
+from gcgbench.api.jsonio import iter_jsonl, load_json, require
 from gcgbench.data.predictions import read_prediction_jsonl, read_predictions
 from gcgbench.metrics.vqa_normalize import evalai_normalize
 

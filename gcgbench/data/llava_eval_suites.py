@@ -40,7 +40,8 @@ from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import Doc, Prediction
-from gcgbench.data.jsonio import load_json, require
+from gcgbench.runner.store import default_cache_dir
+from gcgbench.api.jsonio import load_json, require
 from gcgbench.data.llava_eval import ImageSizes, make_doc, question_lines, unique_ids, without_suffix
 
 MME_SHORT_ANSWER = "Answer the question using a single word or phrase."
@@ -110,8 +111,6 @@ def mmbench_is_none(value: Any) -> bool:
 
 def default_image_cache() -> Path:
     """`<gcgbench cache>/tsv-images`: where images embedded in TSVs are decoded to."""
-    from gcgbench.runner.store import default_cache_dir
-
     return default_cache_dir() / "tsv-images"
 
 

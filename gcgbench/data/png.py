@@ -52,7 +52,7 @@ import numpy as np
 
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import RLE, Doc, Phrase, Prediction
-from gcgbench.data.jsonio import load_json, require
+from gcgbench.api.jsonio import load_json, require
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from typing import Callable, Sequence
 
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import Doc, Prediction
-from gcgbench.data.jsonio import iter_jsonl, require
+from gcgbench.api.jsonio import iter_jsonl, require, write_jsonl_atomic
+from gcgbench.runner.run_dir import RunDir
 
 FolderReader = Callable[[Path, Sequence[Doc]], dict[str, Prediction]]
 
@@ -25,7 +26,7 @@ def read_predictions(
 ) -> dict[str, Prediction]:
     """Predictions for `docs` from a JSONL file, a run directory, or a task-specific folder layout."""
     path = Path(path)
-    run_file = path / "predictions" / f"{task_name}.jsonl"
+    run_file = RunDir(path).predictions_path(task_name)
     if path.is_dir() and run_file.is_file():
         return read_prediction_jsonl(run_file, docs)
     if path.is_file():
@@ -58,7 +59,5 @@ def read_prediction_jsonl(path: Path, docs: Sequence[Doc]) -> dict[str, Predicti
 
 
 def write_prediction_jsonl(path: Path, predictions: Sequence[Prediction]) -> None:
-    """One prediction per line, in the order given, atomically."""
-    from gcgbench.runner.results import write_jsonl_atomic
-
+    """A standalone predictions JSONL (what `score --predictions` and `replay` read): one per line, atomically."""
     write_jsonl_atomic(path, (prediction.to_json() for prediction in predictions))

@@ -40,7 +40,7 @@ from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import RLE, Doc
-from gcgbench.data.jsonio import load_json, require
+from gcgbench.api.jsonio import load_json, require
 
 SPLITS_BY_SCHEME: dict[str, tuple[str, ...]] = {
     "unc": ("val", "testA", "testB"),

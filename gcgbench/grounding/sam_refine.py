@@ -263,7 +263,3 @@ def _best_first(items: list[tuple[float, RLE]]) -> list[tuple[float, RLE]]:
 def rle_pixel(rle: RLE, x: int, y: int) -> bool:
     """Whether pixel (x, y) of a COCO RLE mask is set."""
     return bool(rle.decode()[int(y), int(x)])
-
-
-def masks_to_rles(masks: Sequence[np.ndarray]) -> list[RLE]:
-    return [RLE.from_mask(mask) for mask in masks]

@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from gcgbench.api.errors import GcgbenchError, InputError
 from gcgbench.api.hashing import fingerprint_sha256
+from gcgbench.tasks.registry import all_specs
 
 SCHEMA_VERSION = 1
 SOURCES = ("measured", "reported")
@@ -185,8 +186,6 @@ class Leaderboard:
 
 def family_of(task: str) -> str:
     """The task's family from its YAML spec; for a task this install does not know, its name's prefix."""
-    from gcgbench.tasks.registry import all_specs
-
     spec = all_specs().get(task)
     return spec.family if spec is not None else task.split("_", 1)[0]
 

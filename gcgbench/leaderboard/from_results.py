@@ -8,13 +8,13 @@ of the leaderboard files themselves are `files.py`.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
 from gcgbench.leaderboard.files import SOURCES, Entry, now
+from gcgbench.runner.run_dir import read_results_file, results_file
 
 SAMPLE_SUFFIX = " (sample)"
 
@@ -78,15 +78,8 @@ def entries_from_results(
 
 def read_results(path: Path) -> tuple[dict[str, Any], Path]:
     """A results.json (or a run directory holding one), schema 1 only: (payload, path of results.json)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "results.json"
-    if not path.is_file():
-        raise InputError(path, None, "results file not found")
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise InputError(path, None, f"not valid JSON ({error.msg} at line {error.lineno})") from None
+    path = results_file(path)
+    payload = read_results_file(path)
     if not isinstance(payload, dict) or "results" not in payload:
         raise InputError(path, None, "not a gcgbench results.json (no 'results')")
     if payload.get("schema_version") != 1:

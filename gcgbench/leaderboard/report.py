@@ -27,6 +27,8 @@ from gcgbench.data.sample import sample_root
 from gcgbench.api.types import RLE, Doc, Prediction
 from gcgbench.leaderboard import files, from_results
 from gcgbench.leaderboard.rows import read_rows
+from gcgbench.runner.run_dir import RunDir
+from gcgbench.tasks.registry import get_task
 
 # distinct on the sample scenes' red/green/blue/yellow shapes and gray/beige/white backgrounds
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -190,8 +192,6 @@ def scores_html(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def load_docs(task: str, config: Mapping[str, Any], data_root: Path | None) -> tuple[dict[str, Doc], str | None]:
     """The task's docs by id, from `data_root` or the run's own data root; ({}, why) when unreadable."""
-    from gcgbench.tasks.registry import get_task
-
     overrides = config.get("data_overrides") or {}
     if data_root is not None:
         paths = DataPaths(Path(data_root), overrides)
@@ -207,19 +207,6 @@ def load_docs(task: str, config: Mapping[str, Any], data_root: Path | None) -> t
         return {}, f"{task}: cannot read the task's docs ({error}): no images or ground truth"
 
 
-def read_predictions(run_dir: Path, task: str) -> dict[str, Prediction]:
-    path = run_dir / "predictions" / f"{task}.jsonl"
-    if not path.is_file():
-        return {}
-    found = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                prediction = Prediction.from_json(json.loads(line), path, f"line {number}")
-                found[prediction.doc_id] = prediction
-    return found
-
-
 def build_cards(run_dir: Path, results: Mapping[str, Any], task: str, data_root: Path | None, max_side: int,
                 truth: bool, notes: list[str]) -> list[Card]:
     """The cards of one task, in the rows' doc order."""
@@ -231,7 +218,7 @@ def build_cards(run_dir: Path, results: Mapping[str, Any], task: str, data_root:
     grouped: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         grouped.setdefault(str(row.get("doc_id")), []).append(row)
-    predictions = read_predictions(run_dir, task)
+    predictions = RunDir(run_dir).read_predictions(task)
     if not predictions:
         notes.append(f"{task}: no predictions/{task}.jsonl: scores only, no masks")
     docs, problem = load_docs(task, results.get("config") or {}, data_root)

@@ -18,7 +18,6 @@ the run's stored value on all rows before it is used (`RowMetrics.verified`).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from gcgbench.api.errors import InputError
+from gcgbench.metrics import png
+from gcgbench.metrics import res
+from gcgbench.runner.run_dir import RunDir
 
 RecordStatistic = Callable[[np.ndarray], dict[str, float]]
 
@@ -54,18 +55,7 @@ class RowMetrics:
 
 def read_rows(run_dir: Path, task: str) -> list[dict[str, Any]] | None:
     """`samples/<task>.jsonl` of a run directory, or None when the run has none."""
-    path = Path(run_dir) / "samples" / f"{task}.jsonl"
-    if not path.is_file():
-        return None
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise InputError(path, f"line {number}", f"not valid JSON ({error.msg})") from None
-    return rows
+    return RunDir(run_dir).read_samples(task)
 
 
 def row_key(family: str, row: Mapping[str, Any]) -> Any:
@@ -101,8 +91,6 @@ def align(candidate: RowMetrics, baseline: RowMetrics) -> tuple[np.ndarray, str 
 
 
 def _res(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, float]) -> RecordStatistic:
-    from gcgbench.metrics import res
-
     table = res.ResStats(
         protocol=protocol, sample_ids=tuple(str(r["doc_id"]) for r in rows),
         image_ids=tuple(r.get("image_id", r["doc_id"]) for r in rows),
@@ -114,8 +102,6 @@ def _res(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, 
 
 
 def _png(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, float]) -> RecordStatistic:
-    from gcgbench.metrics import png
-
     iou = np.array([np.nan if r["iou"] is None else float(r["iou"]) for r in rows], dtype=np.float64)
     passed = png.thresholds_passed(iou, protocol)
     table = png.PngStats(

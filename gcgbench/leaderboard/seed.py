@@ -1,5 +1,5 @@
-"""Published numbers the leaderboards start from, transcribed from /work/shared/reference (glamm_eval.md §5,
-methods.md §1.8, §2.9) as printed (×100), stored as fractions (value / 100) in `reported` entries.
+"""Published numbers the leaderboards start from, transcribed from the papers' tables (each entry cites its
+paper and table) as printed (×100), stored as fractions (value / 100) in `reported` entries.
 
 `python -m gcgbench.leaderboard.seed [DIR]` (re)writes them into DIR (default `leaderboards/`),
 replacing the reported entries this module defines and leaving every other entry alone.

@@ -12,6 +12,8 @@ named in each docstring; the code is our own restatement of their rules.
 from __future__ import annotations
 
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import maximum_bipartite_matching
 
 IOU_THRESHOLD = 0.5
 TEXT_SIMILARITY_THRESHOLD = 0.5
@@ -124,7 +126,7 @@ def strict_recall_matches(
     predicted mask j has a phrase, IoU ≥ 0.5 and similarity(label i, phrase j) ≥ 0.5. An empty
     predicted mask against an empty GT mask (IoU 0/0) counts as IoU 1, as the official loop accepts
     it too; so every official match is admissible and strict ≥ official on every image. The matching
-    is maximum cardinality (augmenting paths, Kuhn's algorithm); there is no early stop and surplus
+    is maximum cardinality (scipy.sparse.csgraph.maximum_bipartite_matching, Hopcroft–Karp); there is no early stop and surplus
     masks or phrases are simply unmatched.
     """
     n_rows = min(iou_gt_by_pred.shape[0], similarity.shape[0])
@@ -133,20 +135,10 @@ def strict_recall_matches(
         return 0
     iou = np.nan_to_num(iou_gt_by_pred[:n_rows, :n_columns], nan=1.0)
     admissible = (iou >= iou_threshold) & (similarity[:n_rows, :n_columns] >= similarity_threshold)
-    neighbours = [np.flatnonzero(admissible[row]).tolist() for row in range(n_rows)]
-    row_of_column: dict[int, int] = {}
-
-    def augment(row: int, visited: set[int]) -> bool:
-        for column in neighbours[row]:
-            if column in visited:
-                continue
-            visited.add(column)
-            if column not in row_of_column or augment(row_of_column[column], visited):
-                row_of_column[column] = row
-                return True
-        return False
-
-    return sum(augment(row, set()) for row in range(n_rows) if neighbours[row])
+    if not admissible.any():
+        return 0
+    column_of_row = maximum_bipartite_matching(csr_matrix(admissible.astype(np.int8)), perm_type="column")
+    return int((column_of_row >= 0).sum())
 
 
 def coco_detection_matches(

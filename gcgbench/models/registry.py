@@ -14,6 +14,10 @@ from typing import Any
 from gcgbench.api.backend import Backend
 from gcgbench.api.errors import InputError
 
+# Import names of the `gcgbench[models]` extra: a registered backend missing one says what to install.
+MODEL_STACK = ("torch", "transformers", "safetensors", "segment_anything", "diffusers", "spacy", "sentencepiece",
+               "google")
+
 BACKENDS = {
     "oracle": ("gcgbench.models.oracle:OracleBackend", "answers with the ground truth: every metric perfect"),
     "replay": ("gcgbench.models.replay:ReplayBackend", "scores predictions made elsewhere through the runner"),
@@ -39,6 +43,11 @@ def backend_class(name: str) -> Any:
     module_name, class_name = target.split(":", 1)
     try:
         return getattr(import_module(module_name), class_name)
+    except ModuleNotFoundError as error:
+        if name in BACKENDS and (error.name or "").split(".")[0] in MODEL_STACK:
+            raise InputError("--model", None, f"backend {name} needs the model stack ({error.name} is not installed): "
+                                              "pip install 'gcgbench[models]'") from None
+        raise InputError("--model", None, f"cannot load backend {target!r}: {error}") from None
     except (ImportError, AttributeError) as error:
         raise InputError("--model", None, f"cannot load backend {target!r}: {error}") from None
 

@@ -18,9 +18,9 @@ from gcgbench.api.backend import Backend, GenerationSettings
 from gcgbench.api.errors import GcgbenchError, InputError
 from gcgbench.api.task import DataPaths, ScoringOptions, Task, TaskResult
 from gcgbench.api.types import Doc, Prediction, Request
-from gcgbench.data.predictions import write_prediction_jsonl
 from gcgbench.runner.cache_entry import CorruptEntry
 from gcgbench.runner.results import build_results, environment_config, write_run_outputs
+from gcgbench.runner.run_dir import RunDir
 from gcgbench.runner.shard import Shard, gather_to_main
 from gcgbench.runner.store import GenerationCache, NullCache
 
@@ -164,7 +164,7 @@ def run(plan: RunPlan, backend: Backend, progress_factory: Callable[[str, int], 
         inferred = time.perf_counter()
         timing[f"{task.name}.infer_s"] = inferred - started
         if plan.output is not None:
-            write_prediction_jsonl(plan.output / "predictions" / f"{task.name}.jsonl", predictions)
+            RunDir(plan.output).write_predictions(task.name, predictions)
             for name, content in task.submission_files(docs, {p.doc_id: p for p in predictions}).items():
                 (plan.output / "submissions").mkdir(parents=True, exist_ok=True)
                 (plan.output / "submissions" / name).write_bytes(content)
@@ -190,7 +190,7 @@ def run(plan: RunPlan, backend: Backend, progress_factory: Callable[[str, int], 
     for task_name, counts in cache_stats.items():  # how this run went, like wall times: not part of the result
         timing[f"{task_name}.cached_docs"] = counts["cached"]
         timing[f"{task_name}.generated_docs"] = counts["generated"]
-    payload = build_results(results, config, timing)
+    payload = build_results(results, config, timing, {task.name: task.spec for task in plan.tasks})
     payload["versions"] = {task.name: task.version for task in plan.tasks}
     if plan.output is not None and score:
         write_run_outputs(plan.output, payload, results)

@@ -15,6 +15,7 @@ from typing import Sequence
 from gcgbench.api.errors import GcgbenchError, InputError
 from gcgbench.api.task import DataPaths, Task
 from gcgbench.api.hashing import file_sha256
+from gcgbench.metrics.text_similarity import phrase_encoder
 
 CAPTION_METRICS = {"meteor", "cider"}
 IMAGES_DECODED_PER_TASK = 3
@@ -114,8 +115,6 @@ def _check_docs(task: Task, paths: DataPaths) -> list[Finding]:
 
 
 def _check_text_model(text_model: str | None) -> Finding:
-    from gcgbench.tasks.gcg import phrase_encoder
-
     try:
         encoder = phrase_encoder(text_model)
     except GcgbenchError as error:

@@ -19,24 +19,25 @@ Beside it, `samples/<task>.jsonl` holds one row of per-sample scores per doc, an
 
 from __future__ import annotations
 
-import json
-import os
 import platform
 import subprocess
 import sys
-import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from gcgbench.api.hashing import file_sha256
-from gcgbench.api.task import TaskResult
+from gcgbench.api.task import TaskResult, TaskSpec
+from gcgbench.runner.run_dir import RunDir
 
 SCHEMA_VERSION = 1
 RECORDED_PACKAGES = ("gcgbench", "numpy", "pycocotools", "pycocoevalcap", "torch", "transformers", "sentence-transformers")
 
 
-def build_results(task_results: Sequence[TaskResult], config: dict[str, Any], timing: dict[str, float]) -> dict[str, Any]:
+def build_results(task_results: Sequence[TaskResult], config: dict[str, Any], timing: dict[str, float],
+                  specs: Mapping[str, TaskSpec] | None = None) -> dict[str, Any]:
+    """The results.json payload; `specs` (task name → spec) adds `higher_is_better` for the listed metrics."""
+    specs = specs or {}
     return {
         "schema_version": SCHEMA_VERSION,
         "results": {r.task: r.metrics for r in task_results},
@@ -44,6 +45,7 @@ def build_results(task_results: Sequence[TaskResult], config: dict[str, Any], ti
         "n_samples": {r.task: r.n_samples for r in task_results},
         "versions": {r.task: r.version for r in task_results},
         "metric_config": {r.task: r.metric_config for r in task_results},
+        "higher_is_better": {r.task: dict(specs[r.task].higher_is_better) for r in task_results if r.task in specs},
         "notes": {r.task: r.notes for r in task_results},
         "config": config,
         "timing": timing,
@@ -88,37 +90,7 @@ def git_hash() -> str | None:
 
 def write_run_outputs(output: Path, results: dict[str, Any], task_results: Sequence[TaskResult]) -> None:
     """results.json plus `samples/<task>.jsonl`: one row of per-sample scores per doc (reports read these)."""
+    run = RunDir(output)
     for result in task_results:
-        write_jsonl_atomic(output / "samples" / f"{result.task}.jsonl", result.per_sample)
-    write_json_atomic(output / "results.json", results)
-
-
-def write_jsonl_atomic(path: Path, rows: Iterable[Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            for row in rows:
-                stream.write(json.dumps(row, separators=(",", ":")) + "\n")
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, payload: Any) -> None:
-    """Write JSON to a temporary file in the same folder, then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(payload, stream, indent=2, allow_nan=True)
-            stream.write("\n")
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        run.write_samples(result.task, result.per_sample)
+    run.write_results(results)

@@ -8,7 +8,6 @@ quality over the whole split in one call), `ap50`, `miou`, `mask_recall` (offici
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -21,30 +20,11 @@ from gcgbench.data.grandf import read_gcg_docs, read_glamm_prediction_dir
 from gcgbench.data.predictions import read_predictions
 from gcgbench.metrics import captions, gcg
 from gcgbench.metrics.masks import MaskSizeError
-from gcgbench.metrics.text_similarity import (
-    BertMeanPoolEncoder,
-    PhraseEncoder,
-    SentenceTransformerEncoder,
-)
+from gcgbench.metrics.text_similarity import PhraseEncoder, phrase_encoder
 from gcgbench.tasks.base import SpecTask
 from gcgbench.tasks.scoring import bootstrap_config, bootstrap_intervals
 
-MINILM = "minilm"
 METRICS = ("meteor", "cider", "ap50", "miou", "mask_recall", "mask_recall_strict")
-
-
-@lru_cache(maxsize=4)
-def phrase_encoder(text_model: str | None) -> PhraseEncoder:
-    """The phrase-similarity encoder of mask recall: a local bert-base-uncased folder, or `minilm`."""
-    if text_model is None:
-        raise InputError(
-            "--text-model", None,
-            "mask recall compares phrases with bert-base-uncased: pass --text-model PATH to a local "
-            "bert-base-uncased folder (official), or --text-model minilm (the PyPI sentence encoder)",
-        )
-    if text_model == MINILM:
-        return SentenceTransformerEncoder()
-    return BertMeanPoolEncoder(text_model)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 without a cache, with a cold cache (every generation written) and fully cached (every one read); then
 the embedded tiny llava-as model cold and cached (a cached re-run should be at least 50× faster).
 
-    python benchmarks/runner.py [--images N]
+    python benchmarks/runner_overhead.py [--images N]
 """
 
 from __future__ import annotations
