@@ -45,7 +45,7 @@ class VqaTask(SpecTask):
 
     @property
     def scoring_protocols(self) -> tuple[str, ...]:
-        return tuple(PROTOCOLS.get(self.suite, ("llava",)))
+        return tuple(self.suite.protocols)
 
     @property
     def suite(self) -> Suite:
