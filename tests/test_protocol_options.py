@@ -42,7 +42,7 @@ def test_defaults_per_kind_are_recorded(sample, tmp_path):
      "unknown generation protocol 'third'; this backend has first, second"),
     (["--task", "png_val"], "the backend has no protocol for task png_val (requests of kind segment_phrases)"),
     (["--task", "res_refcoco_val", "--protocol", "official"],
-     "--protocol: task res_refcoco_val is scored under lisa, flmm, not 'official'"),
+     "--protocol: task res_refcoco_val is scored under lisa, flmm, glamm, not 'official'"),
     (["--task", "gcg_val", "--protocol", "flmm"], "--protocol: task gcg_val is scored one way only"),
     (["--task", "gcg_val", "--model-args", "max_new_tokens=0"], "max_new_tokens: must be at least 1"),
 ])
