@@ -58,3 +58,22 @@ def test_score_refuses_a_protocol_the_task_does_not_know(sample, tmp_path, capsy
     assert main(["score", "--task", "png_val", "--predictions", str(tmp_path), "--data-root", str(sample),
                  "--protocol", "lisa"]) == 2
     assert "task png_val is scored under official, flmm, not 'lisa'" in capsys.readouterr().err
+
+
+def test_res_glamm_scoring_scores_the_seeded_three_per_image(sample, tmp_path):
+    from gcgbench.api.task import DataPaths
+    from gcgbench.data.refer import glamm_selection
+    from gcgbench.tasks.registry import get_task
+
+    assert main(["run", "--model", "oracle", "--task", "res_refcoco_val", "--protocol", "glamm", "--seed", "3",
+                 "--data-root", str(sample), "--bootstrap", "0", "--no-cache", "--output", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    docs = get_task("res_refcoco_val").docs(DataPaths(sample))
+    selected = glamm_selection(docs, 3)
+    assert results["n_samples"]["res_refcoco_val"] == len(selected) < len(docs)
+    assert results["metric_config"]["res_refcoco_val"]["protocol"] == "glamm"
+    assert results["results"]["res_refcoco_val"]["ciou"] == pytest.approx(1.0)
+    by_image = {}
+    for doc in selected:
+        by_image.setdefault(doc.truth["image_id"], []).append(doc)
+    assert max(len(group) for group in by_image.values()) <= 3
