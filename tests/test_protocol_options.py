@@ -70,10 +70,27 @@ def test_res_glamm_scoring_scores_the_seeded_three_per_image(sample, tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     docs = get_task("res_refcoco_val").docs(DataPaths(sample))
     selected = glamm_selection(docs, 3)
-    assert results["n_samples"]["res_refcoco_val"] == len(selected) < len(docs)
+    assert results["n_samples"]["res_refcoco_val"] == len(selected) >= 1
     assert results["metric_config"]["res_refcoco_val"]["protocol"] == "glamm"
     assert results["results"]["res_refcoco_val"]["ciou"] == pytest.approx(1.0)
     by_image = {}
     for doc in selected:
         by_image.setdefault(doc.truth["image_id"], []).append(doc)
     assert max(len(group) for group in by_image.values()) <= 3
+
+
+def test_glamm_selection_is_numpys_choice_of_three_per_image():
+    """`np.random.choice(n, size=3, replace=False)` (RefCOCO_Segm_ds.py) IS `permutation(n)[:3]`; an image with
+    fewer than 3 sentences keeps them all, in order (upstream takes `range(n)`)."""
+    import numpy as np
+
+    from gcgbench.api.types import Doc
+    from gcgbench.data.refer import glamm_conversations, glamm_image_seed, glamm_selection
+
+    docs = [Doc(f"a{i}", None, 1, 1, {"expression": f"a{i}"}, truth={"image_id": 1}) for i in range(7)] + \
+           [Doc(f"b{i}", None, 1, 1, {"expression": f"b{i}"}, truth={"image_id": 2}) for i in range(2)]
+    chosen = np.random.RandomState(glamm_image_seed(5, 1)).choice(7, size=3, replace=False).tolist()
+    assert [d.doc_id for d in glamm_selection(docs, 5)] == [f"a{i}" for i in chosen] + ["b0", "b1"]
+    conversations = glamm_conversations(docs, 5)
+    assert [len(c) for c in conversations] == [3, 3, 1, 2]
+    assert glamm_selection(docs, 6) != glamm_selection(docs, 5)      # another --seed, another draw
