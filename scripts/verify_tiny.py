@@ -33,7 +33,7 @@ TRAINING = {
     "difflmm": ["--model", "difflmm", "--threads", "2"],
     "llava-as": ["--model", "llava-as", "--epochs", "12", "--threads", "2"],
 }
-METRICS = ("mask_recall", "miou", "ap50", "mask_recall_strict", "meteor", "cider")
+METRICS = ("mask_recall", "miou", "ap50", "mask_recall_max_matching", "meteor", "cider")
 
 
 def retrain(output: Path) -> dict[str, Path]:

@@ -91,7 +91,8 @@ def test_a_drop_beyond_the_tolerance_fails(sample, oracle, tmp_path, capsys):
     assert run_cli(["check", str(candidate), "--against", str(oracle), "--tolerance", "0.01"]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "drop" in out and "> tolerance 1.00" in out
-    assert run_cli(["check", str(candidate), "--against", str(oracle), "--tolerance", "0.5", "--ignore-intervals"]) == 0
+    assert run_cli(["check", str(candidate), "--against", str(oracle), "--tolerance", "0.5", "--ignore-intervals",
+                    "--allow-large-tolerance"]) == 0
 
     boards = tmp_path / "boards"
     assert run_cli(["leaderboard", "add", str(oracle), "--dir", str(boards)]) == 0
@@ -108,18 +109,20 @@ def test_the_paired_bootstrap_catches_a_small_drop_on_every_image(sample, oracle
     fractions = [1.0, 0.35, 0.8, 0.5, 0.95, 0.6, 0.25, 0.7]
     baseline = rescored(sample, oracle, tmp_path / "base", lambda i, m: keep_top(m, fractions[i % 8]))
     candidate = rescored(sample, oracle, tmp_path / "cand", lambda i, m: keep_top(m, fractions[i % 8], minus_rows=1))
-    report = checking.check(candidate, baseline, tolerance=0.1, model="x", metrics=["ciou", "giou"], resamples=500)
+    report = checking.check(candidate, baseline, tolerance=0.1, model="x", metrics=["ciou", "giou"], resamples=500,
+                            allow_large_tolerance=True)
     for item in report.checks:
         assert item.method == "paired bootstrap" and -0.1 < item.delta < 0
         assert item.status == "regression" and item.delta_high < 0 and "below 0" in item.reason
-    assert run_cli(["check", str(candidate), "--against", str(baseline), "--tolerance", "0.1", "--metric", "ciou"]) == 1
     assert run_cli(["check", str(candidate), "--against", str(baseline), "--tolerance", "0.1", "--metric", "ciou",
-                    "--ignore-intervals"]) == 0
+                    "--allow-large-tolerance"]) == 1
+    assert run_cli(["check", str(candidate), "--against", str(baseline), "--tolerance", "0.1", "--metric", "ciou",
+                    "--ignore-intervals", "--allow-large-tolerance"]) == 0
     # without per-sample files the stored intervals overlap: only pairing sees the drop
     unpaired = tmp_path / "unpaired"
     shutil.copytree(candidate, unpaired)
     shutil.rmtree(unpaired / "samples")
-    stored = checking.check(unpaired, baseline, tolerance=0.1, metrics=["ciou", "giou"])
+    stored = checking.check(unpaired, baseline, tolerance=0.1, metrics=["ciou", "giou"], allow_large_tolerance=True)
     assert {c.method for c in stored.checks} == {"stored intervals"} and not stored.regressions
     capsys.readouterr()
 
@@ -129,11 +132,14 @@ def test_against_a_reported_number_the_tolerance_decides(tmp_path, capsys):
     payload["intervals"] = {}
     run = write_results(tmp_path / "run", payload)
     assert run_cli(["check", str(run), "--against", str(REPO / "leaderboards"), "--tolerance", "0.01",
-                    "--json", str(tmp_path / "check.json")]) == 1
+                    "--metric", "mask_recall", "--json", str(tmp_path / "check.json")]) == 1
     saved = json.loads((tmp_path / "check.json").read_text())
     assert not saved["passed"] and saved["checks"][0]["method"] == "tolerance only"
     assert saved["checks"][0]["baseline"] == 0.418 and saved["checks"][0]["delta"] == pytest.approx(-0.018)
-    assert run_cli(["check", str(run), "--against", str(REPO / "leaderboards" / "gcg.json"), "--tolerance", "0.02"]) == 0
+    assert run_cli(["check", str(run), "--against", str(REPO / "leaderboards" / "gcg.json"), "--tolerance", "0.02",
+                    "--metric", "mask_recall"]) == 0
+    # without --metric the reported entry's other four metrics are missing from this run: that fails
+    assert run_cli(["check", str(run), "--against", str(REPO / "leaderboards" / "gcg.json"), "--tolerance", "0.02"]) == 1
     assert "reported" in capsys.readouterr().out
 
 
@@ -160,11 +166,11 @@ def test_row_statistics_reproduce_the_stored_metrics(oracle):
 
 def gcg_run(folder: Path, per_image: list[tuple[float, int, int]], ap50: float) -> Path:
     """A GCG run written by hand: per-sample rows (mIoU, recall matches, labels) and matching results."""
-    samples = [{"doc_id": f"sa_{i}", "miou": miou, "recall_matches": tp, "recall_matches_strict": tp, "gt_labels": n,
+    samples = [{"doc_id": f"sa_{i}", "miou": miou, "recall_matches": tp, "recall_matches_max_matching": tp, "gt_labels": n,
                 "recall_exception": None, "meteor": 0.2, "cider": 0.5} for i, (miou, tp, n) in enumerate(per_image)]
     recall = sum(tp for _, tp, _ in per_image) / sum(n for _, _, n in per_image)
     metrics = {"meteor": 0.2, "cider": 0.5, "ap50": ap50, "miou": float(np.mean([m for m, _, _ in per_image])),
-               "mask_recall": recall, "mask_recall_strict": recall}
+               "mask_recall": recall, "mask_recall_max_matching": recall}
     payload = results_payload("g", metrics=metrics)
     write_results(folder, payload)
     (folder / "samples").mkdir()
@@ -183,3 +189,93 @@ def test_gcg_pairs_what_the_rows_hold_and_falls_back_for_ap50(tmp_path):
     verdicts = {c.metric: c.status for c in report.checks}
     assert verdicts["miou"] == "regression"  # −2 points on every image: within tolerance, but real
     assert verdicts["mask_recall"] == "regression" and verdicts["ap50"] == "ok" and verdicts["cider"] == "ok"
+
+
+# ------------------------------------------------------------------- the gate never passes silently (issue 15)
+
+
+def two_tasks(first: dict, second: dict) -> dict:
+    """A results payload holding the tasks of both payloads."""
+    merged = json.loads(json.dumps(first))
+    for key in ("results", "intervals", "n_samples", "versions", "metric_config", "notes"):
+        merged[key].update(second[key])
+    return merged
+
+
+def check_line(tmp_path, candidate: dict, baseline: dict, *options: str, capsys) -> tuple[int, str]:
+    run = write_results(tmp_path / "candidate", candidate)
+    base = write_results(tmp_path / "baseline", baseline)
+    code = run_cli(["check", str(run), "--against", str(base), *options])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_a_metric_missing_from_the_candidate_fails(tmp_path, capsys):
+    candidate = results_payload("m")
+    del candidate["results"]["gcg_val"]["ap50"]
+    code, output = check_line(tmp_path, candidate, results_payload("m"), capsys=capsys)
+    assert code == 1 and "FAIL gcg_val ap50: missing from the candidate" in output
+
+
+def test_a_nan_metric_fails(tmp_path, capsys):
+    candidate = results_payload("m")
+    candidate["results"]["gcg_val"]["meteor"] = float("nan")
+    code, output = check_line(tmp_path, candidate, results_payload("m"), capsys=capsys)
+    assert code == 1 and "FAIL gcg_val meteor: NaN in the candidate" in output
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"version": "2"}, "baseline is gcg_test@1 (glamm), this run gcg_test@2 (glamm)"),
+    ({"protocol": "flmm"}, "baseline is gcg_test@1 (glamm), this run gcg_test@1 (flmm)"),
+])
+def test_a_task_of_another_version_or_protocol_fails_next_to_a_good_one(tmp_path, change, message, capsys):
+    candidate = two_tasks(results_payload("m"), results_payload("m", task="gcg_test", **change))
+    baseline = two_tasks(results_payload("m"), results_payload("m", task="gcg_test"))
+    code, output = check_line(tmp_path, candidate, baseline, capsys=capsys)
+    assert code == 1 and f"FAIL gcg_test: {message}" in output
+
+
+def test_a_task_missing_from_the_baseline_fails(tmp_path, capsys):
+    candidate = two_tasks(results_payload("m"), results_payload("m", task="gcg_test"))
+    code, output = check_line(tmp_path, candidate, results_payload("m"), capsys=capsys)
+    assert code == 1 and "FAIL gcg_test: the baseline run has no gcg_test" in output
+    # --task narrows the check to what the baseline has
+    code, _ = check_line(tmp_path, candidate, results_payload("m"), "--task", "gcg_val", capsys=capsys)
+    assert code == 0
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--metric", "meteorr"], "'meteorr' not in"),
+    (["--task", "gcg_vall"], "'gcg_vall' not in"),
+    (["--tolerance", "10"], "pass --allow-large-tolerance"),
+    (["--tolerance", "0.051"], "pass --allow-large-tolerance"),
+    (["--tolerance", "inf"], "finite"),
+    (["--tolerance", "inf", "--allow-large-tolerance"], "finite"),
+    (["--tolerance", "nan"], "finite"),
+    (["--tolerance", "-0.01"], "non-negative"),
+])
+def test_bad_options_are_refused_with_one_line(tmp_path, options, message, capsys):
+    code, output = check_line(tmp_path, results_payload("m"), results_payload("m"), *options, capsys=capsys)
+    assert code == 2 and message in output and len(output.strip().splitlines()) == 1, output
+
+
+def test_a_large_tolerance_passes_only_when_asked_for(tmp_path, capsys):
+    worse = results_payload("m", metrics={"meteor": 0.05, "cider": 0.45, "ap50": 0.3, "miou": 0.65, "mask_recall": 0.40})
+    code, _ = check_line(tmp_path, worse, results_payload("m"), "--tolerance", "0.2", "--allow-large-tolerance",
+                         "--ignore-intervals", capsys=capsys)
+    assert code == 0
+    code, _ = check_line(tmp_path, worse, results_payload("m"), "--tolerance", "0.05", "--ignore-intervals",
+                         capsys=capsys)
+    assert code == 1
+
+
+def test_a_leaderboard_file_with_the_former_metric_name_still_compares(tmp_path, capsys):
+    metrics = {"meteor": 0.15, "cider": 0.45, "ap50": 0.3, "miou": 0.65, "mask_recall": 0.40,
+               "mask_recall_max_matching": 0.45}
+    run = write_results(tmp_path / "run", results_payload("m", metrics=metrics))
+    boards = tmp_path / "boards"
+    assert run_cli(["leaderboard", "add", str(run), "--dir", str(boards)]) == 0
+    board = boards / "gcg.json"
+    board.write_text(board.read_text().replace("mask_recall_max_matching", "mask_recall_strict"))
+    capsys.readouterr()
+    assert run_cli(["check", str(run), "--against", str(boards)]) == 0, capsys.readouterr()

@@ -75,7 +75,7 @@ def test_validate_reports_each_problem_on_one_line(sample, tmp_path, capsys):
     shutil.copytree(sample, broken)
     image = next((broken / "GranDf/GranDf_HA_images/val_test").glob("*.jpg"))
     image.write_bytes(b"not a jpeg")
-    assert main(["validate", "--task", "gcg_val", "--data-root", str(broken), "--text-model", "/nowhere"]) == 1
+    assert main(["validate", "--task", "gcg_val", "--data-root", str(broken), "--text-model", "/nowhere"]) == 2
     out = capsys.readouterr().out
     assert "unreadable image" in out and "text-model" in out and "2 problem(s)" in out
 

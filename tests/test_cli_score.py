@@ -10,7 +10,7 @@ import pytest
 from gcgbench.cli.app import main
 from gcgbench.api.task import DataPaths
 from gcgbench.data.grandf import glamm_prediction_json
-from gcgbench.data.predictions import write_prediction_jsonl
+from gcgbench.runner.run_dir import write_prediction_jsonl
 from gcgbench.data.sample import write_sample
 from gcgbench.tasks.registry import get_task
 
@@ -37,7 +37,7 @@ def test_ground_truth_scores_perfectly_and_results_are_complete(sample, ground_t
     assert code == 0
     results = json.loads((tmp_path / "results.json").read_text())
     metrics = results["results"]["gcg_val"]
-    for name in ("meteor", "ap50", "miou", "mask_recall", "mask_recall_strict"):
+    for name in ("meteor", "ap50", "miou", "mask_recall", "mask_recall_max_matching"):
         assert metrics[name] == pytest.approx(1.0), name
     assert metrics["cider"] == pytest.approx(10.0)  # CIDEr-D of a caption against itself: 10 × mean cosine 1
     assert results["n_samples"]["gcg_val"] == 4

@@ -5,7 +5,6 @@ schema versions, atomic and concurrent writes, and the HTML leaderboard rendered
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -16,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+import pandas
 import pytest
 import typer
 from PIL import Image
@@ -85,6 +85,13 @@ def results_payload(model: str = "m", fingerprint: dict | None = None, task: str
     }
 
 
+def read_published_csv(path: Path) -> "pandas.DataFrame":
+    """The published CSV as docs/leaderboards.md says to read it: names as text ("NA" is a model name), empty
+    numbers as missing."""
+    return pandas.read_csv(path, keep_default_na=False, na_values={c: [""] for c in ("value", "low", "high", "n")},
+                           dtype={"version": str, "n": "Int64"})
+
+
 def write_results(folder: Path, payload: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(payload))
@@ -140,7 +147,7 @@ def test_add_show_publish_round_trip(tmp_path, capsys):
     seeded.entries = [entry for entry in seeded.entries if entry.source == "reported"]
     files.save(seeded)
     run = write_results(tmp_path / "run", results_payload("ours", metrics={
-        "meteor": 0.17, "cider": 0.50, "ap50": 0.31, "miou": 0.70, "mask_recall": 0.45, "mask_recall_strict": 0.47}))
+        "meteor": 0.17, "cider": 0.50, "ap50": 0.31, "miou": 0.70, "mask_recall": 0.45, "mask_recall_max_matching": 0.47}))
     assert run_cli(["leaderboard", "add", str(run), "--dir", str(board_dir)]) == 0
     assert "added ours gcg_val@1 (glamm, measured)" in capsys.readouterr().out
     entry = files.load(board_dir / "gcg.json").find(task="gcg_val", model="ours")[0]
@@ -166,10 +173,13 @@ def test_add_show_publish_round_trip(tmp_path, capsys):
                         "--no-plots"]) == 0
     latex = (out / "leaderboards.tex").read_text()
     assert r"\textbf{45.0}" in latex and r"GLaMM$^\dagger$" in latex and r"\multicolumn{5}{c}{val}" in latex
-    table = list(csv.reader(io.StringIO((out / "leaderboards.csv").read_text())))
-    header = next(r for r in table if r and r[0] == "family" and "gcg_val@1:mask_recall" in r)
-    ours = next(r for r in table if r[:3] == ["gcg", "ours", "measured"])
-    assert ours[header.index("gcg_val@1:mask_recall")] == "45.0"
+    table = read_published_csv(out / "leaderboards.csv")
+    assert tuple(table.columns) == publish.CSV_COLUMNS
+    ours = table[(table.model == "ours") & (table.metric == "mask_recall")]
+    assert ours[["family", "task", "version", "protocol", "source", "n"]].values.tolist() == [
+        ["gcg", "gcg_val", "1", "glamm", "measured", 12]]
+    assert ours.value.tolist() == [0.45] and ours.low.tolist() == [pytest.approx(0.43)]
+    assert len(table) == sum(len(e.metrics) for b in files.load_all(board_dir) for e in b.entries)
     assert sorted(p.name for p in out.iterdir()) == ["leaderboards.csv", "leaderboards.tex"]  # --no-plots
 
 
@@ -360,14 +370,51 @@ def test_html_leaderboard_renders_in_chromium(tmp_path):
 
 def test_sample_data_rows_are_named_apart_and_never_best(tmp_path):
     payload = results_payload("ours", metrics={"meteor": 0.99, "cider": 9.0, "ap50": 0.99, "miou": 0.99,
-                                               "mask_recall": 0.99, "mask_recall_strict": 0.99})
+                                               "mask_recall": 0.99, "mask_recall_max_matching": 0.99})
     payload["config"]["sample_data"] = True
     [entry] = from_results.entries_from_results(payload, write_results(tmp_path / "run", payload))
     assert entry.model == "ours (sample)"
     board = files.load(REPO / "leaderboards" / "gcg.json")
     board.entries = [e for e in board.entries if e.source == "reported"] + [entry]
     table = publish.build_table(board)
-    sample_row = next(row for row in table.rows if row.model == "ours (sample)")
-    assert not any(table.is_best(sample_row, column) for column in table.columns)
+    assert "ours (sample)" not in [row.model for row in table.rows]  # not ranked with the real split
     glamm = next(row for row in table.rows if row.model == "GLaMM")
     assert any(table.is_best(glamm, column) for column in table.columns)
+    apart = publish.build_table(board, sample=True)
+    assert apart.sample and [row.model for row in apart.rows] == ["ours (sample)"]
+    assert not any(apart.is_best(apart.rows[0], column) for column in apart.columns)
+
+
+def test_sample_runs_are_kept_out_of_rankings_and_plots(tmp_path, capsys, monkeypatch):
+    """The committed gcg.json holds sample-data runs whose numbers beat GLaMM's: `show` lists them in a table of
+    their own below the ranking, `publish` in a section after the rankings, and no plot draws them."""
+    board_dir = tmp_path / "boards"
+    board_dir.mkdir()
+    shutil.copy(REPO / "leaderboards" / "gcg.json", board_dir / "gcg.json")
+    payload = results_payload("ours", metrics={"meteor": 0.99, "cider": 9.0, "ap50": 0.99, "miou": 0.99,
+                                               "mask_recall": 0.99})
+    payload["config"]["sample_data"] = True
+    assert run_cli(["leaderboard", "add", str(write_results(tmp_path / "run", payload)), "--dir", str(board_dir)]) == 0
+    capsys.readouterr()
+    assert run_cli(["leaderboard", "show", "gcg_val", "--dir", str(board_dir)]) == 0
+    shown = capsys.readouterr().out
+    ranking, apart = shown.split("runs on the bundled synthetic sample")
+    assert "GLaMM" in ranking and "(sample)" not in ranking
+    assert "ours (sample)" in apart and "GLaMM" not in apart
+
+    plotted: list[list[str]] = []
+    real_plot = publish.plot_png
+    monkeypatch.setattr(publish, "plot_png", lambda table: plotted.append([r.model for r in table.rows]) or real_plot(table))
+    for fmt in ("md", "latex", "html"):
+        assert run_cli(["leaderboard", "publish", "--format", fmt, "--dir", str(board_dir), "--output",
+                        str(tmp_path / fmt)] + ([] if fmt == "html" else ["--no-plots"])) == 0
+    assert plotted and not any(from_results.is_sample_model(m) for models in plotted for m in models)
+    markdown = (tmp_path / "md" / "leaderboards.md").read_text()
+    ranked, section = markdown.split("## Runs on the bundled synthetic sample (not ranked)")
+    assert "(sample)" not in ranked and "| ours (sample) | measured |" in section and "**" not in section
+    latex = (tmp_path / "latex" / "leaderboards.tex").read_text()
+    assert latex.index("ours (sample)") > latex.index("not comparable with the tables above")
+    page = (tmp_path / "html" / "leaderboards.html").read_text()
+    assert page.index("<td>ours (sample)</td>") > page.index('id="sample-runs"') > page.index("<td>GLaMM</td>")
+    assert run_cli(["leaderboard", "publish", "--format", "md", "--dir", str(board_dir), "--no-sample-runs"]) == 0
+    assert "(sample)" not in capsys.readouterr().out

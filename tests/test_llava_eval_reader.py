@@ -14,7 +14,7 @@ from PIL import Image
 from gcgbench.api.errors import InputError
 from gcgbench.data import llava_eval as le
 from gcgbench.data import llava_eval_suites as les
-from gcgbench.data.predictions import write_prediction_jsonl
+from gcgbench.runner.run_dir import write_prediction_jsonl
 
 SHORT = "\nAnswer the question using a single word or phrase."
 CHOICE = "\nAnswer with the option's letter from the given choices directly."

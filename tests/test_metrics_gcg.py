@@ -10,7 +10,7 @@ import pytest
 
 from gcgbench.api.types import RLE, Doc, Phrase, Prediction
 from gcgbench.metrics.gcg import GcgStatsTable, aggregate, score_gcg_masks
-from gcgbench.metrics.gcg_matching import official_recall_matches, strict_recall_matches
+from gcgbench.metrics.gcg_matching import official_recall_matches, max_matching_recall_matches
 from gcgbench.metrics.masks import MaskSizeError
 
 try:
@@ -112,7 +112,7 @@ def test_two_good_pairs_score_by_hand():
     # mIoU: pairs (P1, B) = 5/6 then (P0, A) = 1/2 -> (5/6 + 1/2) / 2 = 2/3
     assert result.miou == pytest.approx(2 / 3, abs=1e-12)
     # recall: (B, P1) 5/6 with sim 1, then (A, P0) 0.5 >= 0.5 with sim 1 -> 2 / 2 labels
-    assert result.mask_recall == 1.0 and result.mask_recall_strict == 1.0
+    assert result.mask_recall == 1.0 and result.mask_recall_max_matching == 1.0
     # AP: both detections TP in order -> precision 1 at every recall threshold
     assert result.ap50 == pytest.approx(1.0)
     assert result.ap50 == pytest.approx(official_ap50(scene), abs=1e-12)
@@ -123,8 +123,8 @@ def test_recall_breaks_at_first_max_iou_pair_that_fails_the_text_test():
     scene = [image(labels=["cat", "dog"], gt=[A, B], phrases=["car", "dog"], pred=[A, B])]
     result = score(scene)
     assert result.mask_recall == 0.0
-    # strict: (B, P1) is admissible -> 1 / 2
-    assert result.mask_recall_strict == 0.5
+    # max matching: (B, P1) is admissible -> 1 / 2
+    assert result.mask_recall_max_matching == 0.5
     assert result.miou == 1.0 and result.ap50 == pytest.approx(1.0)
     assert result.mask_recall == official_recall(scene, official_cosine(ANIMALS.encode))
 
@@ -137,7 +137,7 @@ def test_mask_without_phrase_reached_by_argmax_loses_the_whole_image():
     assert result.mask_recall == 0.0
     assert result.per_image[0].recall_exception.startswith("IndexError")
     assert result.recall_exception_images == ("img",)
-    assert result.mask_recall_strict == 0.5  # (A, P0): IoU 0.75, sim 1
+    assert result.mask_recall_max_matching == 0.5  # (A, P0): IoU 0.75, sim 1
     assert result.miou == pytest.approx((1 + 0.75) / 2)  # (P1, B) = 1 then (P0, A) = 0.75
     assert result.mask_recall == official_recall(scene, official_cosine(ANIMALS.encode))
 
@@ -161,7 +161,7 @@ def test_fewer_gt_labels_than_gt_masks():
     # reaches text_sims[1, 1] with one label -> IndexError -> 0 TP of 1 label.
     scene = [image(labels=["cat"], gt=[A, B], phrases=["cat", "dog"], pred=[A, B])]
     result = score(scene)
-    assert result.mask_recall == 0.0 and result.mask_recall_strict == 1.0
+    assert result.mask_recall == 0.0 and result.mask_recall_max_matching == 1.0
     assert result.per_image[0].n_gt_labels == 1 and result.per_image[0].n_gt_masks == 2
 
 
@@ -169,7 +169,7 @@ def test_more_phrases_than_masks_and_more_labels_than_masks():
     # pred "dog" has no mask; GT label "shadow" has no mask. (A, P0) matches -> 1 TP of 3 labels.
     scene = [image(labels=["cat", "dog", "shadow"], gt=[A, B], phrases=["cat", "dog"], pred=[A])]
     result = score(scene)
-    assert result.mask_recall == pytest.approx(1 / 3) and result.mask_recall_strict == pytest.approx(1 / 3)
+    assert result.mask_recall == pytest.approx(1 / 3) and result.mask_recall_max_matching == pytest.approx(1 / 3)
     assert result.mask_recall == pytest.approx(official_recall(scene, official_cosine(ANIMALS.encode)))
 
 
@@ -180,7 +180,7 @@ def test_empty_masks_follow_the_official_nan_rules():
     # mIoU: np.max of a matrix with a NaN is NaN, NaN > 0 is False -> no pair -> image 0.0
     assert result.miou == 0.0
     # recall: argmax returns the NaN cell first; NaN < 0.5 is False, sim 1 -> match; then (A, A) -> 2 / 2
-    assert result.mask_recall == 1.0 and result.mask_recall_strict == 1.0
+    assert result.mask_recall == 1.0 and result.mask_recall_max_matching == 1.0
     # AP: pycocotools IoU(empty, empty) = 0, so det 1 is a FP and the empty GT is missed (2 GT):
     # rc = [.5, .5], pr = [1, .5] -> precision 1 at the 51 thresholds 0.00..0.50, 0 above -> 51/101
     assert result.ap50 == pytest.approx(51 / 101, abs=1e-12)
@@ -207,7 +207,7 @@ def test_no_predictions_at_all():
     docs = [to_doc_and_prediction(image("a", labels=["cat"], gt=[A]))[0]]
     result = score_gcg_masks(docs, {}, ANIMALS)
     assert result.missing_predictions == ("a",) and result.no_predicted_masks
-    assert result.metrics() == {"ap50": 0.0, "miou": 0.0, "mask_recall": 0.0, "mask_recall_strict": 0.0}
+    assert result.metrics() == {"ap50": 0.0, "miou": 0.0, "mask_recall": 0.0, "mask_recall_max_matching": 0.0}
 
 
 def test_no_gt_mask_at_all_gives_minus_one_ap_like_cocoeval():
@@ -271,7 +271,7 @@ def test_phrase_with_several_masks_counts_as_their_union():
     halves = (RLE.from_mask(row_mask(10, 0, 1)), RLE.from_mask(row_mask(10, 2, 3)))
     doc, _ = to_doc_and_prediction(image("a", labels=["cat"], gt=[A]))
     split = score_gcg_masks([doc], {"a": Prediction("a", "cat", (Phrase("cat", halves),))}, ANIMALS)
-    assert split.metrics() == {"ap50": pytest.approx(1.0), "miou": 1.0, "mask_recall": 1.0, "mask_recall_strict": 1.0}
+    assert split.metrics() == {"ap50": pytest.approx(1.0), "miou": 1.0, "mask_recall": 1.0, "mask_recall_max_matching": 1.0}
 
 
 def test_mask_of_another_size_raises_mask_size_error_naming_doc_and_mask():
@@ -286,11 +286,11 @@ def test_recall_rules_on_matrices():
     nan = float("nan")
     # NaN cell first even though (0, 0) = 1 is larger; its row is out of the label range -> error
     assert official_recall_matches(np.array([[1.0, 0.0], [0.0, nan]]), np.ones((1, 2)))[0] == 0
-    assert strict_recall_matches(np.array([[1.0, 0.0], [0.0, nan]]), np.ones((1, 2))) == 1
+    assert max_matching_recall_matches(np.array([[1.0, 0.0], [0.0, nan]]), np.ones((1, 2))) == 1
     # maximum matching beats greedy: greedy takes (0, 0) = .9 and blocks row 1, whose only pair is (1, 0)
     ious = np.array([[0.9, 0.8], [0.7, 0.0]])
     assert official_recall_matches(ious, np.ones((2, 2))) == (1, None)
-    assert strict_recall_matches(ious, np.ones((2, 2))) == 2
+    assert max_matching_recall_matches(ious, np.ones((2, 2))) == 2
 
 
 # --- random scenes: parity with the official code and properties ----------------------------------
@@ -359,7 +359,7 @@ def test_parity_with_official_code_on_random_scenes(scenes):
         ours = score(scene, encoder)
         assert ours.miou == pytest.approx(official_miou(scene), abs=1e-6)
         assert ours.mask_recall == pytest.approx(official_recall(scene, similarity), abs=1e-6)
-        assert ours.mask_recall_strict >= ours.mask_recall
+        assert ours.mask_recall_max_matching >= ours.mask_recall
         if ours.no_predicted_masks:
             with pytest.raises(IndexError):
                 official_ap50(scene)
@@ -373,12 +373,12 @@ def test_the_random_scenes_exercise_the_quirks(scenes):
     results = [score(scene, WordVectorEncoder()) for scene in scenes]
     per_image = [stats for result in results for stats in result.per_image]
     assert any(stats.recall_exception for stats in per_image)
-    assert any(stats.recall_matches_strict > stats.recall_matches for stats in per_image)
+    assert any(stats.recall_matches_max_matching > stats.recall_matches for stats in per_image)
     assert any(0 < result.ap50 < 1 for result in results)
     assert sum(0 < stats.miou < 1 for stats in per_image) > 50
 
 
-def test_strict_matching_is_maximum_like_scipy():
+def test_max_matching_is_maximum_like_scipy():
     sparse = pytest.importorskip("scipy.sparse")
     csgraph = pytest.importorskip("scipy.sparse.csgraph")
     rng = np.random.default_rng(7)
@@ -387,7 +387,7 @@ def test_strict_matching_is_maximum_like_scipy():
         ious, sims = rng.random(shape), rng.random(shape)
         admissible = (ious >= 0.5) & (sims >= 0.5)
         pairing = csgraph.maximum_bipartite_matching(sparse.csr_matrix(admissible.astype(np.int8)), perm_type="column")
-        assert strict_recall_matches(ious, sims) == int((pairing >= 0).sum())
+        assert max_matching_recall_matches(ious, sims) == int((pairing >= 0).sum())
 
 
 def test_ground_truth_as_prediction_scores_one(scenes):
@@ -399,7 +399,7 @@ def test_ground_truth_as_prediction_scores_one(scenes):
             perfect.append(replace(im, gt_labels=labels, gt_masks=masks, pred_phrases=list(labels), pred_masks=list(masks)))
         result = score(perfect, WordVectorEncoder())
         assert result.metrics() == {"ap50": pytest.approx(1.0), "miou": pytest.approx(1.0),
-                                    "mask_recall": 1.0, "mask_recall_strict": 1.0}
+                                    "mask_recall": 1.0, "mask_recall_max_matching": 1.0}
 
 
 def test_image_order_does_not_matter(scenes):
@@ -408,7 +408,7 @@ def test_image_order_does_not_matter(scenes):
         shuffled = [scene[i] for i in rng.permutation(len(scene))]
         first, second = score(scene, WordVectorEncoder()), score(shuffled, WordVectorEncoder())
         assert second.ap50 == first.ap50  # images are always taken in sorted id order
-        assert second.mask_recall == first.mask_recall and second.mask_recall_strict == first.mask_recall_strict
+        assert second.mask_recall == first.mask_recall and second.mask_recall_max_matching == first.mask_recall_max_matching
         assert second.miou == pytest.approx(first.miou, abs=1e-12)
 
 
@@ -418,7 +418,7 @@ def test_aggregate_over_all_images_equals_the_full_result(scenes):
     result = score(big_split, WordVectorEncoder())
     assert aggregate(result.per_image, range(len(big_split))) == result.metrics()
     assert aggregate(result.table, np.arange(len(big_split))) == result.metrics()
-    assert aggregate(result.per_image, []) == {"ap50": -1.0, "miou": 0.0, "mask_recall": 0.0, "mask_recall_strict": 0.0}
+    assert aggregate(result.per_image, []) == {"ap50": -1.0, "miou": 0.0, "mask_recall": 0.0, "mask_recall_max_matching": 0.0}
 
 
 def test_aggregate_with_repeats_equals_scoring_the_resampled_split(scenes):
@@ -439,4 +439,4 @@ def test_aggregate_with_repeats_equals_scoring_the_resampled_split(scenes):
         assert got["ap50"] == pytest.approx(expected["ap50"], abs=1e-12)
         assert got["miou"] == pytest.approx(expected["miou"], abs=1e-12)
         assert got["mask_recall"] == expected["mask_recall"]
-        assert got["mask_recall_strict"] == expected["mask_recall_strict"]
+        assert got["mask_recall_max_matching"] == expected["mask_recall_max_matching"]

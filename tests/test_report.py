@@ -61,7 +61,7 @@ def run(tmp_path_factory):
     docs = task.docs(DataPaths(sample))
     gold = [task.ground_truth_prediction(doc) for doc in docs]
     (out / "predictions" / "gcg_val.jsonl").write_text("".join(json.dumps(p.to_json()) + "\n" for p in gold))
-    rows = [{"doc_id": doc.doc_id, "miou": 0.9 - 0.1 * i, "recall_matches": 1, "recall_matches_strict": 1,
+    rows = [{"doc_id": doc.doc_id, "miou": 0.9 - 0.1 * i, "recall_matches": 1, "recall_matches_max_matching": 1,
              "gt_labels": len(doc.phrases), "recall_exception": None, "meteor": 0.3, "cider": 1.0}
             for i, doc in enumerate(docs)]
     (out / "samples" / "gcg_val.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -17,7 +17,7 @@ from gcgbench.api.errors import InputError
 from gcgbench.api.task import DataPaths, ScoringOptions, TaskSpec
 from gcgbench.api.types import Prediction
 from gcgbench.data.captioning import caption_results
-from gcgbench.data.predictions import write_prediction_jsonl
+from gcgbench.runner.run_dir import write_prediction_jsonl
 from gcgbench.data.sample import write_sample
 from gcgbench.data.sample.captioning import (
     REFCOCOG_CAPTIONS,

@@ -11,7 +11,7 @@ from test_png_reader import GRASS, ID_MAP, MAN, NARRATIVES, WOMAN, write_fixture
 from gcgbench.api.errors import InputError
 from gcgbench.api.task import DataPaths, ScoringOptions
 from gcgbench.api.types import RLE, Phrase, Prediction
-from gcgbench.data.predictions import write_prediction_jsonl
+from gcgbench.runner.run_dir import write_prediction_jsonl
 from gcgbench.data.sample import write_sample
 from gcgbench.tasks.registry import get_task
 

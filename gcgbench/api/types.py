@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -51,6 +52,9 @@ class RLE:
         ):
             raise InputError(source, record, f"RLE 'size' must be [height, width] of non-negative ints, got {size!r}")
         height, width = int(size[0]), int(size[1])
+        if height * width > MAX_RLE_PIXELS:
+            raise InputError(source, record, f"RLE 'size' {height}x{width} exceeds {MAX_RLE_PIXELS} pixels "
+                                             "(pycocotools counts pixels in 32 bits)")
         counts = obj["counts"]
         if isinstance(counts, bytes):
             counts = counts.decode("ascii")
@@ -121,6 +125,9 @@ def _uncompressed_counts(rle: RLE) -> list[int]:
     return value_runs
 
 
+MAX_RLE_PIXELS = 2**32 - 1  # pycocotools' RLE (`siz h, w, *cnts` as uint32) cannot count more
+
+
 def _compress_uncompressed(counts: list, height: int, width: int, source: object, record: str | None) -> str:
     from pycocotools import mask as mask_utils
 
@@ -137,6 +144,21 @@ def _masks_from_json(masks: Any, source: object, record: str) -> tuple[RLE, ...]
     if not isinstance(masks, list):
         raise InputError(source, record, "must be a list of RLE objects")
     return tuple(RLE.from_json(m, source, f"{record}[{i}]") for i, m in enumerate(masks))
+
+
+def _boxes_from_json(boxes: Any, source: object, record: str) -> tuple[tuple[float, float, float, float], ...] | None:
+    """None, or a list of [x1, y1, x2, y2] boxes of finite numbers."""
+    if boxes is None:
+        return None
+    if not isinstance(boxes, list):
+        raise InputError(source, record, f"must be a list of [x1, y1, x2, y2] boxes, got {_brief(boxes)}")
+    found = []
+    for index, box in enumerate(boxes):
+        if (not isinstance(box, list) or len(box) != 4
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box)):
+            raise InputError(source, f"{record}[{index}]", f"a box is 4 finite numbers [x1, y1, x2, y2], got {_brief(box)}")
+        found.append(tuple(float(v) for v in box))
+    return tuple(found)
 
 
 def _brief(obj: Any) -> str:
@@ -209,14 +231,17 @@ class Prediction:
         phrases = obj.get("phrases", [])
         if not isinstance(phrases, list):
             raise InputError(source, record, "'phrases' must be a list")
-        boxes = obj.get("boxes")
+        within = f"{record} " if record else ""  # errors inside a phrase still name the line
+        extras = obj.get("extras") or {}
+        if not isinstance(extras, Mapping):
+            raise InputError(source, record, f"'extras' must be an object, got {_brief(extras)}")
         return cls(
             doc_id=obj["doc_id"],
             text=obj["text"],
-            phrases=tuple(Phrase.from_json(p, source, f"phrases[{i}]") for i, p in enumerate(phrases)),
-            extra_masks=_masks_from_json(obj.get("extra_masks", []), source, "extra_masks"),
-            boxes=None if boxes is None else tuple(tuple(float(v) for v in box) for box in boxes),
-            extras=dict(obj.get("extras") or {}),
+            phrases=tuple(Phrase.from_json(p, source, f"{within}phrases[{i}]") for i, p in enumerate(phrases)),
+            extra_masks=_masks_from_json(obj.get("extra_masks", []), source, f"{within}extra_masks"),
+            boxes=_boxes_from_json(obj.get("boxes"), source, f"{within}boxes"),
+            extras=dict(extras),
         )
 
     def masks(self) -> list[RLE]:

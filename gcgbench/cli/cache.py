@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gcgbench.api.errors import InputError
+from gcgbench.cli.listing import print_json
 from gcgbench.runner.store import GenerationCache, default_cache_dir
 
 app = typer.Typer(help="Inspect or prune the generation cache.", no_args_is_help=True)
@@ -17,16 +19,24 @@ CacheDir = typer.Option(None, "--cache", help="Cache folder (default: ~/.cache/g
 
 
 @app.command("info")
-def info(cache: Optional[Path] = CacheDir) -> None:
+def info(cache: Optional[Path] = CacheDir,
+         as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts) instead of tables.")) -> None:
     """Entries, size, and counts by model, task and batch size."""
     store = GenerationCache(cache or default_cache_dir())
-    found = store.info()
-    store.close()
+    try:
+        found = store.info()
+    finally:
+        store.close()
+    if as_json:
+        payload = dataclasses.asdict(found)
+        payload["by_batch_size"] = {str(key): count for key, count in found.by_batch_size.items()}
+        print_json(payload)
+        return
     console = Console()
     console.print(f"cache: {found.path}  entries: {found.entries}  size: {found.size_bytes / 1e6:.1f} MB")
     for title, rows in (("by model", found.by_model), ("by task", found.by_task), ("by batch size", found.by_batch_size)):
         table = Table(title=title)
-        table.add_column("key")
+        table.add_column("key", overflow="fold")
         table.add_column("entries", justify="right")
         for key, count in sorted(rows.items(), key=lambda item: str(item[0])):
             table.add_row(str(key), str(count))

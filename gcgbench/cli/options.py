@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from gcgbench.api.errors import InputError
+
 DataRoot = typer.Option(
     None, "--data-root", envvar="GCGBENCH_DATA",
     help="Folder laid out like GLaMM's data/. Default: the bundled synthetic sample.",
@@ -21,5 +23,17 @@ Bootstrap = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for 95% 
 Seed = typer.Option(0, "--seed", help="Run seed: per-sample seeds of stochastic backends and the bootstrap.")
 Output = typer.Option(None, "--output", help="Folder for results.json and predictions.")
 Protocol = typer.Option(None, "--protocol", help="Scoring protocol where a task offers several (e.g. flmm for RES).")
+MinMaskArea = typer.Option(
+    None, "--min-mask-area",
+    help="gRefCOCO: a predicted mask with fewer pixels says 'no target' (default 1: only an empty mask).",
+)
+
+
+def check_min_mask_area(value: Optional[int]) -> Optional[int]:
+    """`--min-mask-area` checked before anything loads: None (the task default) or an integer >= 1."""
+    if value is not None and value < 1:
+        raise InputError("--min-mask-area", None, f"must be an integer >= 1 (1: only an empty mask means "
+                                                  f"'no target'), got {value}")
+    return value
 
 OptionalPath = Optional[Path]

@@ -23,14 +23,24 @@ def is_points_metric(name: str, metric_config: Mapping[str, Any]) -> bool:
     return "points_metrics" in metric_config and (name in ("perception", "cognition") or name.endswith("_score"))
 
 
+def scale_label(metrics: Mapping[str, Any], metric_config: Mapping[str, Any]) -> str:
+    """What the numbers of a results table are: fractions shown ×100, MME's points as they are, or both."""
+    points = [is_points_metric(name, metric_config) for name in metrics]
+    if points and all(points):
+        return "points, as MME reports them"
+    if any(points):
+        return "fractions ×100; perception, cognition and *_score in points"
+    return "fractions ×100"
+
+
 def print_results(console: Console, results: Mapping[str, Any]) -> None:
     for task, metrics in results["results"].items():
-        table = Table(title=f"{task}  (n={results['n_samples'][task]}; fractions ×100)")
-        table.add_column("metric")
+        config = results.get("metric_config", {}).get(task, {})
+        table = Table(title=f"{task}  (n={results['n_samples'][task]}; {scale_label(metrics, config)})")
+        table.add_column("metric", no_wrap=True)
         table.add_column("value", justify="right")
         table.add_column("95% interval", justify="right")
         intervals = results["intervals"].get(task, {})
-        config = results.get("metric_config", {}).get(task, {})
         for name, value in metrics.items():
             points = is_points_metric(name, config)
             interval = intervals.get(name)

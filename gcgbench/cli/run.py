@@ -22,18 +22,19 @@ from gcgbench.cli import options as opt
 from gcgbench.cli.render import print_results
 from gcgbench.cli.score import default_text_model
 from gcgbench.data.paths import resolve_data_paths
+from gcgbench.api.errors import InputError
 from gcgbench.models.embedded import embedded_model_note
-from gcgbench.models.registry import backend_class, load_backend
+from gcgbench.models.registry import check_backend, load_backend
 from gcgbench.runner.evaluate import RunPlan
 from gcgbench.runner.evaluate import run as run_plan
-from gcgbench.runner.preflight import check_scoring_protocol, preflight
+from gcgbench.runner.preflight import check_output_folder, check_scoring_protocol, preflight
 from gcgbench.runner.shard import (
     current_shard,
     destroy_process_group,
     init_process_group,
 )
 from gcgbench.runner.store import default_cache_dir, open_cache
-from gcgbench.tasks.registry import get_task
+from gcgbench.tasks.registry import check_overrides, get_task
 
 Model = typer.Option(..., "--model", help="Backend name (see `gcgbench models`).")
 ModelArgs = typer.Option(None, "--model-args", help="Backend arguments, k=v,k2=v2.")
@@ -51,10 +52,10 @@ def run(
     limit: Optional[int] = Limit, output: Optional[Path] = opt.Output, batch_size: int = BatchSize,
     device: str = Device, seed: int = opt.Seed, text_model: Optional[str] = opt.TextModel,
     bootstrap: int = opt.Bootstrap, protocol: Optional[str] = opt.Protocol,
-    cache: Optional[Path] = Cache, no_cache: bool = NoCache,
+    cache: Optional[Path] = Cache, no_cache: bool = NoCache, min_mask_area: Optional[int] = opt.MinMaskArea,
 ) -> None:
     execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
-             text_model, bootstrap, protocol, _cache_folder(cache, no_cache), score=True)
+            text_model, bootstrap, protocol, _cache_folder(cache, no_cache), score=True, min_mask_area=min_mask_area)
 
 
 def infer(
@@ -74,32 +75,46 @@ def _cache_folder(cache: Path | None, no_cache: bool) -> Path | None:
 
 
 def execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
-            text_model, bootstrap, protocol, cache_folder: Path | None, score: bool) -> None:
-    """`run` (score=True) or `infer` (score=False) with every option given; what the commands and `demo` call."""
+            text_model, bootstrap, protocol, cache_folder: Path | None, score: bool,
+            min_mask_area: int | None = None) -> dict | None:
+    """`run` (score=True) or `infer` (score=False) with every option given; what the commands, `demo` and
+    `reproduce` call. Returns the run's results payload on the main rank (None on the other ranks)."""
     console = Console(stderr=True)
+    opt.check_min_mask_area(min_mask_area)
+    shard = current_shard()
+    if batch_size < 1:
+        raise InputError("--batch-size", None, f"must be at least 1, got {batch_size}")
+    if limit is not None and limit < 0:
+        raise InputError("--limit", None, f"must be 0 or more, got {limit}")
     paths = resolve_data_paths(data_root, data_config)
-    if paths.is_sample:
-        console.print(f"no --data-root: using the bundled synthetic sample at {paths.root}")
     tasks = [get_task(name.strip()) for name in task.split(",") if name.strip()]
+    if not tasks:
+        raise InputError("--task", None, "names no task (see `gcgbench tasks`)")
+    check_overrides(paths)
+    if paths.is_sample and shard.is_main:
+        console.print(f"no --data-root: using the bundled synthetic sample at {paths.root}", soft_wrap=True,
+                      markup=False, highlight=False)
+    arguments = parse_model_args(model_args)
+    check_backend(model, arguments)
+    if output is None:
+        # every rank must agree on the folder, so the timestamp is not allowed to differ between them
+        output = Path("out") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}" if shard.world_size == 1 else Path("out") / model
+    check_output_folder(output)
     text_model = default_text_model(text_model, paths.is_sample)
     check_scoring_protocol(tasks, protocol)
-    arguments = parse_model_args(model_args)
     generation_protocols = plan_generation_protocols(model, arguments, tasks)   # before any model loads
     if score:
         preflight(tasks, paths, text_model)
-    shard = current_shard()
     init_process_group(shard, device)
     note = embedded_model_note(model, arguments)
     if note and shard.is_main:
         console.print(note)
     backend = load_backend(model, arguments)
-    if output is None:
-        # every rank must agree on the folder, so the timestamp is not allowed to differ between them
-        output = Path("out") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}" if shard.world_size == 1 else Path("out") / model
     plan = RunPlan(
         model=model, model_args=arguments, tasks=tasks, paths=paths,
         settings=GenerationSettings(seed=seed, batch_size=batch_size, device=shard.device(device)),
-        scoring=ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed, protocol=protocol),
+        scoring=ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed, protocol=protocol,
+                               min_mask_area=min_mask_area),
         limit=limit, output=output, cache=open_cache(cache_folder),
         extra_config={"generation_protocol": generation_protocols, "scoring_protocol": protocol,
                       "model_options": _model_options(backend)},
@@ -111,18 +126,33 @@ def execute(model, model_args, task, data_root, data_config, limit, output, batc
     plan.cache.close()
     destroy_process_group(shard)
     if not shard.is_main:
-        return
+        return None
+    _report_cache_use(console, results, plan.cache.db_path, shard.world_size)
     if score:
         print_results(Console(), results)
         console.print(f"results: {output / 'results.json'}")
     console.print(f"predictions: {output / 'predictions'}")
+    return results
+
+
+def _report_cache_use(console: Console, results: dict, cache_path: Path | None, world_size: int) -> None:
+    """One line per task: how many predictions came from the cache and how many were generated."""
+    timing = results.get("timing", {})
+    where = "rank 0's share: " if world_size > 1 else ""
+    for name in results.get("versions", {}):
+        cached, generated = timing.get(f"{name}.cached_docs"), timing.get(f"{name}.generated_docs")
+        if cached is None or generated is None:
+            continue
+        source = f"from the cache {cache_path}" if cache_path is not None else "from the cache"
+        console.print(f"{name}: {where}{cached} of {cached + generated} predictions {source}, {generated} generated",
+                      soft_wrap=True, markup=False, highlight=False)
 
 
 def plan_generation_protocols(model: str, arguments: dict[str, str], tasks: list) -> dict[str, str] | None:
     """{task: generation protocol} from the backend's protocol table (`protocol=` in --model-args, else each
     kind's default); an unknown protocol, or one a task's kind lacks, fails here in one line. None for a
     backend of one's own that declares no protocols."""
-    table = getattr(backend_class(model), "PROTOCOLS", None)
+    table = getattr(check_backend(model, arguments), "PROTOCOLS", None)
     if table is None:
         return None
     return table.plan([(t.name, t.request_kind) for t in tasks], arguments.get("protocol") or None)

@@ -15,7 +15,8 @@ from gcgbench.cli.render import print_results
 from gcgbench.data.paths import resolve_data_paths
 from gcgbench.runner.preflight import check_scoring_protocol
 from gcgbench.runner.results import build_results, environment_config, write_run_outputs
-from gcgbench.tasks.registry import get_task
+from gcgbench.runner.preflight import check_output_folder
+from gcgbench.tasks.registry import check_overrides, get_task
 
 
 def score(
@@ -25,20 +26,25 @@ def score(
     data_config: Optional[Path] = opt.DataConfig,
     text_model: Optional[str] = opt.TextModel,
     protocol: Optional[str] = opt.Protocol,
+    min_mask_area: Optional[int] = opt.MinMaskArea,
     output: Optional[Path] = opt.Output,
     bootstrap: int = opt.Bootstrap,
     seed: int = opt.Seed,
 ) -> None:
     started = time.perf_counter()
+    opt.check_min_mask_area(min_mask_area)
     chosen = get_task(task)
     check_scoring_protocol([chosen], protocol)
     paths = resolve_data_paths(data_root, data_config)
+    check_overrides(paths)
+    if output is not None:
+        check_output_folder(output)
     docs = chosen.docs(paths)
     loaded = time.perf_counter()
     predicted = chosen.read_predictions(predictions, docs)
     read = time.perf_counter()
     options = ScoringOptions(text_model=default_text_model(text_model, paths.is_sample), bootstrap_resamples=bootstrap,
-                             seed=seed, protocol=protocol)
+                             seed=seed, protocol=protocol, min_mask_area=min_mask_area)
     result = chosen.score(docs, predicted, options)
     scored = time.perf_counter()
     config = {
@@ -48,6 +54,7 @@ def score(
         "data_root": str(paths.root),
         "sample_data": paths.is_sample,
         "data_overrides": {k: dict(v) for k, v in paths.overrides.items()},
+        "data_files": {chosen.name: paths.files_used(chosen.spec)},
         "seed": seed,
         "scoring_protocol": protocol,
         **environment_config(chosen.annotation_files(paths)),

@@ -1,4 +1,7 @@
-"""Check a task's data before any model loads: files, checksums, images, Java, the text model."""
+"""Check a task's data before any model loads: files, checksums, images, Java, the text model.
+
+Exit status 0 when everything is ready, 2 when a problem was found (as for any bad input; README).
+One finding per line, never wrapped (paths stay whole and greppable)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from gcgbench.cli import options as opt
 from gcgbench.cli.score import default_text_model
 from gcgbench.data.paths import resolve_data_paths
 from gcgbench.runner.preflight import check_tasks
-from gcgbench.tasks.registry import get_task
+from gcgbench.tasks.registry import check_overrides, get_task
 
 
 def validate(
@@ -22,11 +25,12 @@ def validate(
     text_model: Optional[str] = opt.TextModel,
 ) -> int:
     paths = resolve_data_paths(data_root, data_config)
+    check_overrides(paths)
     tasks = [get_task(name.strip()) for name in task.split(",") if name.strip()]
     findings = check_tasks(tasks, paths, default_text_model(text_model, paths.is_sample))
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     for finding in findings:
-        console.print(finding.line(), style=None if finding.ok else "bold red")
+        console.print(finding.line(), style=None if finding.ok else "bold red", markup=False)
     problems = sum(not f.ok for f in findings)
     console.print(f"{problems} problem(s)" if problems else "ready")
-    return 1 if problems else 0
+    return 2 if problems else 0

@@ -46,6 +46,7 @@ from typing import Any, Mapping, Sequence
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import Doc, Prediction
 from gcgbench.api.jsonio import load_json, require
+from gcgbench.data.predictions import beyond_docs_allowed
 
 MERGED_RESULTS = "merged.json"  # what GLaMM's evaluate.py writes into the results folder
 
@@ -122,6 +123,8 @@ def read_caption_results(paths: Sequence[Path], docs: Sequence[Doc], source: Pat
             require(_is_id(image_id), path, record, f"'image_id' must be an int or a string, got {image_id!r}")
             require(isinstance(item.get("caption"), str), path, record, "'caption' must be a string")
             doc_id = str(image_id)
+            if doc_id not in by_id and beyond_docs_allowed():
+                continue  # an image the run did not ask for (replay of a subset)
             require(doc_id in by_id, path, record, f"image_id {image_id!r} is not an image of this task")
             if doc_id in found:
                 earlier, earlier_path, earlier_record = found[doc_id]

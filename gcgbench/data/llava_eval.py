@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import Doc, Prediction
 from gcgbench.api.jsonio import iter_jsonl, load_json, require
-from gcgbench.data.predictions import read_prediction_jsonl, read_predictions
+from gcgbench.data.predictions import beyond_docs_allowed, read_prediction_jsonl, read_predictions
 from gcgbench.metrics.vqa_normalize import evalai_normalize
 
 QUESTION_FIELD = "{question}"
@@ -320,13 +320,16 @@ def read_vqa_predictions(path: Path, docs: Sequence[Doc], task_name: str,
     path = Path(path)
     if not path.is_file():
         return read_predictions(path, docs, task_name)
-    with path.open("r", encoding="utf-8") as handle:
-        first = next((line for line in handle if line.strip()), "")
+    try:
+        with path.open("r", encoding="utf-8") as handle:
+            first = next((line for line in handle if line.strip()), "")
+    except UnicodeDecodeError as error:
+        raise InputError(path, None, f"not UTF-8 text (byte {error.start} of the bad chunk)") from None
     if first.lstrip().startswith("["):
         return read_vqa_results(path, docs)
     try:
         head = json.loads(first)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         head = None
     if isinstance(head, dict) and "question_id" in head and "doc_id" not in head:
         return read_llava_answers(path, docs, llava_key or default_llava_key)
@@ -342,6 +345,8 @@ def _collect(path: Path, docs: Sequence[Doc], rows: Iterable[tuple[str, str, Any
     known = {doc.doc_id for doc in docs}
     found: dict[str, Prediction] = {}
     for record, doc_id, text in rows:
+        if doc_id not in known and beyond_docs_allowed():
+            continue
         require(doc_id in known, path, record, f"question {doc_id!r} is not a question of this task")
         require(doc_id not in found, path, record, f"second answer for question {doc_id!r}")
         require(isinstance(text, str), path, record, "the answer must be a string")
@@ -372,6 +377,8 @@ def read_llava_answers(path: Path, docs: Sequence[Doc], llava_key: Callable[[dic
             require(seen[key] == 1 or occurrence_key(key, seen[key]) in by_key, path, record,
                     f"second answer for question_id {obj['question_id']!r}")
             key = occurrence_key(key, seen[key])
+            if key not in by_key and beyond_docs_allowed():
+                continue  # a question the run did not ask (replay of a subset)
             require(key in by_key, path, record, f"question_id {obj['question_id']!r} is not a question of this task"
                     + ("" if str(obj["question_id"]) == key else " (matched with its prompt, as LLaVA's script does)"))
             yield record, by_key[key], obj["text"]

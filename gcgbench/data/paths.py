@@ -30,6 +30,8 @@ def resolve_data_paths(data_root: Path | None, data_config: Path | None = None) 
             raw = yaml.safe_load(data_config.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as error:
             raise InputError(data_config, None, f"not valid YAML ({str(error).splitlines()[0]})") from None
+        except UnicodeDecodeError as error:
+            raise InputError(data_config, None, f"not UTF-8 text (byte {error.start})") from None
         if not isinstance(raw, dict) or set(raw) - {"data_root", "overrides"}:
             raise InputError(data_config, None, "expected a mapping with 'data_root' and/or 'overrides'")
         found = raw.get("overrides") or {}
@@ -42,6 +44,9 @@ def resolve_data_paths(data_root: Path | None, data_config: Path | None = None) 
             data_root = Path(raw["data_root"]).expanduser()
     if data_root is None:
         return DataPaths(sample_root(), overrides, is_sample=True)
+    if not Path(data_root).exists():
+        raise InputError(data_root, None, "data root not found (--data-root or GCGBENCH_DATA: a folder laid out "
+                                          "like GLaMM's data/)")
     if not Path(data_root).is_dir():
-        raise InputError(data_root, None, "data root is not a folder")
+        raise InputError(data_root, None, "data root is a file, not a folder")
     return DataPaths(Path(data_root), overrides)

@@ -12,8 +12,14 @@ measured with the same fingerprint first, then any measured one, then a reported
   - stored intervals: a regression when the candidate lies below the baseline's interval and the baseline
     above the candidate's (where only one side has an interval, that one decides);
   - neither (e.g. a reported number without intervals): tolerance only.
-`--ignore-intervals` keeps only the tolerance rule. Exit status: 0 no regression, 1 a regression,
-2 nothing comparable or bad input.
+`--ignore-intervals` keeps only the tolerance rule.
+
+The gate fails (status "failed", exit 1), never silently passes, when the candidate cannot be judged
+against a baseline it has: a task of the candidate has no baseline entry, or one of another version or
+protocol; a baseline metric is missing from the candidate or NaN there. `--task` / `--metric` narrow
+what is checked (a name the run does not have is an input error); `--tolerance` above `MAX_TOLERANCE`
+(5 points) needs `allow_large_tolerance`, and a non-finite one is always refused.
+Exit status: 0 no regression, 1 a regression or a failed check, 2 nothing comparable or bad input.
 """
 
 from __future__ import annotations
@@ -31,8 +37,10 @@ from rich.table import Table
 from gcgbench.api.errors import GcgbenchError, InputError
 from gcgbench.leaderboard import files, from_results, rows
 from gcgbench.metrics import stats
+from gcgbench.metrics.gcg import RENAMED
 
 EPSILON = 1e-9  # float noise between platforms is no regression
+MAX_TOLERANCE = 0.05  # 5.0 points (×100): a larger allowed drop hides real regressions unless asked for
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,7 @@ class MetricCheck:
     baseline: float
     candidate: float
     method: str  # "paired bootstrap" | "stored intervals" | "tolerance only"
-    status: str  # "regression" | "ok" | "improved" | "skipped"
+    status: str  # "regression" | "failed" (cannot be judged) | "ok" | "improved" | "skipped"
     reason: str = ""
     delta_low: float | None = None  # 95% interval of Δ (paired bootstrap only)
     delta_high: float | None = None
@@ -69,8 +77,17 @@ class CheckReport:
         return [check for check in self.checks if check.status == "regression"]
 
     @property
+    def failed(self) -> list[MetricCheck]:
+        """Checks that could not be judged although the gate needs them (missing, NaN, other version)."""
+        return [check for check in self.checks if check.status == "failed"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.regressions and not self.failed
+
+    @property
     def compared(self) -> list[MetricCheck]:
-        return [check for check in self.checks if check.status != "skipped"]
+        return [check for check in self.checks if check.status not in ("skipped", "failed")]
 
 
 @dataclass(frozen=True)
@@ -94,24 +111,40 @@ def check(
     resamples: int = 1000,
     seed: int = 0,
     use_intervals: bool = True,
+    tasks: Sequence[str] | None = None,
+    allow_large_tolerance: bool = False,
 ) -> CheckReport:
     """Compare every task of a results.json with its baseline (module docstring for the rules)."""
-    if tolerance < 0 or math.isnan(tolerance):
-        raise InputError("--tolerance", None, f"must be a non-negative fraction, got {tolerance}")
+    _check_tolerance(tolerance, allow_large_tolerance)
     results, path = from_results.read_results(results_path)
     run_dir = path.parent
+    _check_names("--task", tasks, set(results["results"]), path)
+    _check_names("--metric", metrics, {m for values in results["results"].values() for m in values}, path)
     name = model or from_results.run_model_name(results.get("config") or {})
     baselines, label = _baselines(Path(against), results, name)
     report = CheckReport(str(path), label, tolerance)
+    nan = float("nan")
     for task, values in results["results"].items():
+        if tasks is not None and task not in tasks:
+            continue
         version = str(results["versions"][task])
         protocol = str(((results.get("metric_config") or {}).get(task) or {}).get("protocol") or "default")
         base = baselines(task, version, protocol)
         if isinstance(base, str):
-            report.notes.append(f"{task}: {base}")
+            report.checks.append(MetricCheck(task, "-", nan, nan, "-", "failed", base))
             continue
-        candidate_values = {k: float("nan") if v is None else float(v) for k, v in values.items()}
-        chosen = [m for m in candidate_values if m in base.metrics and (metrics is None or m in metrics)]
+        candidate_values = {k: nan if v is None else float(v) for k, v in values.items()}
+        wanted = [m for m in base.metrics if metrics is None or m in metrics]
+        for metric in wanted:  # what the baseline has, the candidate must have (a number)
+            baseline_value = float(base.metrics[metric])
+            if metric not in candidate_values and not math.isnan(baseline_value):
+                report.checks.append(MetricCheck(task, metric, baseline_value, nan, "-", "failed",
+                                                 "missing from the candidate (the baseline has it)"))
+            elif metric in candidate_values and math.isnan(candidate_values[metric]) and not math.isnan(baseline_value):
+                report.checks.append(MetricCheck(task, metric, baseline_value, nan, "-", "failed",
+                                                 "NaN in the candidate (the baseline has a value)"))
+        chosen = [m for m in candidate_values if m in base.metrics and (metrics is None or m in metrics)
+                  and not math.isnan(candidate_values[m])]
         if not chosen:
             report.notes.append(f"{task}: no metric in common with {base.label}")
             continue
@@ -122,9 +155,27 @@ def check(
                                           candidate_intervals.get(metric) if use_intervals else None,
                                           tolerance, use_intervals))
     if not report.compared:
-        reasons = "; ".join(report.notes) or "no task in common"
+        reasons = "; ".join(report.notes + [f"{c.task}: {c.reason}" for c in report.failed]) or "no task in common"
         raise GcgbenchError(f"nothing to compare between {path} and {against}: {reasons}")
     return report
+
+
+def _check_tolerance(tolerance: float, allow_large: bool) -> None:
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise InputError("--tolerance", None, f"must be a finite non-negative fraction (0.01 = 1.0 point), got {tolerance}")
+    if tolerance > MAX_TOLERANCE and not allow_large:
+        raise InputError("--tolerance", None, f"{tolerance} allows a drop of {100 * tolerance:.1f} points (a fraction: "
+                                              f"0.01 = 1.0 point); above {MAX_TOLERANCE} pass --allow-large-tolerance")
+
+
+def _check_names(option: str, names: Sequence[str] | None, known: set[str], path: Path) -> None:
+    if names is None:
+        return
+    if not names:
+        raise InputError(option, None, "names no task or metric")
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise InputError(option, None, f"{', '.join(map(repr, unknown))} not in {path}; it has: {', '.join(sorted(known))}")
 
 
 def _baselines(against: Path, results: Mapping[str, Any], model: str | None):
@@ -135,6 +186,10 @@ def _baselines(against: Path, results: Mapping[str, Any], model: str | None):
             payload = json.loads(against.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise InputError(against, None, f"not valid JSON ({error.msg} at line {error.lineno})") from None
+        except UnicodeDecodeError as error:
+            raise InputError(against, None, f"not UTF-8 text (byte {error.start} of the bad chunk)") from None
+        except RecursionError:
+            raise InputError(against, None, "JSON nested too deeply to read") from None
     is_run = (against.is_dir() and (against / "results.json").is_file()) or (isinstance(payload, dict) and "results" in payload)
     if is_run:
         other, other_path = from_results.read_results(against)
@@ -170,7 +225,9 @@ def _baselines(against: Path, results: Mapping[str, Any], model: str | None):
         matching.sort(key=lambda e: (e.source != "measured", e.fingerprint_sha256 != fingerprint))
         entry = matching[0]
         label = f"{entry.model} {entry.task_at_version} {entry.source}" + (f" ({entry.citation})" if entry.citation else "")
-        return Baseline(label, version, protocol, entry.metrics, entry.intervals)
+        # a leaderboard file written before a metric was renamed still names it by its former name
+        return Baseline(label, version, protocol, {RENAMED.get(k, k): v for k, v in entry.metrics.items()},
+                        {RENAMED.get(k, k): v for k, v in entry.intervals.items()})
 
     return from_board, str(against)
 
@@ -256,27 +313,34 @@ def _points(value: float) -> str:
     return f"{100 * value:+.2f}" if value < 0 else f"{100 * value:.2f}"
 
 
-STYLE = {"regression": "bold red", "ok": "green", "improved": "cyan", "skipped": "dim"}
+STYLE = {"regression": "bold red", "failed": "bold red", "ok": "green", "improved": "cyan", "skipped": "dim"}
 
 
 def render(report: CheckReport, console: Console) -> None:
-    """The diff table (×100), one row per task and metric, then notes and the verdict."""
-    table = Table(title=f"check: {report.candidate}\nagainst: {report.baseline}  (×100, tolerance "
-                        f"{100 * report.tolerance:.2f})")
+    """The diff table (×100), one row per task and metric, then notes and the verdict. Names and paths are
+    printed as text (`escape`), never read as rich markup."""
+    from rich.markup import escape
+
+    table = Table(title=escape(f"check: {report.candidate}\nagainst: {report.baseline}  (×100, tolerance "
+                               f"{100 * report.tolerance:.2f})"))
     for column, justify in (("task", "left"), ("metric", "left"), ("baseline", "right"), ("candidate", "right"),
                             ("Δ", "right"), ("95% CI of Δ", "right"), ("method", "left"), ("status", "left")):
         table.add_column(column, justify=justify)
     for item in report.checks:
         interval = "" if item.delta_low is None else f"[{100 * item.delta_low:+.2f}, {100 * item.delta_high:+.2f}]"
         delta = "" if math.isnan(item.delta) else f"{100 * item.delta:+.2f}"
-        status = f"[{STYLE[item.status]}]{item.status}[/]" + (f" ({item.reason})" if item.reason else "")
-        table.add_row(item.task, item.metric, _value(item.baseline), _value(item.candidate), delta, interval,
+        status = f"[{STYLE[item.status]}]{item.status}[/]" + (escape(f" ({item.reason})") if item.reason else "")
+        table.add_row(escape(item.task), escape(item.metric), _value(item.baseline), _value(item.candidate), delta, interval,
                       item.method, status)
     console.print(table)
     for note in report.notes:
-        console.print(f"note: {note}")
-    if report.regressions:
-        console.print(f"[bold red]FAIL[/]: {len(report.regressions)} regression(s) in {len(report.compared)} comparisons")
+        console.print(f"note: {note}", markup=False)
+    for item in report.failed:
+        console.print(f"FAIL {item.task}" + ("" if item.metric == "-" else f" {item.metric}") + f": {item.reason}",
+                      markup=False, highlight=False)
+    if report.regressions or report.failed:
+        console.print(f"[bold red]FAIL[/]: {len(report.regressions)} regression(s) in {len(report.compared)} "
+                      f"comparisons, {len(report.failed)} check(s) that could not be made")
     else:
         console.print(f"[green]PASS[/]: {len(report.compared)} comparisons, no regression")
 
@@ -289,7 +353,7 @@ def summary(report: CheckReport) -> dict[str, Any]:
     """A JSON-native form of the report (for `--json`)."""
     return {
         "candidate": report.candidate, "baseline": report.baseline, "tolerance": report.tolerance,
-        "passed": not report.regressions, "notes": report.notes,
+        "passed": report.passed, "notes": report.notes,
         "checks": [{"task": c.task, "metric": c.metric, "baseline": _num(c.baseline), "candidate": _num(c.candidate),
                     "delta": _num(c.delta), "delta_interval": None if c.delta_low is None else [c.delta_low, c.delta_high],
                     "method": c.method, "status": c.status, "reason": c.reason} for c in report.checks],

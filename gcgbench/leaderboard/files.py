@@ -11,7 +11,8 @@ date and, for published numbers, a citation. Rules:
 - a file of another schema version is migrated (`MIGRATIONS`) or refused with a message saying why,
   never read as if it were the current one.
 
-Entries made from a run's results.json (`read_results`, `entries_from_results`) are `from_results.py`.
+The entry itself and its schema (what `load` accepts and `save` writes) are `entry.py`; entries made from a
+run's results.json (`read_results`, `entries_from_results`) are `from_results.py`.
 """
 
 from __future__ import annotations
@@ -25,124 +26,22 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from gcgbench.api.errors import GcgbenchError, InputError
-from gcgbench.api.hashing import fingerprint_sha256
+from gcgbench.api.hashing import fingerprint_sha256  # noqa: F401  (check.py reads it from here)
+from gcgbench.leaderboard.entry import (  # noqa: F401  (the entry schema, re-exported for files' users)
+    ENTRY_KEYS, SCALE, SCHEMA_VERSION, SOURCES, Entry, is_points_metric, metric_range,
+)
 from gcgbench.tasks.registry import all_specs
 
-SCHEMA_VERSION = 1
-SOURCES = ("measured", "reported")
-SCALE = "fraction"
 DEFAULT_DIRECTORY = Path("leaderboards")
-ENTRY_KEYS = ("model", "task", "task_version", "protocol", "source", "fingerprint", "fingerprint_sha256", "scale",
-              "metrics", "intervals", "n", "harness_version", "git_hash", "date", "added", "citation",
-              "metric_config", "notes")
 # schema_version found in a file -> function returning the payload one version up (none yet: 1 is the first)
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
 class ConflictError(GcgbenchError):
     """An add would replace an entry made by a different model build (fingerprint)."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One leaderboard row for one task: a model's metric values under one task version and protocol.
-
-    `metrics` are fractions (`scale` is always "fraction": 47.2 in a paper is 0.472 here; CIDEr 142 is
-    1.42). `intervals[metric]` is results.json's interval object; empty for reported numbers.
-    `fingerprint` identifies the model build (the backend fingerprint of a run; for a reported number,
-    its name and citation). `date` is when the numbers were made (run time or publication), `added`
-    when the entry entered the file.
-    """
-
-    model: str
-    task: str
-    task_version: str
-    protocol: str
-    source: str
-    metrics: dict[str, float]
-    fingerprint: dict[str, Any]
-    intervals: dict[str, dict[str, Any]] = field(default_factory=dict)
-    n: int | None = None
-    harness_version: str | None = None
-    git_hash: str | None = None
-    date: str | None = None
-    added: str | None = None
-    citation: str | None = None
-    metric_config: dict[str, Any] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
-
-    @property
-    def slot(self) -> tuple[str, str, str, str, str]:
-        """What one entry per file may occupy: (model, task, task_version, protocol, source)."""
-        return (self.model, self.task, self.task_version, self.protocol, self.source)
-
-    @property
-    def fingerprint_sha256(self) -> str:
-        return fingerprint_sha256(self.fingerprint)
-
-    @property
-    def task_at_version(self) -> str:
-        return f"{self.task}@{self.task_version}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model, "task": self.task, "task_version": self.task_version, "protocol": self.protocol,
-            "source": self.source, "fingerprint": self.fingerprint, "fingerprint_sha256": self.fingerprint_sha256,
-            "scale": SCALE, "metrics": {k: _json_number(v) for k, v in self.metrics.items()},
-            "intervals": self.intervals, "n": self.n, "harness_version": self.harness_version,
-            "git_hash": self.git_hash, "date": self.date, "added": self.added, "citation": self.citation,
-            "metric_config": self.metric_config, "notes": list(self.notes),
-        }
-
-    @classmethod
-    def from_json(cls, obj: Any, source: object, record: str) -> "Entry":
-        """Validate and read one entry; anything unexpected raises InputError naming file and entry."""
-        if not isinstance(obj, Mapping):
-            raise InputError(source, record, "an entry must be an object")
-        unknown = sorted(set(obj) - set(ENTRY_KEYS))
-        if unknown:
-            raise InputError(source, record, f"unknown key(s) {', '.join(unknown)} (schema {SCHEMA_VERSION})")
-        for key in ("model", "task", "task_version", "protocol", "source"):
-            if not isinstance(obj.get(key), str) or not obj[key]:
-                raise InputError(source, record, f"{key!r} must be a non-empty string")
-        if obj["source"] not in SOURCES:
-            raise InputError(source, record, f"'source' must be one of {', '.join(SOURCES)}, got {obj['source']!r}")
-        if obj.get("scale") != SCALE:
-            raise InputError(source, record, f"'scale' must be {SCALE!r} (values as fractions), got {obj.get('scale')!r}")
-        if obj["source"] == "reported" and not obj.get("citation"):
-            raise InputError(source, record, "a reported entry needs a 'citation'")
-        fingerprint = obj.get("fingerprint")
-        if not isinstance(fingerprint, Mapping):
-            raise InputError(source, record, "'fingerprint' must be an object")
-        metrics = obj.get("metrics")
-        if not isinstance(metrics, Mapping) or not metrics:
-            raise InputError(source, record, "'metrics' must be a non-empty object")
-        intervals = obj.get("intervals") or {}
-        if not isinstance(intervals, Mapping) or not all(isinstance(v, Mapping) for v in intervals.values()):
-            raise InputError(source, record, "'intervals' must map metric names to interval objects")
-        n = obj.get("n")
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
-            raise InputError(source, record, f"'n' must be a non-negative integer or null, got {n!r}")
-        values: dict[str, float] = {}
-        for name, value in metrics.items():
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-                raise InputError(source, f"{record}.metrics.{name}", f"must be a number or null, got {value!r}")
-            values[name] = float("nan") if value is None else float(value)
-        entry = cls(
-            model=obj["model"], task=obj["task"], task_version=obj["task_version"], protocol=obj["protocol"],
-            source=obj["source"], metrics=values, fingerprint=dict(fingerprint),
-            intervals={k: dict(v) for k, v in intervals.items()}, n=n,
-            harness_version=obj.get("harness_version"), git_hash=obj.get("git_hash"), date=obj.get("date"),
-            added=obj.get("added"), citation=obj.get("citation"), metric_config=dict(obj.get("metric_config") or {}),
-            notes=tuple(obj.get("notes") or ()),
-        )
-        stored = obj.get("fingerprint_sha256")
-        if stored is not None and stored != entry.fingerprint_sha256:
-            raise InputError(source, record, "'fingerprint_sha256' does not match 'fingerprint' (edited by hand?)")
-        return entry
 
 
 @dataclass
@@ -203,6 +102,10 @@ def load(path: Path, family: str | None = None) -> Leaderboard:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise InputError(path, None, f"not valid JSON ({error.msg} at line {error.lineno})") from None
+    except UnicodeDecodeError as error:
+        raise InputError(path, None, f"not UTF-8 text (byte {error.start} of the bad chunk)") from None
+    except RecursionError:
+        raise InputError(path, None, "JSON nested too deeply to read") from None
     except OSError as error:
         raise InputError(path, None, f"cannot read ({error.strerror})") from None
     payload, migrated_from = migrate(payload, path)
@@ -249,13 +152,18 @@ def save(board: Leaderboard) -> None:
 
     NaN values are written as null; non-ASCII names (GLaMM†) stay readable (UTF-8); the file gets the
     usual 0644-minus-umask mode (mkstemp's 0600 would hide a committed leaderboard from other users).
+    Every entry is checked against the entry schema first (an InputError, nothing written, when one fails),
+    so entries made in Python (seed.py, other tools) cannot write a file `load` refuses either.
     """
     path = Path(board.path)
+    payload = _finite(board.to_json())
+    for index, obj in enumerate(payload["entries"]):  # what is written is what `load` reads: the one schema
+        Entry.from_json(obj, path, f"entries[{index}] (not written)")
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(_finite(board.to_json()), stream, indent=2, ensure_ascii=False, allow_nan=False)
+            json.dump(payload, stream, indent=2, ensure_ascii=False, allow_nan=False)
             stream.write("\n")
             stream.flush()
             os.fsync(stream.fileno())
@@ -340,7 +248,3 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_finite(value) for value in obj]
     return obj
-
-
-def _json_number(value: float) -> float | None:
-    return None if isinstance(value, float) and math.isnan(value) else value

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
-from gcgbench.leaderboard.files import SOURCES, Entry, now
+from gcgbench.leaderboard.files import SCALE, SOURCES, Entry, now
+from gcgbench.metrics.gcg import RENAMED
 from gcgbench.runner.run_dir import read_results_file, results_file
+from gcgbench.tasks.registry import canonical_task
 
 SAMPLE_SUFFIX = " (sample)"
 
@@ -43,37 +45,67 @@ def entries_from_results(
 
     The model is `model`, else the run's `config.model`; the fingerprint is the run's backend fingerprint
     (for `gcgbench score` runs, which have none: `{"name", "args"}`), plus the citation when reported.
+    Each entry is built as the JSON object a leaderboard file holds and read back through the one entry
+    schema (`Entry.from_json`), so whatever `add` would write, `load` reads; a value the schema refuses
+    is an InputError naming the results.json key it came from.
     """
     if source not in SOURCES:
         raise InputError("--source", None, f"must be one of {', '.join(SOURCES)}, got {source!r}")
     if source == "reported" and not citation:
         raise InputError("--citation", None, "a reported entry needs --citation (where the numbers were published)")
-    config = results.get("config") or {}
+    for option, value in (("--model", model), ("--citation", citation)):
+        if value is not None and (not value.strip() or not value.isprintable()):
+            raise InputError(option, None, f"must be one line of printable text, got {value!r}")
+    config = _section(results, results_path, "config")
     name = model or run_model_name(config)
     if not name:
         raise InputError(results_path, "config.model", "the run names no model (a `gcgbench score` run?): pass --model NAME")
-    fingerprint = dict(config.get("fingerprint") or {"name": name, "args": config.get("model_args") or {}})
+    fingerprint = config.get("fingerprint") or {"name": name, "args": config.get("model_args") or {}}
+    if not isinstance(fingerprint, Mapping):
+        raise InputError(results_path, "config.fingerprint", f"must be an object, got {type(fingerprint).__name__}")
+    fingerprint = dict(fingerprint)
     if source == "reported":
         fingerprint = {**fingerprint, "citation": citation}
-    chosen = list(results["results"]) if tasks is None else list(tasks)
-    unknown = [task for task in chosen if task not in results["results"] or task not in results["versions"]]
+    scores, versions = _section(results, results_path, "results"), _section(results, results_path, "versions")
+    chosen = list(scores) if tasks is None else [canonical_task(task) for task in tasks]
+    unknown = [task for task in chosen if task not in scores or task not in versions]
     if unknown:
-        raise InputError(results_path, None, f"no results for {', '.join(unknown)}; it has {', '.join(results['results'])}")
+        raise InputError(results_path, None, f"no results for {', '.join(map(repr, unknown))}; it has "
+                                             f"{', '.join(map(repr, scores)) or 'none'}")
     package_versions = config.get("package_versions") or {}
+    harness = package_versions.get("gcgbench") if isinstance(package_versions, Mapping) else None
     made = datetime.fromtimestamp(Path(results_path).stat().st_mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    sections = {key: _section(results, results_path, key) for key in ("metric_config", "intervals", "n_samples", "notes")}
     entries = []
     for task in chosen:
-        metric_config = dict((results.get("metric_config") or {}).get(task) or {})
-        entries.append(Entry(
-            model=name, task=task, task_version=str(results["versions"][task]),
-            protocol=str(metric_config.get("protocol") or "default"), source=source,
-            metrics={k: float("nan") if v is None else float(v) for k, v in results["results"][task].items()},
-            fingerprint=fingerprint, intervals=dict((results.get("intervals") or {}).get(task) or {}),
-            n=(results.get("n_samples") or {}).get(task), harness_version=package_versions.get("gcgbench"),
-            git_hash=config.get("git_hash"), date=made, added=now(), citation=citation, metric_config=metric_config,
-            notes=tuple((results.get("notes") or {}).get(task) or ()),
-        ))
+        metric_config = sections["metric_config"].get(task)
+        protocol = metric_config.get("protocol") if isinstance(metric_config, Mapping) else None
+        version = versions[task]
+        obj = {
+            "model": name, "task": task,
+            "task_version": str(version) if isinstance(version, (str, int)) and not isinstance(version, bool) else version,
+            "protocol": protocol or "default", "source": source, "fingerprint": fingerprint, "scale": SCALE,
+            "metrics": scores[task], "intervals": sections["intervals"].get(task), "n": sections["n_samples"].get(task),
+            "harness_version": harness, "git_hash": config.get("git_hash"), "date": made, "added": now(),
+            "citation": citation, "metric_config": metric_config, "notes": sections["notes"].get(task),
+        }
+        keys = {"task_version": f"versions.{task}", "protocol": f"metric_config.{task}.protocol",
+                "metrics": f"results.{task}", "intervals": f"intervals.{task}", "n": f"n_samples.{task}",
+                "metric_config": f"metric_config.{task}", "notes": f"notes.{task}", "git_hash": "config.git_hash",
+                "harness_version": "config.package_versions.gcgbench", "fingerprint": "config.fingerprint",
+                "model": "--model" if model else "config.model", "citation": "--citation"}
+        entries.append(Entry.from_json(obj, results_path, task, names=keys))
     return entries
+
+
+def _section(results: Mapping[str, Any], path: Path, key: str) -> Mapping[str, Any]:
+    """A top-level object of a results.json ({} when absent); anything but an object is an InputError."""
+    value = results.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InputError(path, key, f"must be an object, got {type(value).__name__}")
+    return value
 
 
 def read_results(path: Path) -> tuple[dict[str, Any], Path]:
@@ -88,4 +120,15 @@ def read_results(path: Path) -> tuple[dict[str, Any], Path]:
     for key in ("versions", "n_samples"):
         if not isinstance(payload.get(key), dict):
             raise InputError(path, key, "missing or not an object")
-    return payload, path
+    return _renamed_metrics(payload), path
+
+
+def _renamed_metrics(payload: dict[str, Any]) -> dict[str, Any]:
+    """Older results.json files name some metrics by their former names (metrics.gcg.RENAMED): read them
+    under the current ones."""
+    for section in ("results", "intervals"):
+        for task, values in (payload.get(section) or {}).items():
+            if isinstance(values, dict) and any(old in values for old in RENAMED):
+                payload[section][task] = {RENAMED.get(name, name) if RENAMED.get(name) not in values else name: value
+                                          for name, value in values.items()}
+    return payload

@@ -4,21 +4,26 @@ One table per family file: rows are models (one per model, source and protocol),
 (task, metric) pairs grouped by task as GLaMM's tables group val/test or RefCOCO/RefCOCO+/RefCOCOg.
 Values are ×100 with one decimal; the best value of each column is bold; every row says whether its
 numbers were measured by gcgbench or reported in a paper (with a numbered citation).
+
+Runs on the bundled synthetic sample (`<model> (sample)`) are never ranked with the rest: they get their
+own tables after the rankings (never bold, never plotted). The CSV is one tidy long table of every entry.
+Names (models, protocols, tasks, citations) are data: each format escapes them (Markdown: `markdown_escape`,
+LaTeX: `latex_escape`, HTML: jinja2 autoescaping, plots: matplotlib's math parser off, CSV: quoted fields).
 """
 
 from __future__ import annotations
 
 import base64
 import csv
-import html
 import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from gcgbench.api.errors import GcgbenchError
-from gcgbench.leaderboard.files import Entry, Leaderboard
+from gcgbench.leaderboard import pages
+from gcgbench.leaderboard.plots import plot_png
+from gcgbench.leaderboard.files import Entry, Leaderboard, is_points_metric
 from gcgbench.leaderboard.from_results import is_sample_model
 
 
@@ -36,15 +41,22 @@ LAYOUTS = {
     "png": Layout("Panoptic narrative grounding (average recall)",
                   ("ar", "ar_things", "ar_stuff", "ar_singular", "ar_plural"), "ar"),
     "captioning": Layout("Region captioning", ("meteor", "cider"), "cider"),
+    "reasonseg": Layout("Reasoning segmentation (ReasonSeg)", ("giou", "ciou"), "giou"),
+    "gres": Layout("Generalized referring segmentation (gRefCOCO)", ("giou", "ciou", "n_acc", "t_acc"), "giou"),
+    "vqa": Layout("VQA suites, LLaVA-1.5's evaluation (MME in points)",
+                  ("accuracy", "img_accuracy", "f1", "perception", "cognition"), "accuracy"),
 }
 METRIC_LABELS = {"meteor": "METEOR", "cider": "CIDEr", "ap50": "AP50", "miou": "mIoU", "mask_recall": "Recall",
-                 "mask_recall_strict": "Recall (strict)", "ciou": "cIoU", "giou": "gIoU", "ar": "AR",
+                 "mask_recall_max_matching": "Recall (max matching)", "ciou": "cIoU", "giou": "gIoU", "ar": "AR",
                  "ar_things": "AR things", "ar_stuff": "AR stuff", "ar_singular": "AR singular",
-                 "ar_plural": "AR plural", "acc_0.5": "Acc@0.5", "rouge_l": "ROUGE-L"}
+                 "ar_plural": "AR plural", "acc_0.5": "Acc@0.5", "rouge_l": "ROUGE-L", "n_acc": "N-acc",
+                 "t_acc": "T-acc"}
 TASK_ORDER = ("gcg_val", "gcg_test", "res_refcoco_val", "res_refcoco_testA", "res_refcoco_testB", "res_refcoco+_val",
               "res_refcoco+_testA", "res_refcoco+_testB", "res_refcocog_val", "res_refcocog_test", "png_val",
-              "regcap_refcocog_val", "regcap_vg_test")
-DATASET_LABELS = (("refcocog", "RefCOCOg"), ("refcoco+", "RefCOCO+"), ("refcoco", "RefCOCO"), ("vg", "VG"))
+              "regcap_refcocog_val", "regcap_vg_test", "reasonseg_val", "reasonseg_test_short", "reasonseg_test_long",
+              "reasonseg_test", "gres_grefcoco_val", "gres_grefcoco_testA", "gres_grefcoco_testB")
+DATASET_LABELS = (("grefcoco", "gRefCOCO"), ("refcocog", "RefCOCOg"), ("refcoco+", "RefCOCO+"), ("refcoco", "RefCOCO"), ("vg", "VG"))
+FAMILY_PREFIXES = ("gcg", "res", "png", "regcap", "reasonseg", "gres")   # task names "<family>_<split>": the label drops the family
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,7 @@ class PaperTable:
     rows: list[Row]
     citations: list[str]
     headline: str
+    sample: bool = False  # runs on the bundled synthetic sample: not comparable, never best, never plotted
 
     @property
     def protocols(self) -> list[str]:
@@ -100,30 +113,35 @@ class PaperTable:
 
     def is_best(self, row: Row, column: Column) -> bool:
         value, best = row.value(column), self.best(column)
-        return (not is_sample_model(row.model) and value is not None and best is not None
+        return (not self.sample and not is_sample_model(row.model) and value is not None and best is not None
                 and round(100 * value, 1) == round(100 * best, 1))
 
 
 def task_label(task: str) -> str:
-    """gcg_val -> val, res_refcoco+_testA -> RefCOCO+ testA, regcap_vg_test -> VG test."""
+    """gcg_val -> val, res_refcoco+_testA -> RefCOCO+ testA, regcap_vg_test -> VG test, reasonseg_test_short ->
+    test short, gres_grefcoco_val -> gRefCOCO val; other tasks (the VQA suites: gqa_testdev, mme) keep their name."""
+    if task.split("_", 1)[0] not in FAMILY_PREFIXES:
+        return task
     rest = task.split("_", 1)[1] if "_" in task else task
     for prefix, label in DATASET_LABELS:
         if rest.startswith(prefix + "_"):
             return f"{label} {rest[len(prefix) + 1:]}"
-    return rest
+    return rest.replace("_", " ")
 
 
-def build_table(board: Leaderboard) -> PaperTable:
-    """The paper-shaped table of one leaderboard file."""
+def build_table(board: Leaderboard, sample: bool = False) -> PaperTable:
+    """The paper-shaped table of one leaderboard file: its entries on the real splits, or with `sample` only
+    its runs on the bundled synthetic sample (a table of their own, titled so)."""
     layout = LAYOUTS.get(board.family)
     order = {task: i for i, task in enumerate(TASK_ORDER)}
+    chosen = [entry for entry in board.entries if is_sample_model(entry.model) == sample]
     versions: dict[str, set[str]] = {}
-    for entry in board.entries:
+    for entry in chosen:
         versions.setdefault(entry.task, set()).add(entry.task_version)
     columns: dict[tuple[str, str, str], Column] = {}
     rows: dict[tuple[str, str, str], Row] = {}
     citations: list[str] = []
-    for entry in sorted(board.entries, key=lambda e: (order.get(e.task, len(order)), e.task, e.task_version)):
+    for entry in sorted(chosen, key=lambda e: (order.get(e.task, len(order)), e.task, e.task_version)):
         label = task_label(entry.task) + (f" v{entry.task_version}" if len(versions[entry.task]) > 1 else "")
         metrics = layout.metrics if layout else tuple(entry.metrics)
         for metric in metrics:
@@ -149,8 +167,10 @@ def build_table(board: Leaderboard) -> PaperTable:
 
     # as the papers print them: published rows first, by source paper, weakest to strongest; then ours
     ordered_rows = sorted(rows.values(), key=lambda r: (r.source != "reported", r.citation or 0, mean_headline(r)))
-    return PaperTable(board.family, layout.title if layout else board.family, ordered_columns, ordered_rows,
-                      citations, headline)
+    title = layout.title if layout else board.family
+    if sample:
+        title += ": runs on the bundled synthetic sample (not comparable with the tables above)"
+    return PaperTable(board.family, title, ordered_columns, ordered_rows, citations, headline, sample)
 
 
 def _groups(table: PaperTable) -> list[tuple[str, int]]:
@@ -169,8 +189,11 @@ def _source(row: Row) -> str:
 
 
 def _cell(row: Row, column: Column) -> str:
-    value = row.value(column)
-    return "-" if value is None else f"{100 * value:.1f}"
+    """×100 with one decimal ("-" when missing); MME's point-scale metrics as they are."""
+    value, entry = row.value(column), row.cells.get(column)
+    if value is None or entry is None:
+        return "-"
+    return f"{value if is_points_metric(column.metric, entry.metric_config) else 100 * value:.1f}"
 
 
 def _grouped(table: PaperTable) -> bool:
@@ -183,38 +206,63 @@ def _header_labels(table: PaperTable) -> list[str]:
     return [f"{c.task_label} {c.label}" if _grouped(table) else c.task_label for c in table.columns]
 
 
-def render_markdown(tables: Sequence[PaperTable]) -> str:
+MARKDOWN_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+MARKDOWN_PUNCTUATION = set("\\`*_[]|~")
+
+
+def markdown_escape(text: str) -> str:
+    """`text` shown as it is in Markdown (CommonMark/GFM): `&`, `<`, `>` as entities (no raw HTML, autolinks
+    or entities get through), and the characters of emphasis, code, links, tables and strikethrough
+    backslash-escaped. Names are one line (the entry schema refuses control characters)."""
+    return "".join(MARKDOWN_ENTITIES.get(c) or (f"\\{c}" if c in MARKDOWN_PUNCTUATION else c) for c in text)
+
+
+def _markdown_tables(tables: Sequence[PaperTable]) -> list[str]:
     parts = []
     for table in tables:
         show_protocol = len(table.protocols) > 1
-        head = ["Model", "Source"] + (["Protocol"] if show_protocol else []) + _header_labels(table)
-        lines = [f"### {table.title} (×100)", "", "| " + " | ".join(head) + " |",
+        head = ["Model", "Source"] + (["Protocol"] if show_protocol else []) + [
+            markdown_escape(label) for label in _header_labels(table)]
+        lines = [f"### {markdown_escape(table.title)} (×100)", "", "| " + " | ".join(head) + " |",
                  "|" + "|".join(["---"] * (2 + show_protocol) + ["---:"] * len(table.columns)) + "|"]
         for row in table.rows:
             cells = [f"**{_cell(row, c)}**" if table.is_best(row, c) else _cell(row, c) for c in table.columns]
-            model = row.model.replace("*", "\\*").replace("|", "\\|")
-            lines.append("| " + " | ".join([model, _source(row)] + ([row.protocol] if show_protocol else []) + cells) + " |")
+            lines.append("| " + " | ".join([markdown_escape(row.model), _source(row)] + (
+                [markdown_escape(row.protocol)] if show_protocol else []) + cells) + " |")
         lines.append("")
-        lines += [f"[{i}] {citation}" for i, citation in enumerate(table.citations, 1)]
-        lines.append("Bold: best in column. measured: scored by gcgbench; reported: as published. "
-                     "(sample): scored on the bundled synthetic sample, not comparable, never bold.")
+        lines += [f"[{i}] {markdown_escape(citation)}  " for i, citation in enumerate(table.citations, 1)]
+        lines.append("Bold: best in column. measured: scored by gcgbench; reported: as published." if not table.sample
+                     else "Scored on the bundled synthetic sample: a smoke test of the pipeline, not comparable with "
+                          "published numbers, never bold.")
         parts.append("\n".join(lines) + "\n")
+    return parts
+
+
+def render_markdown(tables: Sequence[PaperTable], sample_tables: Sequence[PaperTable] = ()) -> str:
+    parts = _markdown_tables(tables)
+    if sample_tables:
+        parts.append("## Runs on the bundled synthetic sample (not ranked)\n")
+        parts += _markdown_tables(sample_tables)
     return "\n".join(parts)
 
 
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "†": r"$^\dagger$",
-                 "‡": r"$^\ddagger$", "×": r"$\times$"}
+                 "‡": r"$^\ddagger$", "×": r"$\times$",
+                 "[": "{[}", "]": "{]}", "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
 
 
 def latex_escape(text: str) -> str:
+    """`text` as LaTeX prints it: every special character spelled out (`[` braced, so a row starting with
+    one is not read as the optional argument of the previous row's `\\\\`)."""
     return "".join(LATEX_SPECIAL.get(character, character) for character in text)
 
 
-def render_latex(tables: Sequence[PaperTable]) -> str:
-    """booktabs tables (\\usepackage{booktabs}), one per family; reported rows marked with their citation."""
+def render_latex(tables: Sequence[PaperTable], sample_tables: Sequence[PaperTable] = ()) -> str:
+    """booktabs tables (\\usepackage{booktabs}), one per family; reported rows marked with their citation;
+    runs on the bundled sample in tables of their own after the rankings."""
     parts = []
-    for table in tables:
+    for table in [*tables, *sample_tables]:
         show_protocol = len(table.protocols) > 1
         lead = 2 + show_protocol
         lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(table.title)} ($\times$100).}}",
@@ -229,136 +277,98 @@ def render_latex(tables: Sequence[PaperTable]) -> str:
         lines.append(r"\midrule")
         for row in table.rows:
             cells = [rf"\textbf{{{_cell(row, c)}}}" if table.is_best(row, c) else _cell(row, c) for c in table.columns]
-            source = f"reported [{row.citation}]" if row.source == "reported" else "measured"
-            lines.append(" & ".join([latex_escape(row.model), source] + ([latex_escape(row.protocol)] if show_protocol
-                                                                         else []) + cells) + r" \\")
+            lines.append(" & ".join([latex_escape(row.model), _source(row)] + ([latex_escape(row.protocol)]
+                                                                               if show_protocol else []) + cells) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}", r"\par\vspace{2pt}", r"{\footnotesize"]
-        lines += [rf"[{i}] {latex_escape(c)}\\" for i, c in enumerate(table.citations, 1)]
-        lines += [r"Bold: best in column; measured: scored by gcgbench; reported: as published.}", r"\end{table}"]
+        lines += [rf"{{[}}{i}{{]}} {latex_escape(c)}\\" for i, c in enumerate(table.citations, 1)]  # not \\[1]
+        lines.append(r"Bold: best in column; measured: scored by gcgbench; reported: as published.}" if not table.sample
+                     else r"Scored on the bundled synthetic sample: not comparable with published numbers.}")
+        lines.append(r"\end{table}")
         parts.append("\n".join(lines) + "\n")
     return "\n".join(parts)
 
 
-def render_csv(tables: Sequence[PaperTable]) -> str:
-    """One block per family: model, source, protocol, citation, then one ×100 column per (task, metric)."""
+CSV_COLUMNS = ("family", "task", "version", "protocol", "model", "source", "metric", "value", "low", "high", "n",
+               "citation")
+
+
+def render_csv(boards: Sequence[Leaderboard]) -> str:
+    """One tidy long table: a row per (entry, metric), columns `CSV_COLUMNS`. Values and interval bounds are
+    as the files hold them (fractions; MME points as they are), at full precision; empty where missing.
+    Every entry is a row, runs on the bundled sample too (their model name ends in " (sample)")."""
+    order = {task: i for i, task in enumerate(TASK_ORDER)}
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    for table in tables:
-        writer.writerow(["family", "model", "source", "protocol", "citation"]
-                        + [f"{c.task}@{c.version}:{c.metric}" for c in table.columns])
-        for row in table.rows:
-            citation = table.citations[row.citation - 1] if row.citation else ""
-            writer.writerow([table.family, row.model, row.source, row.protocol, citation]
-                            + ["" if row.value(c) is None else _cell(row, c) for c in table.columns])
-        writer.writerow([])
+    writer.writerow(CSV_COLUMNS)
+    for board in boards:
+        layout = LAYOUTS.get(board.family)
+        for entry in sorted(board.entries, key=lambda e: (order.get(e.task, len(order)), e.task, e.task_version,
+                                                          e.protocol, e.source != "reported", e.model)):
+            listed = [m for m in (layout.metrics if layout else ()) if m in entry.metrics]
+            for metric in listed + sorted(set(entry.metrics) - set(listed)):
+                value, interval = entry.metrics[metric], entry.intervals.get(metric) or {}
+                writer.writerow([board.family, entry.task, entry.task_version, entry.protocol, entry.model,
+                                 entry.source, metric, "" if math.isnan(value) else repr(value),
+                                 _bound(interval.get("low")), _bound(interval.get("high")),
+                                 "" if entry.n is None else entry.n, entry.citation or ""])
     return buffer.getvalue()
 
 
-CSS = """body{font-family:system-ui,sans-serif;margin:24px;color:#222}
-table{border-collapse:collapse;margin:8px 0 4px}th,td{padding:3px 8px;border-bottom:1px solid #ddd}
-th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.reported td{color:#555;font-style:italic}tr.measured td{background:#eef7ee}
-b{color:#000}.cite{font-size:12px;color:#555}img.plot{max-width:100%;margin:8px 0 24px}"""
+def _bound(value: float | None) -> str:
+    return "" if value is None else repr(float(value))
 
 
-def render_html(tables: Sequence[PaperTable], plots: dict[str, bytes] | None = None) -> str:
-    """A self-contained page: every family's table (and its plot as a data-URI PNG when given)."""
-    body = []
-    for table in tables:
-        show_protocol = len(table.protocols) > 1
-        lead = 2 + show_protocol
-        body.append(f"<h2>{html.escape(table.title)} (×100)</h2>")
-        body.append(f'<table class="leaderboard" data-family="{html.escape(table.family)}">')
-        if _grouped(table):
-            body.append("<tr>" + "<th></th>" * lead + "".join(
-                f'<th colspan="{n}">{html.escape(label)}</th>' for label, n in _groups(table)) + "</tr>")
-        labels = [c.label for c in table.columns] if _grouped(table) else [c.task_label for c in table.columns]
-        body.append("<tr><th>Model</th><th>Source</th>" + ("<th>Protocol</th>" if show_protocol else "")
-                    + "".join(f"<th>{html.escape(label)}</th>" for label in labels) + "</tr>")
+def render_html(tables: Sequence[PaperTable], plots: dict[str, bytes] | None = None,
+                sample_tables: Sequence[PaperTable] = ()) -> str:
+    """A self-contained page (templates/leaderboards.html, autoescaped): every family's table, its plot as a
+    data-URI PNG when given, then the runs on the bundled sample in tables of their own."""
+    plots = plots or {}
+
+    def view(table: PaperTable) -> dict:
+        rows = []
         for row in table.rows:
             cells = []
             for column in table.columns:
-                text, interval = _cell(row, column), row.interval(column)
-                title = f' title="95% CI {100 * interval[0]:.1f}–{100 * interval[1]:.1f}"' if interval else ""
-                text = f"<b>{text}</b>" if table.is_best(row, column) else text
-                cells.append(f'<td class="num"{title}>{text}</td>')
-            protocol = f"<td>{html.escape(row.protocol)}</td>" if show_protocol else ""
-            body.append(f'<tr class="{row.source}"><td>{html.escape(row.model)}</td><td>{html.escape(_source(row))}'
-                        f"</td>{protocol}{''.join(cells)}</tr>")
-        body.append("</table>")
-        body += [f'<div class="cite">[{i}] {html.escape(c)}</div>' for i, c in enumerate(table.citations, 1)]
-        body.append('<div class="cite">Bold: best in column. Green rows: measured by gcgbench; italic: reported.</div>')
-        if plots and table.family in plots:
-            data = base64.b64encode(plots[table.family]).decode("ascii")
-            body.append(f'<img class="plot" alt="{html.escape(table.family)} plot" src="data:image/png;base64,{data}">')
-    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>gcgbench leaderboards</title>"
-            f"<style>{CSS}</style></head><body><h1>gcgbench leaderboards</h1>\n" + "\n".join(body) + "\n</body></html>\n")
+                interval = row.interval(column)
+                cells.append({"text": _cell(row, column), "best": table.is_best(row, column),
+                              "title": f"95% CI {100 * interval[0]:.1f}–{100 * interval[1]:.1f}" if interval else None})
+            rows.append({"model": row.model, "source": row.source, "source_label": _source(row),
+                         "protocol": row.protocol, "cells": cells})
+        image = plots.get(table.family) if not table.sample else None
+        return {"title": table.title, "family": table.family, "protocol_column": len(table.protocols) > 1,
+                "groups": _groups(table) if _grouped(table) else None,
+                "labels": [c.label for c in table.columns] if _grouped(table) else [c.task_label for c in table.columns],
+                "rows": rows, "citations": table.citations, "sample": table.sample,
+                "plot": "data:image/png;base64," + base64.b64encode(image).decode("ascii") if image else None}
+
+    return pages.render("leaderboards.html", tables=[view(t) for t in tables],
+                        sample_tables=[view(t) for t in sample_tables])
 
 
-def plot_png(table: PaperTable) -> bytes | None:
-    """Horizontal bars of the headline metric per task (×100) with 95% intervals where measured; measured
-    bars solid, reported bars hatched. None when the table has no headline column."""
-    columns = [c for c in table.columns if c.metric == table.headline]
-    if not columns:
-        return None
-    try:
-        import matplotlib
-    except ImportError:
-        raise GcgbenchError("plots need matplotlib (pip install matplotlib), or pass --no-plots") from None
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    n_columns = min(4, len(columns))
-    n_rows = math.ceil(len(columns) / n_columns)
-    height = max(2.0, 0.28 * len(table.rows) + 1.0)
-    figure, axes = pyplot.subplots(n_rows, n_columns, figsize=(3.6 * n_columns, height * n_rows), squeeze=False)
-    mixed = len(table.protocols) > 1
-    for axis, column in zip(axes.flat, columns):
-        present = sorted((r for r in table.rows if r.value(column) is not None), key=lambda r: r.value(column))
-        values = [100 * r.value(column) for r in present]
-        colours = ["#2e7d32" if r.source == "measured" else "#9e9e9e" for r in present]
-        bars = axis.barh(range(len(present)), values, color=colours)
-        for position, (bar, row) in enumerate(zip(bars, present)):
-            if row.source == "reported":
-                bar.set_hatch("//")
-            interval = row.interval(column)
-            if interval is not None:
-                axis.errorbar([100 * row.value(column)], [position], capsize=3, color="black", elinewidth=1,
-                              xerr=[[100 * max(row.value(column) - interval[0], 0)],
-                                    [100 * max(interval[1] - row.value(column), 0)]])
-        axis.bar_label(bars, fmt="%.1f", fontsize=6, padding=2)
-        labels = [f"{r.model} [{r.protocol}]" if mixed else r.model for r in present]
-        axis.set_yticks(list(range(len(present))), labels, fontsize=7)
-        axis.set_title(f"{column.task_label} {column.label}", fontsize=9)
-        axis.tick_params(axis="x", labelsize=7)
-        axis.margins(x=0.12)
-    for axis in list(axes.flat)[len(columns):]:
-        axis.set_visible(False)
-    figure.suptitle(f"{table.title} (×100; green: measured, hatched: reported)", fontsize=9)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    pyplot.close(figure)
-    return buffer.getvalue()
-
-
-RENDERERS = {"md": render_markdown, "latex": render_latex, "csv": render_csv}
 EXTENSIONS = {"md": "md", "latex": "tex", "csv": "csv", "html": "html"}
 
 
-def publish(boards: Sequence[Leaderboard], fmt: str, output: Path | None = None, plots: bool = True) -> tuple[str, list[Path]]:
+def publish(boards: Sequence[Leaderboard], fmt: str, output: Path | None = None, plots: bool = True,
+            sample_runs: bool = True) -> tuple[str, list[Path]]:
     """Render every board in `fmt`; with `output` (a folder) write `leaderboards.<ext>` and, with `plots`,
-    `<family>.png` per family. Returns (the rendered text, the files written)."""
+    `<family>.png` per family. Runs on the bundled sample are never ranked or plotted: they follow in tables
+    of their own (rows of their own in the CSV), or are left out with `sample_runs=False`.
+    Returns (the rendered text, the files written)."""
     if fmt not in EXTENSIONS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(EXTENSIONS)}")
     families = list(LAYOUTS)
     ordered = sorted(boards, key=lambda b: (families.index(b.family) if b.family in families else len(families), b.family))
-    tables = [build_table(board) for board in ordered if board.entries]
+    tables = [t for board in ordered if (t := build_table(board)).rows]
+    sample_tables = [t for board in ordered if (t := build_table(board, sample=True)).rows] if sample_runs else []
     images: dict[str, bytes] = {}
     if plots and (output is not None or fmt == "html"):
         images = {t.family: image for t in tables if (image := plot_png(t)) is not None}
-    text = render_html(tables, images) if fmt == "html" else RENDERERS[fmt](tables)
+    if fmt == "html":
+        text = render_html(tables, images, sample_tables)
+    elif fmt == "csv":
+        text = render_csv(ordered if sample_runs else [_without_sample_runs(board) for board in ordered])
+    else:
+        text = (render_markdown if fmt == "md" else render_latex)(tables, sample_tables)
     written: list[Path] = []
     if output is not None:
         output = Path(output)
@@ -371,3 +381,8 @@ def publish(boards: Sequence[Leaderboard], fmt: str, output: Path | None = None,
                 (output / f"{family}.png").write_bytes(image)
                 written.append(output / f"{family}.png")
     return text, written
+
+
+def _without_sample_runs(board: Leaderboard) -> Leaderboard:
+    return Leaderboard(board.path, board.family, [e for e in board.entries if not is_sample_model(e.model)],
+                       board.migrated_from)

@@ -5,13 +5,13 @@ Per doc: the image (downscaled to `max_side`) with each predicted phrase's mask 
 same colour, and the doc's per-sample scores. Docs are sorted worst first (per family: RES IoU, GCG
 mIoU then recall, PNG mean phrase IoU, captioning CIDEr) and a select box filters them by task
 (`report.html#task=NAME` opens filtered). CSS and JS are inline and images are data-URI PNGs, so the
-file can be mailed or attached to a CI run as it is.
+file can be mailed or attached to a CI run as it is. The page is `templates/report.html` (jinja2,
+autoescaped: answers, ids and values from the run are text, never markup).
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 import math
@@ -25,7 +25,7 @@ from gcgbench.api.errors import InputError
 from gcgbench.api.task import DataPaths
 from gcgbench.data.sample import sample_root
 from gcgbench.api.types import RLE, Doc, Prediction
-from gcgbench.leaderboard import files, from_results
+from gcgbench.leaderboard import files, from_results, pages
 from gcgbench.leaderboard.rows import read_rows
 from gcgbench.runner.run_dir import RunDir
 from gcgbench.tasks.registry import get_task
@@ -52,8 +52,8 @@ class Card:
     image_uri: str | None
     width: int
     height: int
-    answer_html: str
-    scores_html: str
+    answer_html: Any  # markupsafe.Markup from templates/report_answer.html
+    scores_html: Any  # markupsafe.Markup from templates/report_scores.html
     notes: list[str] = field(default_factory=list)
 
 
@@ -119,11 +119,11 @@ def png_data_uri(pixels: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def answer_html(prediction: Prediction | None) -> str:
+def answer_html(prediction: Prediction | None):
     """The answer with each phrase wrapped in a span of its colour; phrases not found in the text (or
-    overlapping an earlier one) follow as coloured chips."""
+    overlapping an earlier one) follow as coloured chips (templates/report_answer.html, as Markup)."""
     if prediction is None:
-        return '<p class="answer missing">no prediction</p>'
+        return pages.fragment("report_answer.html", missing=True)
     text, spans, chips = prediction.text, [], []
     for index, phrase in enumerate(prediction.phrases):
         start, end = phrase.start, phrase.end
@@ -132,25 +132,23 @@ def answer_html(prediction: Prediction | None) -> str:
             start = text.lower().find(phrase.text.lower()) if phrase.text else -1
             end = start + len(phrase.text)
         if start < 0 or any(start < e and s < end for s, e, _ in spans):
-            chips.append((phrase.text, index))
+            chips.append(_phrase(phrase.text, index))
         else:
             spans.append((start, end, index))
     parts, position = [], 0
     for start, end, index in sorted(spans):
-        parts.append(html.escape(text[position:start]))
-        parts.append(_phrase_span(text[start:end], index))
+        parts.append({"text": text[position:start], "colour": None})
+        parts.append(_phrase(text[start:end], index))
         position = end
-    parts.append(html.escape(text[position:]))
-    chip_html = "".join(" " + _phrase_span(chip, index) for chip, index in chips)
-    extra = (f' <span class="ph" style="background:rgb{EXTRA_COLOUR};color:#fff">+{len(prediction.extra_masks)} '
-             "unclaimed mask(s)</span>") if prediction.extra_masks else ""
-    return f'<p class="answer">{"".join(parts)}{chip_html}{extra}</p>'
+    parts.append({"text": text[position:], "colour": None})
+    return pages.fragment("report_answer.html", missing=False, parts=parts, chips=chips,
+                          extra=len(prediction.extra_masks), extra_colour=EXTRA_COLOUR)
 
 
-def _phrase_span(text: str, index: int) -> str:
+def _phrase(text: str, index: int) -> dict[str, Any]:
     red, green, blue = colour_of(index)
     ink = "#000" if 0.299 * red + 0.587 * green + 0.114 * blue > 150 else "#fff"
-    return f'<span class="ph" style="background:rgb({red},{green},{blue});color:{ink}">{html.escape(text)}</span>'
+    return {"text": text, "colour": (red, green, blue), "ink": ink}
 
 
 def sort_key(family: str, rows: Sequence[Mapping[str, Any]]) -> tuple[tuple[float, ...], str]:
@@ -173,21 +171,13 @@ def sort_key(family: str, rows: Sequence[Mapping[str, Any]]) -> tuple[tuple[floa
     return (math.nan,), "no score"
 
 
-def scores_html(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The doc's per-sample rows as a small table (numbers to 3 decimals; ids left out)."""
+def scores_html(rows: Sequence[Mapping[str, Any]]):
+    """The doc's per-sample rows as a small table (numbers to 3 decimals; ids left out), as Markup."""
     skip = {"doc_id", "image_id", "narrative_id", "phrase_id", "expression", "text"}
-    lines = []
-    for row in rows:
-        cells = []
-        if "text" in row:
-            cells.append(f"<td>{html.escape(str(row['text']))}</td>")
-        for name, value in row.items():
-            if name in skip:
-                continue
-            shown = f"{value:.3f}" if isinstance(value, float) else html.escape(json.dumps(value))
-            cells.append(f"<td>{html.escape(name)} <b>{shown}</b></td>")
-        lines.append("<tr>" + "".join(cells) + "</tr>")
-    return '<table class="scores">' + "".join(lines) + "</table>"
+    shown = [{"text": str(row["text"]) if "text" in row else None,
+              "cells": [(name, f"{value:.3f}" if isinstance(value, float) else json.dumps(value))
+                        for name, value in row.items() if name not in skip]} for row in rows]
+    return pages.fragment("report_scores.html", rows=shown)
 
 
 def load_docs(task: str, config: Mapping[str, Any], data_root: Path | None) -> tuple[dict[str, Doc], str | None]:
@@ -244,48 +234,16 @@ def build_cards(run_dir: Path, results: Mapping[str, Any], task: str, data_root:
     return cards
 
 
-CSS = """body{font-family:system-ui,sans-serif;margin:16px;color:#222;background:#fafafa}
-header{position:sticky;top:0;background:#fafafa;padding:6px 0;border-bottom:1px solid #ccc;z-index:1}
-.card{display:flex;gap:12px;align-items:flex-start;background:#fff;border:1px solid #ddd;border-radius:6px;
-padding:8px;margin:8px 0}.card[hidden]{display:none!important}.card img{image-rendering:pixelated;flex:none}
-.head{font-size:13px;color:#555}.head b{color:#222}.answer{margin:6px 0;line-height:1.7}
-.ph{padding:1px 3px;border-radius:3px}.scores{font-size:12px;border-collapse:collapse}
-.scores td{padding:1px 8px 1px 0}.noimg{width:96px;height:64px;background:#eee;flex:none}
-.legend{font-size:12px;color:#555}.notes{font-size:12px;color:#a33}"""
-
-JS = """const sel=document.getElementById('task');
-function apply(){let n=0;for(const c of document.querySelectorAll('.card')){const show=sel.value==='all'||c.dataset.task===sel.value;
-c.hidden=!show;if(show)n++;}document.getElementById('count').textContent=n+' docs shown';}
-sel.addEventListener('change',()=>{history.replaceState(null,'',sel.value==='all'?'#':'#task='+sel.value);apply();});
-const m=location.hash.match(/task=([^&]+)/);if(m){sel.value=decodeURIComponent(m[1]);}apply();"""
-
-
 def render_page(results: Mapping[str, Any], cards: Sequence[Card], notes: Sequence[str], title: str) -> str:
-    tasks = sorted({card.task for card in cards})
-    options = '<option value="all">all tasks</option>' + "".join(
-        f'<option value="{html.escape(t)}">{html.escape(t)}</option>' for t in tasks)
+    """The whole page (templates/report.html); every value from the run is escaped by the template."""
     summary = []
     for task, metrics in (results.get("results") or {}).items():
         shown = ", ".join(f"{name} {100 * value:.1f}" for name, value in metrics.items()
                           if isinstance(value, (int, float)) and not math.isnan(value))
-        summary.append(f"<div><b>{html.escape(task)}</b> (n={results.get('n_samples', {}).get(task)}): "
-                       f"{html.escape(shown)}</div>")
-    body = []
-    for card in cards:
-        image = (f'<img src="{card.image_uri}" width="{card.width}" height="{card.height}" '
-                 f'alt="{html.escape(card.task)} {html.escape(card.doc_id)}">') if card.image_uri else '<div class="noimg"></div>'
-        body.append(f'<div class="card" data-task="{html.escape(card.task)}" data-doc="{html.escape(card.doc_id)}">'
-                    f'{image}<div><div class="head"><b>{html.escape(card.task)}</b> · {html.escape(card.doc_id)} · '
-                    f"{html.escape(card.score_label)}</div>{card.answer_html}{card.scores_html}</div></div>")
+        summary.append({"task": task, "n": (results.get("n_samples") or {}).get(task), "scores": shown})
     config = results.get("config") or {}
-    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{CSS}</style></head><body><header><h1>{html.escape(title)}</h1>"
-            f"<div>model <b>{html.escape(str(config.get('model')))}</b> · git {html.escape(str(config.get('git_hash')))}"
-            f"</div>{''.join(summary)}<div>task <select id=\"task\">{options}</select> <span id=\"count\"></span></div>"
-            '<div class="legend">Filled: predicted masks, one colour per phrase (the same colour marks the phrase in '
-            "the answer); white outline: ground truth; sorted worst first (×100 above).</div>"
-            + "".join(f'<div class="notes">{html.escape(n)}</div>' for n in notes)
-            + "</header>\n" + "\n".join(body) + f"\n<script>{JS}</script></body></html>\n")
+    return pages.render("report.html", title=title, model=str(config.get("model")), git_hash=str(config.get("git_hash")),
+                        summary=summary, tasks=sorted({card.task for card in cards}), notes=list(notes), cards=cards)
 
 
 def build_report(run_dir: Path, output: Path | None = None, data_root: Path | None = None, max_side: int = 256,

@@ -10,7 +10,9 @@ which needs each metric as a function of a set of rows. Per family:
 - gcg: mIoU and both mask recalls exactly (means and ratios of per-image counts); CIDEr as the mean of
   per-image scores and METEOR as corpus + mean(resample) − mean(all): the approximations the task's own
   intervals use. AP50 needs per-detection matches the rows do not hold: left out;
-- captioning: METEOR and CIDEr (and ROUGE-L) as for gcg.
+- captioning: METEOR and CIDEr (and ROUGE-L) as for gcg;
+- reasonseg: rows hold I (ignore pixels out), U and LISA's IoU term: `metrics.reasonseg.aggregate` exactly;
+- gres: rows hold ReLA's accumulated I, U, IoU and both no-target flags: `metrics.gres.aggregate` exactly.
 
 A metric left out falls back to the stored intervals in `check`. Every statistic is checked to reproduce
 the run's stored value on all rows before it is used (`RowMetrics.verified`).
@@ -101,6 +103,40 @@ def _res(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, 
     return lambda indices: res.aggregate(table, indices)
 
 
+def _reasonseg(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, float]) -> RecordStatistic:
+    from gcgbench.metrics import reasonseg
+
+    table = _res_table(rows, protocol if protocol in reasonseg.PROTOCOLS else "lisa")
+    return lambda indices: reasonseg.aggregate(table, indices)
+
+
+def _gres(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, float]) -> RecordStatistic:
+    from gcgbench.metrics import gres
+
+    table = gres.GresStats(
+        sample_ids=tuple(str(r["doc_id"]) for r in rows), image_ids=tuple(r.get("image_id", r["doc_id"]) for r in rows),
+        intersection=np.array([int(r["intersection"]) for r in rows], dtype=np.int64),
+        union=np.array([int(r["union"]) for r in rows], dtype=np.int64),
+        iou=np.array([float(r["iou"]) for r in rows], dtype=np.float64),
+        predicted_area=np.array([int(r["predicted_area"]) for r in rows], dtype=np.int64),
+        gt_nt=np.array([bool(r["gt_nt"]) for r in rows]), pred_nt=np.array([bool(r["pred_nt"]) for r in rows]),
+        min_mask_area=1,  # not used by aggregate: pred_nt is stored per row
+    )
+    return lambda indices: gres.aggregate(table, indices)
+
+
+def _res_table(rows: Sequence[Mapping[str, Any]], protocol: str) -> Any:
+    from gcgbench.metrics import res
+
+    return res.ResStats(
+        protocol=protocol, sample_ids=tuple(str(r["doc_id"]) for r in rows),
+        image_ids=tuple(r.get("image_id", r["doc_id"]) for r in rows),
+        intersection=np.array([int(r["intersection"]) for r in rows], dtype=np.int64),
+        union=np.array([int(r["union"]) for r in rows], dtype=np.int64),
+        iou=np.array([float(r["iou"]) for r in rows], dtype=np.float64),
+    )
+
+
 def _png(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, float]) -> RecordStatistic:
     iou = np.array([np.nan if r["iou"] is None else float(r["iou"]) for r in rows], dtype=np.float64)
     passed = png.thresholds_passed(iou, protocol)
@@ -141,7 +177,8 @@ def _captions(rows: Sequence[Mapping[str, Any]], stored: Mapping[str, float]) ->
 def _gcg(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, float]) -> RecordStatistic:
     miou = np.array([float(r["miou"]) for r in rows], dtype=np.float64)
     matches = np.array([int(r["recall_matches"]) for r in rows], dtype=np.int64)
-    strict = np.array([int(r["recall_matches_strict"]) for r in rows], dtype=np.int64)
+    strict = np.array([int(r["recall_matches_max_matching"] if "recall_matches_max_matching" in r
+                            else r["recall_matches_strict"]) for r in rows], dtype=np.int64)  # former name
     labels = np.array([int(r["gt_labels"]) for r in rows], dtype=np.int64)
     caption = _captions(rows, stored)
 
@@ -150,7 +187,7 @@ def _gcg(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, 
         values = {
             "miou": float(np.mean(miou[indices])) if len(indices) else 0.0,
             "mask_recall": int(matches[indices].sum()) / total if total else 0.0,
-            "mask_recall_strict": int(strict[indices].sum()) / total if total else 0.0,
+            "mask_recall_max_matching": int(strict[indices].sum()) / total if total else 0.0,
         }
         values.update({name: function(indices) for name, function in caption.items()})
         return values
@@ -166,5 +203,5 @@ def _captioning(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mappin
 
 
 _BUILDERS: dict[str, Callable[[Sequence[Mapping[str, Any]], str, Mapping[str, float]], RecordStatistic]] = {
-    "res": _res, "png": _png, "gcg": _gcg, "captioning": _captioning,
+    "res": _res, "png": _png, "gcg": _gcg, "captioning": _captioning, "reasonseg": _reasonseg, "gres": _gres,
 }

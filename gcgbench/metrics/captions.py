@@ -290,11 +290,29 @@ def _run_meteor(gts: dict[str, list[str]], res: dict[str, list[str]]) -> tuple[f
         raise GcgbenchError(f"METEOR (java -jar meteor-1.5.jar) failed: {stderr[-1] if stderr else error}") from error
     finally:
         del meteor._stat
-        with contextlib.suppress(OSError):  # flushing into a dead JVM fails, but the pipe gets closed
-            meteor.meteor_p.stdin.close()
-        meteor.__del__()  # Meteor has no close(); its __del__ ends the JVM and can run again at collection
+        _stop_meteor(meteor)
     stats = np.array([[float(value) for value in line.split()] for line in recorded], dtype=np.float64)
     return score, scores, stats.reshape(len(recorded), METEOR_STATS_LENGTH)
+
+
+def _stop_meteor(meteor: Any) -> None:
+    """End METEOR's JVM now, whatever state `compute_score` was left in.
+
+    Meteor has no close(), and its `__del__` first acquires `meteor.lock`, which `compute_score` still
+    holds when it was interrupted (Ctrl-C while waiting for the jar): calling it then blocks forever. So:
+    kill the JVM first (closing stdin first could block flushing into a JVM that waits for us to read its
+    output), reap it, close the pipes, and release the lock so the `__del__` that runs at collection
+    returns at once.
+    """
+    process = meteor.meteor_p
+    with contextlib.suppress(OSError):
+        process.kill()
+    process.wait()
+    for stream in (process.stdin, process.stdout, process.stderr):
+        with contextlib.suppress(OSError, ValueError):  # flushing into the dead JVM fails; the pipe still closes
+            stream.close()
+    if meteor.lock.locked():
+        meteor.lock.release()
 
 
 def _meteor_score(

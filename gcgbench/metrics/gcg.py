@@ -7,7 +7,7 @@ Four numbers per split, each equal to the official script on the same inputs (mb
 - `miou`: greedy max-IoU pairing per image, mean over paired masks, then mean over images;
 - `mask_recall`: greedy IoU ≥ 0.5 and text similarity ≥ 0.5 pairing with the official early stop and
   exception semantics, Σ TP / Σ GT labels;
-- `mask_recall_strict` (ours): maximum one-to-one matching of admissible pairs, same denominator.
+- `mask_recall_max_matching` (ours): maximum one-to-one matching of admissible pairs, same denominator.
 
 How our types map onto the official files:
 - a doc is an image of the caption file; GT labels are `doc.phrases` texts; GT masks are `Doc.masks()`
@@ -47,12 +47,15 @@ from gcgbench.metrics.gcg_matching import (
     coco_detection_matches,
     miou_image_score,
     official_recall_matches,
-    strict_recall_matches,
+    max_matching_recall_matches,
 )
 from gcgbench.metrics.masks import check_sizes, intersections_unions
 from gcgbench.metrics.text_similarity import PhraseEncoder, PhraseSimilarity
 
-METRIC_NAMES = ("ap50", "miou", "mask_recall", "mask_recall_strict")
+METRIC_NAMES = ("ap50", "miou", "mask_recall", "mask_recall_max_matching")
+# Former names of metrics, still read from older results.json files and per-sample rows (never written):
+# `mask_recall_strict` read as the stricter metric but is the larger one (the maximum matching).
+RENAMED = {"mask_recall_strict": "mask_recall_max_matching", "recall_matches_strict": "recall_matches_max_matching"}
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class GcgImageStats:
     miou: float
     n_gt_labels: int
     recall_matches: int
-    recall_matches_strict: int
+    recall_matches_max_matching: int
     recall_exception: str | None = None
 
 
@@ -78,7 +81,7 @@ class GcgStatsTable:
     miou: np.ndarray
     n_gt_labels: np.ndarray
     recall_matches: np.ndarray
-    recall_matches_strict: np.ndarray
+    recall_matches_max_matching: np.ndarray
     detection_start: np.ndarray
     detection_count: np.ndarray
     detection_matched: np.ndarray  # all images' detection flags, concatenated in image order
@@ -96,7 +99,7 @@ class GcgStatsTable:
             miou=np.array([image.miou for image in images], dtype=np.float64),
             n_gt_labels=np.array([image.n_gt_labels for image in images], dtype=np.int64),
             recall_matches=np.array([image.recall_matches for image in images], dtype=np.int64),
-            recall_matches_strict=np.array([image.recall_matches_strict for image in images], dtype=np.int64),
+            recall_matches_max_matching=np.array([image.recall_matches_max_matching for image in images], dtype=np.int64),
             detection_start=np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if len(images) else counts,
             detection_count=counts,
             detection_matched=np.array(flags, dtype=bool),
@@ -110,7 +113,7 @@ class GcgMaskResult:
     ap50: float
     miou: float
     mask_recall: float
-    mask_recall_strict: float
+    mask_recall_max_matching: float
     per_image: tuple[GcgImageStats, ...]  # in `docs` order
     similarity_model: str
     no_predicted_masks: bool  # the official script crashes in loadRes on such a split
@@ -135,7 +138,7 @@ def aggregate(
       order: images by sorted doc id (repeats of one image adjacent, as distinct images would be),
       then prediction order; -1.0 when the chosen images hold no GT mask;
     - miou = mean of per-image mIoU (0.0 for no image);
-    - mask_recall = Σ TP / Σ GT labels (0.0 when there is no label), likewise mask_recall_strict.
+    - mask_recall = Σ TP / Σ GT labels (0.0 when there is no label), likewise mask_recall_max_matching.
     `aggregate(stats, range(n))` equals the full-split result.
     """
     table = per_image_stats if isinstance(per_image_stats, GcgStatsTable) else GcgStatsTable.from_images(per_image_stats)
@@ -153,7 +156,7 @@ def aggregate(
         "ap50": coco_average_precision(flags, int(table.n_gt_masks[chosen].sum())),
         "miou": float(np.mean(table.miou[chosen])) if len(chosen) else 0.0,
         "mask_recall": int(table.recall_matches[chosen].sum()) / labels if labels else 0.0,
-        "mask_recall_strict": int(table.recall_matches_strict[chosen].sum()) / labels if labels else 0.0,
+        "mask_recall_max_matching": int(table.recall_matches_max_matching[chosen].sum()) / labels if labels else 0.0,
     }
 
 
@@ -162,7 +165,7 @@ def score_gcg_masks(
     predictions: Mapping[str, Prediction],
     similarity: PhraseEncoder | PhraseSimilarity,
 ) -> GcgMaskResult:
-    """Score a split: AP50, mIoU, official mask recall and strict mask recall (see the module docstring).
+    """Score a split: AP50, mIoU, official mask recall and max-matching mask recall (see the module docstring).
 
     `similarity` is an encoder (called ONCE on the unique GT labels and predicted phrases of the whole
     split) or a `PhraseSimilarity` that already covers those strings. Raises `MaskSizeError` when a
@@ -187,7 +190,7 @@ def score_gcg_masks(
         ap50=totals["ap50"],
         miou=totals["miou"],
         mask_recall=totals["mask_recall"],
-        mask_recall_strict=totals["mask_recall_strict"],
+        mask_recall_max_matching=totals["mask_recall_max_matching"],
         per_image=images,
         similarity_model=similarity.encoder_name,
         no_predicted_masks=not any(prediction.masks() for _, prediction in paired),
@@ -196,33 +199,55 @@ def score_gcg_masks(
     )
 
 
-def _score_image(doc: Doc, prediction: Prediction, similarity: PhraseSimilarity) -> GcgImageStats:
+@dataclass(frozen=True)
+class ImageMatrices:
+    """One image as the mask metrics see it: GT mask i goes with GT label i, predicted mask j with
+    predicted phrase j, by index (`metric_masks` order)."""
+
+    gt_masks: list[RLE]
+    pred_masks: list[RLE]
+    gt_labels: list[str]
+    pred_labels: list[str]
+    iou: np.ndarray  # GT masks × predicted masks, NaN where both masks are empty
+    text_similarity: np.ndarray  # GT labels × predicted phrases
+
+
+def image_matrices(doc: Doc, prediction: Prediction, similarity: PhraseSimilarity) -> ImageMatrices:
+    """The masks, labels, IoU and similarity matrices every GCG mask metric of one image reads."""
     image_size = (doc.height, doc.width)
     _check_mask_sizes(doc.doc_id, "GT", doc.phrases, doc.extra_masks, image_size)
     _check_mask_sizes(doc.doc_id, "predicted", prediction.phrases, prediction.extra_masks, image_size)
-    gt_masks = _metric_masks(doc.phrases, doc.extra_masks)
-    pred_masks = _metric_masks(prediction.phrases, prediction.extra_masks)
+    gt_masks = metric_masks(doc.phrases, doc.extra_masks)
+    pred_masks = metric_masks(prediction.phrases, prediction.extra_masks)
     gt_labels = [phrase.text for phrase in doc.phrases]
     pred_labels = [phrase.text for phrase in prediction.phrases]
-
     intersection, union = intersections_unions(gt_masks, pred_masks)
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = intersection / union.astype(np.float64)  # NaN where both masks are empty, as upstream
-    text_similarity = similarity.matrix(gt_labels, pred_labels)
+    return ImageMatrices(gt_masks, pred_masks, gt_labels, pred_labels, iou, similarity.matrix(gt_labels, pred_labels))
+
+
+def _score_image(doc: Doc, prediction: Prediction, similarity: PhraseSimilarity) -> GcgImageStats:
+    return image_stats(doc.doc_id, image_matrices(doc, prediction, similarity))
+
+
+def image_stats(doc_id: str, matrices: ImageMatrices) -> GcgImageStats:
+    """What one image contributes to each metric, from its matrices (`image_matrices`)."""
+    gt_masks, gt_labels, iou, text_similarity = matrices.gt_masks, matrices.gt_labels, matrices.iou, matrices.text_similarity
     recall_matches, recall_exception = official_recall_matches(iou, text_similarity)
     return GcgImageStats(
-        doc_id=doc.doc_id,
+        doc_id=doc_id,
         n_gt_masks=len(gt_masks),
         detection_matched=tuple(bool(flag) for flag in coco_detection_matches(iou)),
         miou=miou_image_score(iou),
         n_gt_labels=len(gt_labels),
         recall_matches=recall_matches,
-        recall_matches_strict=strict_recall_matches(iou, text_similarity),
+        recall_matches_max_matching=max_matching_recall_matches(iou, text_similarity),
         recall_exception=recall_exception,
     )
 
 
-def _metric_masks(phrases: Sequence[Phrase], extra_masks: Sequence[RLE]) -> list[RLE]:
+def metric_masks(phrases: Sequence[Phrase], extra_masks: Sequence[RLE]) -> list[RLE]:
     """`masks()` order with each multi-mask phrase merged into the union of its masks."""
     return [_union(phrase.masks) for phrase in phrases if phrase.masks] + list(extra_masks)
 

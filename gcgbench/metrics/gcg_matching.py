@@ -11,9 +11,10 @@ named in each docstring; the code is our own restatement of their rules.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import maximum_bipartite_matching
+from scipy.optimize import linear_sum_assignment
 
 IOU_THRESHOLD = 0.5
 TEXT_SIMILARITY_THRESHOLD = 0.5
@@ -71,6 +72,21 @@ def official_recall_matches(
 ) -> tuple[int, str | None]:
     """True positives of one image under GLaMM's mask recall, and why the image errored (or None).
 
+    The count of `official_recall_pairs`, or (0, reason) when the image raised (see there).
+    """
+    pairs, exception = official_recall_pairs(iou_gt_by_pred, similarity, iou_threshold, similarity_threshold)
+    return (0, exception) if exception else (len(pairs), None)
+
+
+def official_recall_pairs(
+    iou_gt_by_pred: np.ndarray,
+    similarity: np.ndarray,
+    iou_threshold: float = IOU_THRESHOLD,
+    similarity_threshold: float = TEXT_SIMILARITY_THRESHOLD,
+) -> tuple[list[tuple[int, int]], str | None]:
+    """The (GT mask, predicted mask) pairs GLaMM's mask recall matches in one image, in the order taken,
+    and why the image errored (or None).
+
     Source: `evaluate.py::find_best_matches` and `evaluate_recall_with_mapping`. `similarity` is
     GT labels × predicted phrases; GT label i goes with GT mask i and predicted phrase j with predicted
     mask j, by index. Loop: take `np.argmax` of the GT × predicted IoU matrix (NaN cells first — numpy's
@@ -82,12 +98,12 @@ def official_recall_matches(
     reading it raises IndexError when the GT mask has no label (more GT masks than labels) or the
     predicted mask has no phrase (more masks than phrases, or no phrases at all). The official
     per-image `try/except` then prints the error and the image keeps 0 true positives — even matches
-    already found — while its label count was already added to the denominator. We return
-    (0, reason) in that case.
+    already found — while its label count was already added to the denominator. The pairs found
+    before the error are returned with the reason; the image's true positives are then 0.
     """
     n_gt, n_pred = iou_gt_by_pred.shape
     if n_gt == 0 or n_pred == 0:
-        return 0, None
+        return [], None
     flat = iou_gt_by_pred.ravel()
     is_nan = np.isnan(flat)
     nan_cells = np.flatnonzero(is_nan)
@@ -95,7 +111,7 @@ def official_recall_matches(
     other_cells = other_cells[np.argsort(-flat[other_cells], kind="stable")]
     taken_rows: set[int] = set()
     taken_columns: set[int] = set()
-    matches = 0
+    pairs: list[tuple[int, int]] = []
     for cell in np.concatenate([nan_cells, other_cells]):
         row, column = divmod(int(cell), n_pred)
         if row in taken_rows or column in taken_columns:
@@ -103,18 +119,18 @@ def official_recall_matches(
         if flat[cell] < iou_threshold:
             break
         if row >= similarity.shape[0]:
-            return 0, f"IndexError: GT mask {row} has no label ({similarity.shape[0]} labels)"
+            return pairs, f"IndexError: GT mask {row} has no label ({similarity.shape[0]} labels)"
         if column >= similarity.shape[1]:
-            return 0, f"IndexError: predicted mask {column} has no phrase ({similarity.shape[1]} phrases)"
+            return pairs, f"IndexError: predicted mask {column} has no phrase ({similarity.shape[1]} phrases)"
         if similarity[row, column] < similarity_threshold:
             break
-        matches += 1
+        pairs.append((row, column))
         taken_rows.add(row)
         taken_columns.add(column)
-    return matches, None
+    return pairs, None
 
 
-def strict_recall_matches(
+def max_matching_recall_matches(
     iou_gt_by_pred: np.ndarray,
     similarity: np.ndarray,
     iou_threshold: float = IOU_THRESHOLD,
@@ -125,20 +141,56 @@ def strict_recall_matches(
     Our corrected recall (not in GLaMM): pair (i, j) is admissible when GT mask i has a label,
     predicted mask j has a phrase, IoU ≥ 0.5 and similarity(label i, phrase j) ≥ 0.5. An empty
     predicted mask against an empty GT mask (IoU 0/0) counts as IoU 1, as the official loop accepts
-    it too; so every official match is admissible and strict ≥ official on every image. The matching
-    is maximum cardinality (scipy.sparse.csgraph.maximum_bipartite_matching, Hopcroft–Karp); there is no early stop and surplus
-    masks or phrases are simply unmatched.
+    it too; so every official match is admissible and max matching ≥ official on every image. The matching
+    is maximum cardinality (`maximum_matching_pairs`); there is no early stop and surplus masks or phrases are
+    simply unmatched.
     """
+    return len(maximum_matching_pairs(iou_gt_by_pred, similarity, iou_threshold, similarity_threshold))
+
+
+def admissible_pairs(
+    iou_gt_by_pred: np.ndarray,
+    similarity: np.ndarray,
+    iou_threshold: float = IOU_THRESHOLD,
+    similarity_threshold: float = TEXT_SIMILARITY_THRESHOLD,
+) -> np.ndarray:
+    """Boolean GT masks × predicted masks: the pairs `max_matching_recall_matches` may match (a labelled GT
+    mask, a phrased predicted mask, IoU ≥ 0.5 with 0/0 = 1, similarity ≥ 0.5)."""
+    admissible = np.zeros(iou_gt_by_pred.shape, dtype=bool)
     n_rows = min(iou_gt_by_pred.shape[0], similarity.shape[0])
     n_columns = min(iou_gt_by_pred.shape[1], similarity.shape[1])
-    if n_rows == 0 or n_columns == 0:
-        return 0
-    iou = np.nan_to_num(iou_gt_by_pred[:n_rows, :n_columns], nan=1.0)
-    admissible = (iou >= iou_threshold) & (similarity[:n_rows, :n_columns] >= similarity_threshold)
+    if n_rows and n_columns:
+        iou = np.nan_to_num(iou_gt_by_pred[:n_rows, :n_columns], nan=1.0)
+        admissible[:n_rows, :n_columns] = (iou >= iou_threshold) & (similarity[:n_rows, :n_columns] >= similarity_threshold)
+    return admissible
+
+
+def maximum_matching_pairs(
+    iou_gt_by_pred: np.ndarray,
+    similarity: np.ndarray,
+    iou_threshold: float = IOU_THRESHOLD,
+    similarity_threshold: float = TEXT_SIMILARITY_THRESHOLD,
+    start: Sequence[tuple[int, int]] = (),
+) -> list[tuple[int, int]]:
+    """A maximum matching of `admissible_pairs`, as (GT mask, predicted mask) pairs sorted by GT mask, that keeps
+    every GT mask matched which `start` (a matching, e.g. the official matches) matches.
+
+    scipy's `linear_sum_assignment` maximises Σ weight with weight(i, j) = (n + 1) + [i matched by `start`] for
+    admissible pairs and 0 otherwise (n = number of GT masks): one more pair outweighs any number of start rows,
+    so the result has maximum cardinality, and among maximum matchings it covers the most start rows — all of
+    them, since the GT masks a matching covers always extend to those of a maximum matching (transversal
+    matroid exchange).
+    """
+    admissible = admissible_pairs(iou_gt_by_pred, similarity, iou_threshold, similarity_threshold)
     if not admissible.any():
-        return 0
-    column_of_row = maximum_bipartite_matching(csr_matrix(admissible.astype(np.int8)), perm_type="column")
-    return int((column_of_row >= 0).sum())
+        return []
+    kept = np.zeros(admissible.shape[0], dtype=bool)
+    for row, column in start:
+        if admissible[row, column]:
+            kept[row] = True
+    weight = admissible * (admissible.shape[0] + 1) + (admissible & kept[:, None])
+    rows, columns = linear_sum_assignment(weight, maximize=True)
+    return sorted((int(row), int(column)) for row, column in zip(rows, columns) if admissible[row, column])
 
 
 def coco_detection_matches(

@@ -42,19 +42,34 @@ def backend_class(name: str) -> Any:
                                           "or module:Class of your own")
     module_name, class_name = target.split(":", 1)
     try:
-        return getattr(import_module(module_name), class_name)
+        module = import_module(module_name)
     except ModuleNotFoundError as error:
         if name in BACKENDS and (error.name or "").split(".")[0] in MODEL_STACK:
             raise InputError("--model", None, f"backend {name} needs the model stack ({error.name} is not installed): "
                                               "pip install 'gcgbench[models]'") from None
-        raise InputError("--model", None, f"cannot load backend {target!r}: {error}") from None
-    except (ImportError, AttributeError) as error:
-        raise InputError("--model", None, f"cannot load backend {target!r}: {error}") from None
+        raise InputError("--model", None, f"cannot load backend {target!r}: importing {module_name!r} failed "
+                                          f"({type(error).__name__}: {error})") from None
+    except Exception as error:  # a user's module may raise anything while importing
+        raise InputError("--model", None, f"cannot load backend {target!r}: importing {module_name!r} failed "
+                                          f"({type(error).__name__}: {error})") from None
+    found = getattr(module, class_name, None)
+    if found is None:
+        raise InputError("--model", None, f"cannot load backend {target!r}: {module_name!r} has no {class_name!r}")
+    if not isinstance(found, type) or not callable(getattr(found, "from_args", None)) or not isinstance(
+            getattr(found, "ARGS", None), dict):
+        raise InputError("--model", None, f"{target!r} is not a backend class (a class with `from_args(args)` and "
+                                          f"an `ARGS` dict; see gcgbench/api/backend.py)")
+    return found
 
 
-def load_backend(name: str, args: dict[str, str]) -> Backend:
+def check_backend(name: str, args: dict[str, str]) -> Any:
+    """The backend class, after checking that it loads and takes these arguments (no weights are read)."""
     cls = backend_class(name)
     unknown = set(args) - set(cls.ARGS)
     if unknown:
         raise InputError("--model-args", None, f"{name} takes no argument(s) {sorted(unknown)}; it takes {sorted(cls.ARGS)}")
-    return cls.from_args(args)
+    return cls
+
+
+def load_backend(name: str, args: dict[str, str]) -> Backend:
+    return check_backend(name, args).from_args(args)

@@ -3,6 +3,9 @@
 `--model-args predictions=PATH` names a gcgbench predictions JSONL, a run directory (its
 `predictions/<task>.jsonl`), or the task family's upstream layout (GLaMM per-image folder for GCG).
 The fingerprint hashes the files read, so replaying changed predictions never hits a stale cache.
+
+The file may cover more docs than the run asks for (`--limit`, or a torchrun rank's share): predictions of
+other docs are skipped; every doc asked for still needs exactly one (data/predictions.py).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from gcgbench.api.backend import GenerationSettings
 from gcgbench.api.errors import InputError
 from gcgbench.api.protocols import single_protocol_table
 from gcgbench.api.types import Doc, Prediction, Request
+from gcgbench.data.predictions import predictions_beyond_docs
 from gcgbench.models.oracle import ALL_KINDS
 
 
@@ -36,7 +40,8 @@ class ReplayBackend:
         return cls(Path(args["predictions"]))
 
     def prepare(self, task: Any, docs: Sequence[Doc]) -> None:
-        self._answers = dict(task.read_predictions(self.predictions_path, docs))
+        with predictions_beyond_docs():
+            self._answers = dict(task.read_predictions(self.predictions_path, docs))
 
     def generate(self, requests: Sequence[Request], settings: GenerationSettings) -> list[Prediction]:
         return [self._answers[request.doc_id] for request in requests]

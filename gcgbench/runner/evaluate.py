@@ -8,6 +8,7 @@ predictions. `run` does both for several tasks and writes `results.json` and
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -119,6 +120,11 @@ def check_predictions(backend_name: str, requests: Sequence[Request], answers: S
     for request, answer in zip(requests, answers):
         if answer.doc_id != request.doc_id:
             raise BackendError(f"backend {backend_name!r} answered doc {answer.doc_id!r} when asked for {request.doc_id!r}")
+        try:  # what is cached and written must be JSON: no NaN or Infinity, JSON-native values only
+            json.dumps(answer.to_json(), allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise BackendError(f"backend {backend_name!r}, doc {request.doc_id!r}: the prediction is not valid JSON "
+                               f"({error}); NaN and Infinity cannot be stored") from None
         for index, mask in enumerate(answer.masks()):
             if mask.size != (request.height, request.width):
                 raise BackendError(
@@ -149,30 +155,51 @@ def run(plan: RunPlan, backend: Backend, progress_factory: Callable[[str, int], 
         docs = select_docs(task, plan.paths, plan.limit)
         check_supported(backend, task, docs)
         selected.append((task, docs, time.perf_counter() - started))
-    for task, docs, reading_s in selected:
-        started = time.perf_counter() - reading_s       # a task's infer time includes reading its docs
-        mine = shard.take(docs)
-        progress = progress_factory(task.name, len(mine)) if progress_factory else None
-        provenance = {"world_size": shard.world_size, "rank": shard.rank}
-        context = docs if plan.limit is None else task.docs(plan.paths)
-        gathered = gather_to_main(shard, infer_task(backend, task, mine, plan.settings, progress, plan.cache,
-                                                    provenance, cache_stats, context))
-        if gathered is None:
-            continue
-        position = {doc.doc_id: index for index, doc in enumerate(docs)}
-        predictions = sorted(gathered, key=lambda prediction: position[prediction.doc_id])
-        inferred = time.perf_counter()
-        timing[f"{task.name}.infer_s"] = inferred - started
-        if plan.output is not None:
-            RunDir(plan.output).write_predictions(task.name, predictions)
-            for name, content in task.submission_files(docs, {p.doc_id: p for p in predictions}).items():
-                (plan.output / "submissions").mkdir(parents=True, exist_ok=True)
-                (plan.output / "submissions" / name).write_bytes(content)
-        if score:
-            results.append(score_task(task, docs, predictions, plan.scoring))
-            timing[f"{task.name}.score_s"] = time.perf_counter() - inferred
+    try:
+        for task, docs, reading_s in selected:
+            started = time.perf_counter() - reading_s       # a task's infer time includes reading its docs
+            mine = shard.take(docs)
+            # under torchrun each rank's bar counts its own share of the docs, and says so
+            label = task.name if shard.world_size == 1 else f"{task.name} (rank {shard.rank}: {len(mine)} of {len(docs)})"
+            progress = progress_factory(label, len(mine)) if progress_factory else None
+            provenance = {"world_size": shard.world_size, "rank": shard.rank}
+            context = docs if plan.limit is None else task.docs(plan.paths)
+            gathered = gather_to_main(shard, infer_task(backend, task, mine, plan.settings, progress, plan.cache,
+                                                        provenance, cache_stats, context))
+            if gathered is None:
+                continue
+            position = {doc.doc_id: index for index, doc in enumerate(docs)}
+            predictions = sorted(gathered, key=lambda prediction: position[prediction.doc_id])
+            inferred = time.perf_counter()
+            timing[f"{task.name}.infer_s"] = inferred - started
+            if plan.output is not None:
+                RunDir(plan.output).write_predictions(task.name, predictions)
+                for name, content in task.submission_files(docs, {p.doc_id: p for p in predictions}).items():
+                    (plan.output / "submissions").mkdir(parents=True, exist_ok=True)
+                    (plan.output / "submissions" / name).write_bytes(content)
+            if score:
+                results.append(score_task(task, docs, predictions, plan.scoring))
+                timing[f"{task.name}.score_s"] = time.perf_counter() - inferred
+    except KeyboardInterrupt:
+        # Ctrl-C: the tasks already scored keep their scores (results.json marks the run interrupted);
+        # their predictions and every finished batch's generations are already on disk.
+        if shard.is_main and plan.output is not None and score and results:
+            payload = _payload(plan, backend, shard, results, timing, cache_stats, all_versions=False)
+            payload["interrupted"] = {"scored": [r.task for r in results],
+                                      "not_scored": [t.name for t in plan.tasks if t.name not in
+                                                     {r.task for r in results}]}
+            write_run_outputs(plan.output, payload, results)
+        raise
     if not shard.is_main:
         return None
+    payload = _payload(plan, backend, shard, results, timing, cache_stats, all_versions=True)
+    if plan.output is not None and score:
+        write_run_outputs(plan.output, payload, results)
+    return payload
+
+
+def _payload(plan: RunPlan, backend: Backend, shard: Shard, results: Sequence[TaskResult], timing: dict[str, float],
+             cache_stats: Mapping[str, Any], all_versions: bool) -> dict[str, Any]:
     config = {
         "model": plan.model,
         "model_args": dict(plan.model_args),
@@ -183,15 +210,16 @@ def run(plan: RunPlan, backend: Backend, progress_factory: Callable[[str, int], 
         "data_root": str(plan.paths.root),
         "sample_data": plan.paths.is_sample,
         "data_overrides": {k: dict(v) for k, v in plan.paths.overrides.items()},
+        "data_files": {task.name: plan.paths.files_used(task.spec) for task in plan.tasks},
         "cache": None if plan.cache.db_path is None else str(plan.cache.db_path),
         **plan.extra_config,
         **environment_config([f for task in plan.tasks for f in task.annotation_files(plan.paths)]),
     }
+    timing = dict(timing)
     for task_name, counts in cache_stats.items():  # how this run went, like wall times: not part of the result
         timing[f"{task_name}.cached_docs"] = counts["cached"]
         timing[f"{task_name}.generated_docs"] = counts["generated"]
     payload = build_results(results, config, timing, {task.name: task.spec for task in plan.tasks})
-    payload["versions"] = {task.name: task.version for task in plan.tasks}
-    if plan.output is not None and score:
-        write_run_outputs(plan.output, payload, results)
+    if all_versions:
+        payload["versions"] = {task.name: task.version for task in plan.tasks}
     return payload

@@ -8,6 +8,7 @@ inference. `gcgbench validate` prints the same findings.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -63,6 +64,26 @@ def check_scoring_protocol(tasks: Sequence[Task], protocol: str | None) -> None:
                                                  f"not {protocol!r}")
 
 
+def check_output_folder(output: Path) -> None:
+    """`--output` must be a folder this process can write, or a path it can create one at; checked before
+    any model loads, without creating anything (a failed preflight leaves no folder behind)."""
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise InputError(output, None, "--output names an existing file; give a folder")
+    existing = output
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(output, None, f"--output folder cannot be written ({existing} is a file)")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise InputError(output, None, f"--output folder cannot be written ({error.strerror or error})") from None
+
+
 def preflight(tasks: Sequence[Task], paths: DataPaths, text_model: str | None) -> None:
     problems = [f for f in check_tasks(tasks, paths, text_model) if not f.ok]
     if problems:
@@ -74,7 +95,9 @@ def _check_files(task: Task, paths: DataPaths) -> list[Finding]:
     for role in task.spec.files:
         path = paths.file(task.spec, role)
         if not path.exists():
-            findings.append(Finding(False, task.name, f"{role}: {path} not found (set --data-root, or override "
+            elsewhere = [str(paths.root / p) for p in task.spec.alternatives.get(role, ())]
+            tried = f" nor at {', '.join(elsewhere)}" if elsewhere and role not in paths.overrides.get(task.name, {}) else ""
+            findings.append(Finding(False, task.name, f"{role}: {path} not found{tried} (set --data-root, or override "
                                                       f"'{role}' for {task.name} in a --data-config file)"))
             continue
         expected = task.spec.checksums.get(role)

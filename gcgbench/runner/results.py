@@ -31,7 +31,7 @@ from gcgbench.api.task import TaskResult, TaskSpec
 from gcgbench.runner.run_dir import RunDir
 
 SCHEMA_VERSION = 1
-RECORDED_PACKAGES = ("gcgbench", "numpy", "pycocotools", "pycocoevalcap", "torch", "transformers", "sentence-transformers")
+RECORDED_PACKAGES = ("gcgbench", "numpy", "pycocotools", "pycocoevalcap", "opencv-python-headless", "torch", "transformers", "sentence-transformers")
 
 
 def build_results(task_results: Sequence[TaskResult], config: dict[str, Any], timing: dict[str, float],

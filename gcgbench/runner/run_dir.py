@@ -58,7 +58,7 @@ class RunDir:
     # ------------------------------------------------------------------ writing
 
     def write_predictions(self, task: str, predictions: Sequence[Prediction]) -> None:
-        write_jsonl_atomic(self.predictions_path(task), (prediction.to_json() for prediction in predictions))
+        write_prediction_jsonl(self.predictions_path(task), predictions)
 
     def write_samples(self, task: str, rows: Iterable[Any]) -> None:
         write_jsonl_atomic(self.samples_path(task), rows)
@@ -93,6 +93,15 @@ class RunDir:
         return read_results_file(self.results_path)
 
 
+def write_prediction_jsonl(path: Path, predictions: Sequence[Prediction]) -> None:
+    """A predictions JSONL (a run's, or a standalone one `score --predictions` and `replay` read): one
+    `Prediction.to_json()` per line, atomically; NaN or Infinity (not JSON) is refused."""
+    try:
+        write_jsonl_atomic(path, (prediction.to_json() for prediction in predictions), allow_nan=False)
+    except ValueError as error:
+        raise InputError(path, None, f"a prediction holds NaN or Infinity, which JSON cannot store ({error})") from None
+
+
 def results_file(path: Path) -> Path:
     """The results.json of a run directory, or `path` itself when it names a file."""
     path = Path(path)
@@ -108,5 +117,7 @@ def read_results_file(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise InputError(path, None, f"not valid JSON ({error.msg} at line {error.lineno})") from None
-    except UnicodeDecodeError:
-        raise InputError(path, None, "not UTF-8 text") from None
+    except UnicodeDecodeError as error:
+        raise InputError(path, None, f"not UTF-8 text (byte {error.start} of the bad chunk)") from None
+    except RecursionError:
+        raise InputError(path, None, "JSON nested too deeply to read") from None

@@ -228,6 +228,13 @@ class GenerationCache:
             raise CacheError(f"cache {self.db_path}: cannot write ({error})") from None
 
     def info(self) -> CacheInfo:
+        """What the cache holds; `CacheError` (one line) when its tables cannot be read (a corrupt file)."""
+        try:
+            return self._info()
+        except sqlite3.Error as error:
+            raise CacheError(f"cache {self.db_path}: not a usable gcgbench cache ({error})") from None
+
+    def _info(self) -> CacheInfo:
         conn = self._conn()
         count, oldest, newest = conn.execute("SELECT COUNT(*), MIN(created), MAX(created) FROM entries").fetchone()
 

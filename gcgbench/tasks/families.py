@@ -14,6 +14,8 @@ from gcgbench.api.errors import InputError
 FAMILIES = {
     "gcg": "gcgbench.tasks.gcg:GcgTask",
     "res": "gcgbench.tasks.res:ResTask",
+    "reasonseg": "gcgbench.tasks.reasonseg:ReasonSegTask",
+    "gres": "gcgbench.tasks.gres:GresTask",
     "png": "gcgbench.tasks.png:PngTask",
     "captioning": "gcgbench.tasks.captioning:CaptioningTask",
     "vqa": "gcgbench.tasks.vqa:VqaTask",
@@ -21,8 +23,10 @@ FAMILIES = {
 
 RES_PRECISIONS = tuple(f"precision_{threshold}" for threshold in ("0.5", "0.6", "0.7", "0.8", "0.9"))
 FAMILY_METRICS: dict[str, tuple[str, ...]] = {
-    "gcg": ("meteor", "cider", "ap50", "miou", "mask_recall", "mask_recall_strict"),
+    "gcg": ("meteor", "cider", "ap50", "miou", "mask_recall", "mask_recall_max_matching"),
     "res": ("ciou", "giou", *RES_PRECISIONS),
+    "reasonseg": ("giou", "ciou"),
+    "gres": ("giou", "ciou", "n_acc", "t_acc", "precision_0.7", "precision_0.8", "precision_0.9"),
     "png": ("ar", "ar_things", "ar_stuff", "ar_singular", "ar_plural", "acc_0.5"),
     "captioning": ("meteor", "cider"),
 }

@@ -2,7 +2,7 @@
 
 Headline metrics, all fractions as the official script computes them: `meteor`, `cider` (caption
 quality over the whole split in one call), `ap50`, `miou`, `mask_recall` (official, quirks kept) and
-`mask_recall_strict` (ours: no early stop). Every metric gets a 95% bootstrap interval resampling images.
+`mask_recall_max_matching` (ours: no early stop). Every metric gets a 95% bootstrap interval resampling images.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from gcgbench.metrics.text_similarity import PhraseEncoder, phrase_encoder
 from gcgbench.tasks.base import SpecTask
 from gcgbench.tasks.scoring import bootstrap_config, bootstrap_intervals
 
-METRICS = ("meteor", "cider", "ap50", "miou", "mask_recall", "mask_recall_strict")
+METRICS = ("meteor", "cider", "ap50", "miou", "mask_recall", "mask_recall_max_matching")
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ def _per_sample(docs: Sequence[Doc], masks: gcg.GcgMaskResult, caption_scores: c
             "doc_id": doc.doc_id,
             "miou": image.miou,
             "recall_matches": image.recall_matches,
-            "recall_matches_strict": image.recall_matches_strict,
+            "recall_matches_max_matching": image.recall_matches_max_matching,
             "gt_labels": image.n_gt_labels,
             "recall_exception": image.recall_exception,
             **{name: float(values[index]) for name, values in caption_scores.per_image.items()},

@@ -10,7 +10,7 @@ from importlib import import_module
 from pathlib import Path
 
 from gcgbench.api.errors import InputError
-from gcgbench.api.task import Task, TaskSpec
+from gcgbench.api.task import DataPaths, Task, TaskSpec
 from gcgbench.tasks.families import FAMILIES
 from gcgbench.tasks.spec import iter_task_files, load_spec
 
@@ -29,6 +29,22 @@ def all_specs(folders: tuple[Path, ...] = ()) -> dict[str, TaskSpec]:
     return specs
 
 
+def check_overrides(paths: DataPaths) -> None:
+    """Every task and file role a data config overrides must exist: a typo is an error, not ignored."""
+    specs = all_specs()
+    by_alias = {alias: spec.name for spec in specs.values() for alias in spec.aliases}
+    for task, roles in paths.overrides.items():
+        spec = specs.get(task)
+        if spec is None:
+            raise InputError("--data-config", f"overrides.{task}", f"no task {task!r} (see `gcgbench tasks`)")
+        if task in by_alias:
+            raise InputError("--data-config", f"overrides.{task}", f"{task!r} is an alias: write {by_alias[task]!r}")
+        unknown = sorted(set(roles) - set(spec.files))
+        if unknown:
+            raise InputError("--data-config", f"overrides.{task}", f"{task} has no file role(s) {unknown}; "
+                                                                   f"its roles: {', '.join(spec.files)}")
+
+
 def task_names() -> list[str]:
     """Canonical task names (no aliases), sorted."""
     return sorted({spec.name for spec in all_specs().values()})
@@ -41,3 +57,10 @@ def get_task(name: str) -> Task:
     spec = specs[name]
     module_name, class_name = FAMILIES[spec.family].split(":")
     return getattr(import_module(module_name), class_name)(spec)
+
+
+def canonical_task(name: str) -> str:
+    """A task's own name for `name`, which may be an alias (`gcg` -> `gcg_val`); a name this install does not
+    know is returned as it is (a leaderboard or results file may hold tasks of another install)."""
+    spec = all_specs().get(name)
+    return spec.name if spec is not None else name

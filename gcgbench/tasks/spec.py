@@ -16,6 +16,8 @@ A task file names one benchmark split:
     metrics: [ciou, giou]
     params: {dataset: refcoco, split: val}
     aliases: []                    # other --task names for this split (e.g. gcg for gcg_val)
+    alternatives:                  # optional: role -> other places upstream documents for the same files,
+      images: [GranDf_HA_images/val_test]   # tried in order when the default path does not exist
 
 `include: _family.yaml` (a path relative to the including file) starts from another file, as
 lm-evaluation-harness's `include:` does: the included mapping is read first (it may include another) and
@@ -70,6 +72,8 @@ def _read_mapping(path: Path) -> dict[str, Any]:
         raise InputError(path, None, f"cannot read the task file ({error.__class__.__name__})") from None
     except yaml.YAMLError as error:
         raise InputError(path, None, f"not valid YAML ({str(error).splitlines()[0]})") from None
+    except UnicodeDecodeError as error:
+        raise InputError(path, None, f"not UTF-8 text (byte {error.start})") from None
     if not isinstance(raw, dict):
         raise InputError(path, None, "a task file must be a YAML mapping")
     return raw
@@ -115,6 +119,12 @@ def load_spec(path: Path) -> TaskSpec:
     unknown = set(checksums) - set(files)
     if unknown:
         raise InputError(path, "checksums", f"roles {sorted(unknown)} are not in files")
+    alternatives = raw.get("alternatives") or {}
+    if not isinstance(alternatives, dict) or not all(
+        role in files and isinstance(paths, list) and all(isinstance(p, str) for p in paths)
+        for role, paths in alternatives.items()
+    ):
+        raise InputError(path, "alternatives", "must map roles of 'files' to lists of relative paths")
     metrics = raw["metrics"]
     if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
         raise InputError(path, "metrics", "must be a list of metric names")
@@ -135,4 +145,5 @@ def load_spec(path: Path) -> TaskSpec:
         higher_is_better={metric: higher_is_better(metric) for metric in metrics},
         aliases=tuple(str(alias) for alias in raw.get("aliases") or ()),
         source=str(path),
+        alternatives={role: tuple(paths) for role, paths in alternatives.items()},
     )

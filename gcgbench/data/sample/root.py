@@ -22,6 +22,10 @@ RefCOCO_Segm_ds.py — LISA uses `refer_seg/` and `refer_seg/images/mscoco/image
         raw, sent_id, sent}], category_id}]; splits unc train/val/testA/testB, umd train/val/test,
         google train/val
     coco_2014/train2014/COCO_train2014_<id>.jpg
+gRefCOCO (ReLA datasets/DATASET.md; `gcgbench.data.sample.grefcoco`), images shared with RefCOCO:
+    Refer_Segm/grefcoco/grefs(unc).json, Refer_Segm/grefcoco/instances.json
+ReasonSeg (LISA README "Dataset"; `gcgbench.data.sample.reasonseg`), val = even scenes, test = odd:
+    reason_seg/ReasonSeg/{val,test}/<id>_rs.jpg + <id>_rs.json (LabelMe: text, is_sentence, shapes)
 Panoptic Narrative Grounding (BCV-Uniandes/PNG README, data/pre_process.py; F-LMM
 scripts/multiprocess_eval_png.py + flmm/datasets/png.py give this folder layout):
     coco/annotations/png_coco_val2017.json   [{image_id: str, annotator_id, caption, segments:
@@ -48,6 +52,8 @@ from pathlib import Path
 from gcgbench.data.sample.captioning import write_captioning_sample
 from gcgbench.data.sample.coco import LAYOUT, write_grandf, write_png, write_refer
 from gcgbench.data.sample.files import SAMPLE_VERSION, write_bytes
+from gcgbench.data.sample.grefcoco import write_grefcoco
+from gcgbench.data.sample.reasonseg import write_reasonseg
 from gcgbench.data.sample.scenes import make_scenes
 from gcgbench.data.sample.vqa import write_llava_eval
 
@@ -64,6 +70,8 @@ def write_sample(root: Path, n_images: int = DEFAULT_IMAGE_COUNT) -> Path:
     scenes = make_scenes(n_images)
     write_grandf(root, scenes)
     write_refer(root, scenes)
+    write_grefcoco(root, scenes)
+    write_reasonseg(root, scenes)
     write_png(root, scenes)
     write_llava_eval(root / LAYOUT.llava_eval, scenes[:VQA_SUITE_IMAGES])
     write_captioning_sample(root, scenes)
