@@ -94,3 +94,21 @@ def test_glamm_selection_is_numpys_choice_of_three_per_image():
     conversations = glamm_conversations(docs, 5)
     assert [len(c) for c in conversations] == [3, 3, 1, 2]
     assert glamm_selection(docs, 6) != glamm_selection(docs, 5)      # another --seed, another draw
+
+
+def test_every_task_declares_the_kind_of_its_requests(sample):
+    from gcgbench.api.errors import GcgbenchError
+    from gcgbench.api.task import DataPaths
+    from gcgbench.tasks.registry import get_task, task_names
+
+    checked = 0
+    for name in task_names():
+        task = get_task(name)
+        try:
+            docs = task.docs(DataPaths(sample))
+        except GcgbenchError:
+            continue                                   # no sample data for this split
+        if docs:
+            assert task.requests(docs[0]).kind == task.request_kind, name
+            checked += 1
+    assert checked >= 5

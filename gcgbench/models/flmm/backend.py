@@ -116,9 +116,11 @@ class FlmmBackend:
 
     def prepare(self, task: Any, docs: Sequence[Any]) -> None:
         """For `flmm-concat`: each selected RES doc → its image's selected docs, in mmdet's order."""
-        if getattr(task, "request_kind", None) != "segment" or self.protocol_for("segment") != "flmm-concat":
-            return
-        split = getattr(task, "spec", None) and task.spec.params.get("split")
+        self._concat, self._concat_masks = {}, {}
+        spec = getattr(task, "spec", None)
+        if getattr(spec, "family", None) != "res" or self.protocol_for("segment") != "flmm-concat":
+            return                           # --concat is F-LMM's RefCOCO protocol; other tasks: one sequence each
+        split = spec.params.get("split")
         groups: dict[Any, list[Any]] = {}
         for doc in flmm_selection(docs, split):
             groups.setdefault(doc.truth["image_id"], []).append(doc)

@@ -124,8 +124,10 @@ class GlammBackend:
 
     def prepare(self, task: Any, docs: Sequence[Doc]) -> None:
         """`glamm-multiturn` asks an image's sentences together: keep the task's docs to group them."""
-        if getattr(task, "request_kind", None) == "segment" and self.protocol_for("segment") == "glamm-multiturn":
-            self._res_docs, self._turns, self._turn_masks = list(docs), {}, {}
+        self._res_docs, self._turns, self._turn_masks = [], {}, {}
+        family = getattr(getattr(task, "spec", None), "family", None)
+        if family == "res" and self.protocol_for("segment") == "glamm-multiturn":   # GLaMM's RefCOCO evaluation
+            self._res_docs = list(docs)
 
     def generate(self, requests: Sequence[Request], settings: GenerationSettings) -> list[Prediction]:
         glamm = self._load(settings.device)
@@ -198,7 +200,8 @@ class GlammBackend:
             answer = self.options.res_answer
             masks = self._teacher_forced(glamm, request, [(request.prompt, answer)])
             return Prediction(request.doc_id, expression, (Phrase(expression, tuple(masks[:1])),), tuple(masks[1:]),
-                              extras={"answer": answer, "glamm_protocol": "per-sentence"})
+                              extras={"answer": answer, "glamm_protocol": "per-sentence" if self.protocol_for(
+                                  "segment") == "per-sentence" else "per-sentence (not a RefCOCO task)"})
         docs, turn = conversation
         key = (seed, request.doc_id)
         turns = conversation_turns([str(d.inputs["expression"]) for d in docs],
@@ -217,7 +220,7 @@ class GlammBackend:
         if self.protocol_for("segment") != "glamm-multiturn":
             return None
         if not self._res_docs:
-            raise GcgbenchError("glamm-multiturn needs the task's docs (prepare) to group an image's sentences")
+            return None                      # not a RefCOCO task: each sentence on its own
         if (seed, doc_id) not in self._turns:
             for docs in glamm_conversations(self._res_docs, seed):
                 self._turns.update({(seed, d.doc_id): (docs, turn) for turn, d in enumerate(docs)})
