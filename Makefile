@@ -28,6 +28,7 @@ bench: install
 	$(BIN)/python benchmarks/runner_overhead.py
 	$(BIN)/python benchmarks/attend_segment.py
 	$(BIN)/python benchmarks/tiny_models.py
+	$(BIN)/python benchmarks/caption_metrics.py
 
 # Retrain the shipped tiny checkpoints exactly as they were made (docs/tiny_models.md); ~1.5 h on 2 cores.
 # DiffLMM's base LLM is the language model of an 8-epoch tiny LLaVA (out/tiny-train/llava-8ep), so both

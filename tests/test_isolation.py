@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from gcgbench.api import hashing
-from gcgbench.data import sample
+from gcgbench.data.sample import root as sample
 from gcgbench.runner import store
 
 

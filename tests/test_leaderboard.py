@@ -21,7 +21,7 @@ import typer
 from PIL import Image
 
 from gcgbench.api.errors import GcgbenchError
-from gcgbench.leaderboard import files, from_results, publish, seed
+from gcgbench.leaderboard import emergent, files, from_results, publish, seed
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -354,11 +354,12 @@ def test_html_leaderboard_renders_in_chromium(tmp_path):
     assert page in written and "http" not in text.replace("http-equiv", "")  # nothing fetched from outside
     shot = tmp_path / "shot.png"
     dom = chromium(tmp_path, page.as_uri(), shot, size="1400,2400")
-    assert dom.count('class="leaderboard"') == len([b for b in boards if b.entries])
+    aas_rows = emergent.emergent_board(boards).entries                   # + the emergent-grounding section
+    assert dom.count('class="leaderboard"') == len([b for b in boards if b.entries]) + bool(aas_rows)
     assert '<tr class="reported"><td>GLaMM</td><td>reported [1]</td>' in dom
     assert "<td>ours</td><td>measured</td>" in dom and "<b>50.0</b>" in dom and "<b>47.2</b>" in dom
     assert "<td>F-LMM</td>" in dom and "<td>flmm</td>" in dom  # mixed protocols get a column
-    assert dom.count('src="data:image/png;base64,') == len([b for b in boards if b.entries])
+    assert dom.count('src="data:image/png;base64,') == len([b for b in boards if b.entries]) + bool(aas_rows)
 
     pixels = Image.open(shot).convert("RGB")
     colours = pixels.getcolors(maxcolors=1 << 20)
@@ -418,3 +419,33 @@ def test_sample_runs_are_kept_out_of_rankings_and_plots(tmp_path, capsys, monkey
     assert page.index("<td>ours (sample)</td>") > page.index('id="sample-runs"') > page.index("<td>GLaMM</td>")
     assert run_cli(["leaderboard", "publish", "--format", "md", "--dir", str(board_dir), "--no-sample-runs"]) == 0
     assert "(sample)" not in capsys.readouterr().out
+
+
+def test_emergent_grounding_section_gathers_the_a_and_s_rows(tmp_path, capsys):
+    """Reported a&s rows (fingerprint method attend-and-segment) and measured llava-as / difflmm / aas runs of
+    GCG, RES and PNG form one extra table; other rows (GLaMM, an `ours` run) stay out of it."""
+    board_dir = tmp_path / "boards"
+    shutil.copytree(REPO / "leaderboards", board_dir)
+    for family in ("gcg", "res"):
+        board = files.load(board_dir / f"{family}.json")
+        board.entries = [entry for entry in board.entries if entry.source == "reported"]
+        files.save(board)
+    assert [e.model for e in files.load(board_dir / "gcg.json").entries if emergent.is_emergent(e)] == [
+        "DiffLMM + a&s", "DiffLMM + a&s (ICCV 2025)"]
+    aas_run = results_payload("aas", {"name": "aas", "family": "qwen2_5_vl", "args": {}}, "res_refcoco_val",
+                              {"ciou": 0.41, "giou": 0.40, "point_accuracy": 0.62}, protocol="lisa")
+    other = results_payload("ours", task="gcg_val")
+    for name, payload in (("aas", aas_run), ("ours", other)):
+        assert run_cli(["leaderboard", "add", str(write_results(tmp_path / name, payload)), "--dir", str(board_dir)]) == 0
+    capsys.readouterr()
+    assert run_cli(["leaderboard", "publish", "--format", "md", "--dir", str(board_dir)]) == 0
+    markdown = capsys.readouterr().out
+    section = markdown.split("### Emergent grounding")[1]
+    lines = section.splitlines()
+    for model in ("DiffLMM + a&s", "DiffLMM + a&s (ICCV 2025)"):
+        shown = model.replace("&", "&amp;")                              # names are escaped in every output
+        assert any(line.startswith(f"| {shown} | reported") for line in lines), model
+    row = next(line for line in section.splitlines() if line.startswith("| aas |"))
+    assert "41.0" in row and "62.0" in row                              # RES cIoU and point accuracy
+    assert "GCG test Recall" in section and "RefCOCO val cIoU" in section and "RefCOCO val PointAcc" in section
+    assert "| ours |" not in section and "| GLaMM |" not in section

@@ -79,8 +79,8 @@ def test_metric_ranges_fractions_cider_and_mme_points(tmp_path, capsys):
     assert entry.metrics == mme and files.is_points_metric("perception", entry.metric_config)
     assert run_cli(["leaderboard", "add", str(tmp_path / "mme"), "--dir", str(tmp_path / "b")]) == 0
     assert run_cli(["leaderboard", "show", "mme", "--dir", str(tmp_path / "b")]) == 0
-    shown = capsys.readouterr().out  # points as they are, fractions ×100
-    assert "1500.0" in shown and "195.0" in shown and "99.0" in shown and "150000" not in shown
+    shown = capsys.readouterr().out  # the VQA layout's MME columns: points as they are, never ×100
+    assert "1500.0" in shown and "620.5" in shown and "150000" not in shown and "62050" not in shown
     for name, value in (("perception", 2000.5), ("cognition", 801.0), ("existence_score", 201.0),
                         ("existence_acc", 1.5)):
         bad = copy.deepcopy(payload)

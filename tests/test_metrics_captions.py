@@ -1,8 +1,10 @@
 """Caption metrics: parity with COCOEvalCap (METEOR, CIDEr-D), hand-computed CIDEr, edge cases.
 
-The Java tests share two METEOR JVMs, each taking ~7 s to load the paraphrase table: ours, inside one
+`ours` scores with the default Python tokenizer and METEOR (no Java); `ours_java` with pycocoevalcap's jars.
+The Java tests share two METEOR JVMs, each taking ~7 s to load the paraphrase table: ours_java's, inside one
 `score_captions` call, and the official one of `official_meteor`, created after it (two JVMs loading at
-once on a 2-core machine took 27 s instead of 14).
+once on a 2-core machine took 27 s instead of 14). tests/test_caption_jars_parity.py compares the Python
+implementations with the jars on thousands of captions.
 """
 
 from __future__ import annotations
@@ -138,7 +140,12 @@ def ours() -> CaptionResult:
 
 
 @pytest.fixture(scope="module")
-def official(official_meteor, ours):
+def ours_java() -> CaptionResult:
+    return score_captions(REFERENCES, PREDICTIONS, metrics=("meteor", "cider", "rouge"), meteor="java", tokenizer="java")
+
+
+@pytest.fixture(scope="module")
+def official(official_meteor, ours_java):
     return coco_eval_cap(REFERENCES, PREDICTIONS, official_meteor)
 
 
@@ -181,13 +188,27 @@ def test_unknown_metric_is_a_value_error():
         score_captions({"a": ["x"]}, {"a": "x"}, metrics=("meteor", "spice"))
 
 
-def test_missing_java_is_a_one_line_error_saying_what_to_install(monkeypatch):
+@pytest.mark.parametrize(("meteor", "tokenizer"), [("java", "python"), ("python", "java"), ("java", "java")])
+def test_missing_java_is_a_one_line_error_saying_what_to_install(monkeypatch, meteor, tokenizer):
     monkeypatch.setattr(captions.shutil, "which", lambda name: None)
     with pytest.raises(JavaNotFoundError) as caught:
-        score_captions({"a": ["x"]}, {"a": "x"})
+        score_captions({"a": ["x"]}, {"a": "x"}, meteor=meteor, tokenizer=tokenizer)
     message = str(caught.value)
     assert "\n" not in message and "Java runtime" in message and "default-jre-headless" in message
     assert isinstance(caught.value, InputError)
+
+
+def test_the_default_python_implementations_need_no_java(monkeypatch):
+    monkeypatch.setattr(captions.shutil, "which", lambda name: None)
+    monkeypatch.setenv("PATH", "")
+    result = score_captions({"a": ["A dog runs."], "b": ["two cats"]}, {"a": "a dog runs", "b": "a cat"})
+    assert result.tokenized_references == {"a": ["a dog runs"], "b": ["two cats"]}
+    assert result.per_image["meteor"][0] == 1.0 and 0.0 < result.corpus["meteor"] < 1.0
+
+
+def test_unknown_implementation_is_a_value_error():
+    with pytest.raises(ValueError, match="meteor must be one of"):
+        score_captions({"a": ["x"]}, {"a": "x"}, meteor="nltk")
 
 
 def test_meteor_from_stats_reproduces_the_jar():
@@ -228,8 +249,10 @@ def test_aggregate_without_meteor_statistics_shifts_the_corpus_value():
 
 
 @needs_java
+@pytest.mark.parametrize("implementation", ["python", "java"])
 @pytest.mark.parametrize("metric", ["METEOR", "CIDEr"])
-def test_parity_with_coco_eval_cap(ours, official, metric):
+def test_parity_with_coco_eval_cap(ours, ours_java, official, metric, implementation):
+    ours = ours if implementation == "python" else ours_java
     key = metric.lower()
     assert ours.corpus[key] == pytest.approx(official.eval[metric], abs=1e-9)
     expected = [official.imgToEval[i][metric] for i in ours.image_ids]
@@ -237,7 +260,6 @@ def test_parity_with_coco_eval_cap(ours, official, metric):
     assert list(official.imgToEval) == list(ours.image_ids)
 
 
-@needs_java
 def test_empty_and_punctuation_only_predictions_score_zero(ours):
     for image_id in ("sa_3", "sa_4"):
         position = ours.image_ids.index(image_id)
@@ -249,7 +271,6 @@ def test_empty_and_punctuation_only_predictions_score_zero(ours):
     assert stats[0] == 0 and stats[1] == 10  # "a woman holding an umbrella walks down a rainy street"
 
 
-@needs_java
 def test_identical_caption_scores_ten_times_the_share_of_ngram_orders_present(ours):
     # Hypothesis = reference (one reference): for each n the clipped dot product equals ‖g_n‖², so the
     # cosine is 1 whenever the n-gram vector is non-zero, and δ = 0 gives no length penalty. Hence
@@ -261,7 +282,6 @@ def test_identical_caption_scores_ten_times_the_share_of_ngram_orders_present(ou
         assert ours.per_image["meteor"][position] == 1.0
 
 
-@needs_java
 def test_ptb_tokenisation_is_what_coco_eval_cap_feeds_the_scorers(ours):
     assert ours.tokenized_references["sa_6"] == ["children -lrb- three of them -rrb- are playing soccer in a park"]
     assert ours.tokenized_references["sa_14"] == ["a boy 's bicycle leaning against a brick wall"]
@@ -284,7 +304,6 @@ def test_meteor_resamples_equal_the_jar_on_the_resampled_corpus(ours, official_m
         assert aggregate(ours, indices)["meteor"] == pytest.approx(jar_score, abs=1e-9), draw
 
 
-@needs_java
 def test_bootstrap_interval_of_caption_metrics_contains_the_corpus_values(ours):
     intervals = bootstrap_ci(len(ours.image_ids), lambda indices: aggregate(ours, indices), n_resamples=300)
     for key in ("meteor", "cider", "rouge_l"):
@@ -326,11 +345,13 @@ def test_cider_by_hand_and_its_corpus_dependence():
     assert abs(two_images.per_image["cider"][0] - result.per_image["cider"][0]) > 0.07
 
 
-@needs_java
-def test_line_breaks_the_tokenizer_would_split_on_do_not_shift_later_captions():
+@pytest.mark.parametrize("tokenizer", [pytest.param("java", marks=pytest.mark.java), "python"])
+def test_line_breaks_the_tokenizer_would_split_on_do_not_shift_later_captions(tokenizer):
+    if tokenizer == "java" and shutil.which("java") is None:
+        pytest.skip("no `java` on PATH")
     references = {"x": ["one two three"], "y": ["four five six"], "z": ["seven eight"]}
     predictions = {"x": "one\rtwo\u2028three", "y": "four five\fsix", "z": "seven\veight"}
-    result = score_captions(references, predictions, metrics=("cider",))
+    result = score_captions(references, predictions, metrics=("cider",), tokenizer=tokenizer)
     assert result.tokenized_predictions == {"x": "one two three", "y": "four five six", "z": "seven eight"}
 
 

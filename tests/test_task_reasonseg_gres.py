@@ -121,7 +121,7 @@ def test_validate_accepts_both_reasonseg_layouts_and_reports_a_missing_one(sampl
     assert main(["validate", "--task", "reasonseg_val", "--data-root", str(bare)]) == 0
     assert len(get_task("reasonseg_val").docs(DataPaths(bare))) == 6
     capsys.readouterr()
-    assert main(["validate", "--task", "reasonseg_test", "--data-root", str(bare)]) == 1
+    assert main(["validate", "--task", "reasonseg_test", "--data-root", str(bare)]) == 2   # validate exits 2 when it finds a problem (README)
     assert "reason_seg/ReasonSeg/test not found" in capsys.readouterr().out
 
 

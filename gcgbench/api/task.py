@@ -13,6 +13,8 @@ from typing import Any, Mapping, Protocol, Sequence
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import Doc, Prediction, Request
 
+CAPTION_IMPLEMENTATIONS = ("python", "java")
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -86,6 +88,9 @@ class ScoringOptions:
     for the bundled sample). `protocol` overrides the task's default protocol (e.g. `flmm` for RES).
     `bootstrap_resamples = 0` turns confidence intervals off. `min_mask_area` (gRefCOCO): a predicted
     mask with fewer pixels says "no target" (None: the task's default, 1 = only an empty mask).
+    `meteor` and `tokenizer` choose the
+    implementation of METEOR 1.5 and of the PTB tokenizer behind caption metrics: "python" (equal to the
+    jars, no Java needed) or "java" (pycocoevalcap's jars).
     """
 
     text_model: str | None = None
@@ -93,6 +98,19 @@ class ScoringOptions:
     seed: int = 0
     protocol: str | None = None
     min_mask_area: int | None = None
+    meteor: str = "python"
+    tokenizer: str = "python"
+
+    def __post_init__(self) -> None:
+        for name in ("meteor", "tokenizer"):
+            if getattr(self, name) not in CAPTION_IMPLEMENTATIONS:
+                raise InputError(f"--{name}", None, f"must be one of {', '.join(CAPTION_IMPLEMENTATIONS)}, "
+                                                    f"got {getattr(self, name)!r}")
+
+    @property
+    def needs_java(self) -> bool:
+        """Whether the chosen caption-metric implementations run a Java program."""
+        return "java" in (self.meteor, self.tokenizer)
 
 
 @dataclass

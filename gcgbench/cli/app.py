@@ -24,7 +24,8 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from gcgbench.cli import cache, demo, diagnose, export, leaderboard, listing, reproduce, run, score, validate
+    from gcgbench.cli import (cache, ceiling, demo, diagnose, export, leaderboard, listing, reproduce, run, score,
+                              validate)
 
     app.command("tasks", help="List tasks, versions, and whether their data is present.")(listing.tasks)
     app.command("models", help="List backends and their arguments.")(listing.models)
@@ -33,6 +34,7 @@ def _register_commands() -> None:
     app.command("infer", help="Run a backend on tasks and store its predictions, without scoring.")(run.infer)
     app.command("score", help=score.__doc__)(score.score)
     app.command("export", help=export.__doc__)(export.export)
+    app.command("res-ceiling", help=ceiling.res_ceiling.__doc__)(ceiling.res_ceiling)
     app.add_typer(cache.app, name="cache")
     app.add_typer(leaderboard.app, name="leaderboard")
     app.command("check", help=leaderboard.check.__doc__)(leaderboard.check)

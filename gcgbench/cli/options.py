@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -35,5 +36,23 @@ def check_min_mask_area(value: Optional[int]) -> Optional[int]:
         raise InputError("--min-mask-area", None, f"must be an integer >= 1 (1: only an empty mask means "
                                                   f"'no target'), got {value}")
     return value
+
+
+
+class CaptionImplementation(str, Enum):
+    """Who computes METEOR / PTB tokenisation: the Python restatement (default) or pycocoevalcap's jar."""
+
+    python = "python"
+    java = "java"
+
+
+Meteor = typer.Option(
+    CaptionImplementation.python, "--meteor",
+    help="METEOR 1.5 implementation: python (equal to the jar, no Java) or java (pycocoevalcap's meteor-1.5.jar).",
+)
+Tokenizer = typer.Option(
+    CaptionImplementation.python, "--tokenizer",
+    help="PTB tokenizer for caption metrics: python (equal to the jar, no Java) or java (Stanford CoreNLP 3.4.1 jar).",
+)
 
 OptionalPath = Optional[Path]

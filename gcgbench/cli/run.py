@@ -53,9 +53,11 @@ def run(
     device: str = Device, seed: int = opt.Seed, text_model: Optional[str] = opt.TextModel,
     bootstrap: int = opt.Bootstrap, protocol: Optional[str] = opt.Protocol,
     cache: Optional[Path] = Cache, no_cache: bool = NoCache, min_mask_area: Optional[int] = opt.MinMaskArea,
+    meteor: opt.CaptionImplementation = opt.Meteor, tokenizer: opt.CaptionImplementation = opt.Tokenizer,
 ) -> None:
     execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
-            text_model, bootstrap, protocol, _cache_folder(cache, no_cache), score=True, min_mask_area=min_mask_area)
+            text_model, bootstrap, protocol, _cache_folder(cache, no_cache), score=True, min_mask_area=min_mask_area,
+            meteor=meteor.value, tokenizer=tokenizer.value)
 
 
 def infer(
@@ -76,7 +78,7 @@ def _cache_folder(cache: Path | None, no_cache: bool) -> Path | None:
 
 def execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
             text_model, bootstrap, protocol, cache_folder: Path | None, score: bool,
-            min_mask_area: int | None = None) -> dict | None:
+            min_mask_area: int | None = None, meteor: str = "python", tokenizer: str = "python") -> dict | None:
     """`run` (score=True) or `infer` (score=False) with every option given; what the commands, `demo` and
     `reproduce` call. Returns the run's results payload on the main rank (None on the other ranks)."""
     console = Console(stderr=True)
@@ -103,8 +105,10 @@ def execute(model, model_args, task, data_root, data_config, limit, output, batc
     text_model = default_text_model(text_model, paths.is_sample)
     check_scoring_protocol(tasks, protocol)
     generation_protocols = plan_generation_protocols(model, arguments, tasks)   # before any model loads
+    scoring = ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed, protocol=protocol,
+                             min_mask_area=min_mask_area, meteor=meteor, tokenizer=tokenizer)
     if score:
-        preflight(tasks, paths, text_model)
+        preflight(tasks, paths, text_model, java=scoring.needs_java)
     init_process_group(shard, device)
     note = embedded_model_note(model, arguments)
     if note and shard.is_main:
@@ -113,8 +117,7 @@ def execute(model, model_args, task, data_root, data_config, limit, output, batc
     plan = RunPlan(
         model=model, model_args=arguments, tasks=tasks, paths=paths,
         settings=GenerationSettings(seed=seed, batch_size=batch_size, device=shard.device(device)),
-        scoring=ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed, protocol=protocol,
-                               min_mask_area=min_mask_area),
+        scoring=scoring,
         limit=limit, output=output, cache=open_cache(cache_folder),
         extra_config={"generation_protocol": generation_protocols, "scoring_protocol": protocol,
                       "model_options": _model_options(backend)},

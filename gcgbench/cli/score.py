@@ -30,6 +30,8 @@ def score(
     output: Optional[Path] = opt.Output,
     bootstrap: int = opt.Bootstrap,
     seed: int = opt.Seed,
+    meteor: opt.CaptionImplementation = opt.Meteor,
+    tokenizer: opt.CaptionImplementation = opt.Tokenizer,
 ) -> None:
     started = time.perf_counter()
     opt.check_min_mask_area(min_mask_area)
@@ -44,7 +46,8 @@ def score(
     predicted = chosen.read_predictions(predictions, docs)
     read = time.perf_counter()
     options = ScoringOptions(text_model=default_text_model(text_model, paths.is_sample), bootstrap_resamples=bootstrap,
-                             seed=seed, protocol=protocol, min_mask_area=min_mask_area)
+                             seed=seed, protocol=protocol, min_mask_area=min_mask_area, meteor=meteor.value,
+                             tokenizer=tokenizer.value)
     result = chosen.score(docs, predicted, options)
     scored = time.perf_counter()
     config = {

@@ -1,4 +1,5 @@
-"""Check a task's data before any model loads: files, checksums, images, Java, the text model.
+"""Check a task's data before any model loads: files, checksums, images, caption-metric resources (Java
+only with --meteor java or --tokenizer java), the text model.
 
 Exit status 0 when everything is ready, 2 when a problem was found (as for any bad input; README).
 One finding per line, never wrapped (paths stay whole and greppable)."""
@@ -23,11 +24,14 @@ def validate(
     data_root: Optional[Path] = opt.DataRoot,
     data_config: Optional[Path] = opt.DataConfig,
     text_model: Optional[str] = opt.TextModel,
+    meteor: opt.CaptionImplementation = opt.Meteor,
+    tokenizer: opt.CaptionImplementation = opt.Tokenizer,
 ) -> int:
     paths = resolve_data_paths(data_root, data_config)
     check_overrides(paths)
     tasks = [get_task(name.strip()) for name in task.split(",") if name.strip()]
-    findings = check_tasks(tasks, paths, default_text_model(text_model, paths.is_sample))
+    java = "java" in (meteor.value, tokenizer.value)
+    findings = check_tasks(tasks, paths, default_text_model(text_model, paths.is_sample), java=java)
     console = Console(highlight=False, soft_wrap=True)
     for finding in findings:
         console.print(finding.line(), style=None if finding.ok else "bold red", markup=False)

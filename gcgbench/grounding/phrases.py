@@ -126,3 +126,29 @@ def offsets_tokens(offsets: Sequence[tuple[int, int]], start: int, end: int) -> 
 
     Offsets of SentencePiece tokenizers may include the leading space; an overlap test is robust to that."""
     return overlapping_tokens([(int(s), int(e)) for s, e in offsets], start, end)
+
+
+def closest_category(nlp: Any, word: str, names: Sequence[str]) -> int:
+    """Index of the category name whose spaCy vector is most cosine-similar to `word`'s (a&s
+    `aas/utils.py::get_spacy_embedding`: lower-cased, a leading "the "/"an "/"a " stripped, `doc.vector`;
+    `aas/instance_seg.py`: argmax of `torch.cosine_similarity`, eps 1e-8, first maximum on ties)."""
+    import numpy as np
+
+    if not names:
+        raise ValueError("no category to choose from")
+
+    def vector(text: str) -> Any:
+        text = text.lower()
+        for article in ("the ", "an ", "a "):
+            if text.startswith(article):
+                text = text[len(article):]
+                break
+        return np.asarray(nlp(text).vector, dtype=np.float64)
+
+    target = vector(word)
+    similarities = []
+    for name in names:
+        other = vector(name)
+        denominator = max(float(np.linalg.norm(target)) * float(np.linalg.norm(other)), 1e-8)
+        similarities.append(float(target @ other) / denominator)
+    return int(np.argmax(similarities))

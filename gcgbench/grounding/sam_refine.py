@@ -202,19 +202,23 @@ class SamRefiner:
 
     def masks(self, image: np.ndarray, points: Sequence[tuple[int, int]]) -> list[np.ndarray]:
         """`image`: H×W×3 uint8 RGB; `points`: (x, y) pixels. Returns one (H, W) bool mask per point."""
+        return self.masks_with_scores(image, points)[0]
+
+    def masks_with_scores(self, image: np.ndarray, points: Sequence[tuple[int, int]]) -> tuple[list[np.ndarray], list[float]]:
+        """`masks` and SAM's predicted IoU of each (the last multimask output's; a&s instance_seg.py's score)."""
         import torch
 
         if not points:
-            return []
+            return [], []
         with torch.inference_mode():
             self.predictor.set_image(image)
             coords = np.asarray(points, dtype=np.float64).reshape(-1, 1, 2)
             coords = self.predictor.transform.apply_coords(coords, self.predictor.original_size)
             coords_t = torch.as_tensor(coords, dtype=torch.float, device=self.predictor.device)
             labels = torch.ones((len(points), 1), dtype=torch.int, device=self.predictor.device)
-            masks, _, _ = self.predictor.predict_torch(point_coords=coords_t, point_labels=labels, multimask_output=True)
+            masks, scores, _ = self.predictor.predict_torch(point_coords=coords_t, point_labels=labels, multimask_output=True)
             self.predictor.reset_image()
-        return [mask for mask in masks[:, -1].cpu().numpy().astype(bool)]
+        return [mask for mask in masks[:, -1].cpu().numpy().astype(bool)], [float(v) for v in scores[:, -1].cpu()]
 
 
 @dataclass

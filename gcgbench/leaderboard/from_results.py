@@ -127,7 +127,10 @@ def _renamed_metrics(payload: dict[str, Any]) -> dict[str, Any]:
     """Older results.json files name some metrics by their former names (metrics.gcg.RENAMED): read them
     under the current ones."""
     for section in ("results", "intervals"):
-        for task, values in (payload.get(section) or {}).items():
+        found = payload.get(section)
+        if not isinstance(found, dict):
+            continue          # not an object: the entry schema refuses it, naming the key
+        for task, values in found.items():
             if isinstance(values, dict) and any(old in values for old in RENAMED):
                 payload[section][task] = {RENAMED.get(name, name) if RENAMED.get(name) not in values else name: value
                                           for name, value in values.items()}

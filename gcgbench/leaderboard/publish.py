@@ -23,8 +23,11 @@ from typing import Sequence
 
 from gcgbench.leaderboard import pages
 from gcgbench.leaderboard.plots import plot_png
+from gcgbench.leaderboard.emergent import EMERGENT, emergent_board
 from gcgbench.leaderboard.files import Entry, Leaderboard, is_points_metric
 from gcgbench.leaderboard.from_results import is_sample_model
+
+
 
 
 @dataclass(frozen=True)
@@ -45,12 +48,14 @@ LAYOUTS = {
     "gres": Layout("Generalized referring segmentation (gRefCOCO)", ("giou", "ciou", "n_acc", "t_acc"), "giou"),
     "vqa": Layout("VQA suites, LLaVA-1.5's evaluation (MME in points)",
                   ("accuracy", "img_accuracy", "f1", "perception", "cognition"), "accuracy"),
+    EMERGENT: Layout("Emergent grounding: attend-and-segment on LMMs trained without grounding supervision",
+                     ("mask_recall", "miou", "ciou", "ar", "point_accuracy"), "mask_recall"),
 }
 METRIC_LABELS = {"meteor": "METEOR", "cider": "CIDEr", "ap50": "AP50", "miou": "mIoU", "mask_recall": "Recall",
                  "mask_recall_max_matching": "Recall (max matching)", "ciou": "cIoU", "giou": "gIoU", "ar": "AR",
                  "ar_things": "AR things", "ar_stuff": "AR stuff", "ar_singular": "AR singular",
                  "ar_plural": "AR plural", "acc_0.5": "Acc@0.5", "rouge_l": "ROUGE-L", "n_acc": "N-acc",
-                 "t_acc": "T-acc"}
+                 "t_acc": "T-acc", "point_accuracy": "PointAcc"}
 TASK_ORDER = ("gcg_val", "gcg_test", "res_refcoco_val", "res_refcoco_testA", "res_refcoco_testB", "res_refcoco+_val",
               "res_refcoco+_testA", "res_refcoco+_testB", "res_refcocog_val", "res_refcocog_test", "png_val",
               "regcap_refcocog_val", "regcap_vg_test", "reasonseg_val", "reasonseg_test_short", "reasonseg_test_long",
@@ -143,6 +148,8 @@ def build_table(board: Leaderboard, sample: bool = False) -> PaperTable:
     citations: list[str] = []
     for entry in sorted(chosen, key=lambda e: (order.get(e.task, len(order)), e.task, e.task_version)):
         label = task_label(entry.task) + (f" v{entry.task_version}" if len(versions[entry.task]) > 1 else "")
+        if board.family == EMERGENT and entry.task.startswith(("gcg_", "png_")):
+            label = f"{entry.task.split('_')[0].upper()} {label}"        # the section mixes families
         metrics = layout.metrics if layout else tuple(entry.metrics)
         for metric in metrics:
             if metric in entry.metrics:
@@ -360,6 +367,11 @@ def publish(boards: Sequence[Leaderboard], fmt: str, output: Path | None = None,
     ordered = sorted(boards, key=lambda b: (families.index(b.family) if b.family in families else len(families), b.family))
     tables = [t for board in ordered if (t := build_table(board)).rows]
     sample_tables = [t for board in ordered if (t := build_table(board, sample=True)).rows] if sample_runs else []
+    emergent = emergent_board(ordered)
+    if (table := build_table(emergent)).rows:
+        tables.append(table)
+    if sample_runs and (table := build_table(emergent, sample=True)).rows:
+        sample_tables.append(table)
     images: dict[str, bytes] = {}
     if plots and (output is not None or fmt == "html"):
         images = {t.family: image for t in tables if (image := plot_png(t)) is not None}

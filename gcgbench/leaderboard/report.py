@@ -55,6 +55,7 @@ class Card:
     answer_html: Any  # markupsafe.Markup from templates/report_answer.html
     scores_html: Any  # markupsafe.Markup from templates/report_scores.html
     notes: list[str] = field(default_factory=list)
+    heatmaps_html: Any = ""  # markupsafe.Markup from templates/report_heatmaps.html
 
 
 def colour_of(index: int) -> tuple[int, int, int]:
@@ -230,8 +231,49 @@ def build_cards(run_dir: Path, results: Mapping[str, Any], task: str, data_root:
             zoom = max(1, MIN_DISPLAY // max(height, width))  # tiny images shown enlarged, pixelated (exact colours)
             height, width = height * zoom, width * zoom
         key, label = sort_key(family, doc_rows)
-        cards.append(Card(task, doc_id, key, label, uri, width, height, answer_html(prediction), scores_html(doc_rows)))
+        heat = heatmaps_html(prediction, doc, size, notes) if prediction is not None and size is not None else ""
+        cards.append(Card(task, doc_id, key, label, uri, width, height, answer_html(prediction), scores_html(doc_rows),
+                          heatmaps_html=heat))
     return cards
+
+
+HEAT_SIDE = 96
+HEAT_ALPHA = 0.55
+
+
+def heatmaps_html(prediction: Prediction, doc: Doc | None, size: Sequence[int], notes: list[str]) -> Any:
+    """One small image per phrase with an a&s heatmap (`extras.heatmaps`, aligned with the phrases): the
+    heatmap over the image (α = 0.55), the attention point as a white cross, captioned with the phrase
+    (templates/report_heatmaps.html, as Markup; "" when the prediction has none)."""
+    from PIL import Image
+
+    from gcgbench.grounding import heatmaps
+
+    stored = (prediction.extras or {}).get("heatmaps")
+    if not isinstance(stored, list):
+        return ""
+    points = (prediction.extras or {}).get("points") or []
+    base = render_overlay(doc.image_path if doc else None, size[0], size[1], [], (), HEAT_SIDE)
+    height, width = base.shape[:2]
+    figures = []
+    for index, (phrase, heat) in enumerate(zip(prediction.phrases, stored)):
+        if heat is None:
+            continue
+        try:
+            values = heatmaps.decode(heat)
+        except ValueError as error:
+            notes.append(f"doc {prediction.doc_id}: heatmap {index} skipped ({error})")
+            continue
+        colour = np.asarray(Image.fromarray(heatmaps.colourize(values)).resize((width, height), Image.BILINEAR))
+        pixels = np.clip(np.rint((1 - HEAT_ALPHA) * base + HEAT_ALPHA * colour), 0, 255).astype(np.uint8)
+        point = points[index] if index < len(points) else None
+        if isinstance(point, list) and len(point) == 2:
+            x, y = int(point[0] * width / size[1]), int(point[1] * height / size[0])
+            pixels[max(0, y - 2):y + 3, min(width - 1, max(0, x))] = TRUTH_OUTLINE
+            pixels[min(height - 1, max(0, y)), max(0, x - 2):x + 3] = TRUTH_OUTLINE
+        figures.append({"uri": png_data_uri(pixels), "width": width, "height": height,
+                        "phrase": _phrase(phrase.text, index)})
+    return pages.fragment("report_heatmaps.html", figures=figures) if figures else ""
 
 
 def render_page(results: Mapping[str, Any], cards: Sequence[Card], notes: Sequence[str], title: str) -> str:

@@ -26,6 +26,9 @@ GLAMM_REGCAP = ("GLaMM (Rasheed et al., CVPR 2024), region captioning table: mbz
 FLMM = "F-LMM: Grounding Frozen Large Multimodal Models (Wu et al., arXiv 2406.05821, CVPR 2025)"
 DIFFLMM = ("Emerging Pixel Grounding in Large Multimodal Models Without Grounding Supervision "
            "(Cao, Gui and Wang, arXiv 2410.08209 v1)")
+DIFFLMM_V2 = ("Emergent Visual Grounding in Large Multimodal Models Without Grounding Supervision "
+              "(Cao, Gui and Wang, ICCV 2025, arXiv 2410.08209 v2), abstract")
+AAS = "attend-and-segment"   # fingerprint `method` of the emergent-grounding rows (leaderboard/emergent.py)
 
 GCG_METRICS = ("meteor", "cider", "ap50", "miou", "mask_recall")
 # model: val (METEOR, CIDEr, AP50, mIoU, Recall), test (same)
@@ -75,6 +78,14 @@ FLMM_NOTE = ("[paper/seed] via a benchmark aggregator (methods.md §1.8), base L
              "these are probably DeepSeek-VL-7B's numbers, a base LMM gcgbench's flmm backend does not load")
 DIFFLMM_NOTE = ("[paper/seed] headline GCG mask recall of DiffLMM-7B + attend-and-segment (v1; 46.4 in v2/ICCV 2025); "
                 "the reference notes do not name the GranD-f split: assumed test, unverified (methods.md §2.9)")
+DIFFLMM_V2_NOTE = ("[paper abstract] headline GCG mask recall of DiffLMM + attend-and-segment in the ICCV 2025 version "
+                   "(the v2 abstract: 46.4); the GranD-f split is not named in the abstract: assumed test, unverified")
+# The a&s paper's per-LMM rows (a&s on off-the-shelf LMMs, arXiv 2410.08209 v1/v2 GCG and RES tables; the
+# groundLMM README lists Cambrian-1, LLaVA-NeXT, InternVL-2.5, Qwen2.5-VL under aas/more_models) could not be
+# read from this workplace (the tables are images / not in the stored text): NOT seeded, no number invented.
+# Transcribe them from the PDF into `reported(..., method=AAS)` entries; docs/leaderboards.md lists them.
+AAS_UNCONFIRMED = ("LLaVA-1.5 + a&s", "LLaVA-NeXT + a&s", "Cambrian-1 + a&s", "InternVL2.5 + a&s",
+                   "Qwen2.5-VL + a&s")
 
 
 LISA_REASONSEG = ("LISA: Reasoning Segmentation via Large Language Model (Lai et al., arXiv 2308.00692, CVPR 2024), "
@@ -166,12 +177,14 @@ def stored_value(metric: str, printed: float) -> float:
 
 
 def reported(model: str, task: str, protocol: str, metrics: dict[str, float], citation: str, date: str,
-             notes: Sequence[str] = ()) -> Entry:
+             notes: Sequence[str] = (), method: str | None = None) -> Entry:
+    """A published row; `method` (e.g. AAS) goes into the fingerprint, where leaderboard/emergent.py finds it."""
     points = sorted(POINTS_METRICS & set(metrics))
     config = {"points_metrics": ", ".join(points)} if points else {}
+    fingerprint = {"name": model, "citation": citation, **({"method": method} if method else {})}
     return Entry(model=model, task=task, task_version="1", protocol=protocol, source="reported",
                  metrics={k: stored_value(k, v) for k, v in metrics.items()},
-                 fingerprint={"name": model, "citation": citation}, date=date, citation=citation,
+                 fingerprint=fingerprint, date=date, citation=citation,
                  metric_config=config, notes=tuple(notes))
 
 
@@ -183,7 +196,9 @@ def seed_entries() -> list[Entry]:
             notes = [GCG_NOTES[model]] if model in GCG_NOTES else []
             entries.append(reported(model, task, "glamm", dict(zip(GCG_METRICS, values)), GLAMM_GCG, "2024-06", notes))
     entries.append(reported("DiffLMM + a&s", "gcg_test", "glamm", {"mask_recall": 44.2}, DIFFLMM, "2024-10",
-                            [DIFFLMM_NOTE]))
+                            [DIFFLMM_NOTE], method=AAS))
+    entries.append(reported("DiffLMM + a&s (ICCV 2025)", "gcg_test", "glamm", {"mask_recall": 46.4}, DIFFLMM_V2,
+                            "2025-10", [DIFFLMM_V2_NOTE], method=AAS))
     for model, row in RES_TABLE.items():
         for task, value in zip(RES_TASKS, row):
             if value is not None:

@@ -16,9 +16,12 @@ Official path (GLaMM `eval/gcg/evaluate.py` → pycocoevalcap 1.2 `COCOEvalCap.e
    difference when both captions are non-empty); CIDEr(image) = 10 · mean_n(Σ_refs sim_n) / #refs;
    CIDEr(corpus) = mean over images. The IDF depends on the whole corpus, so the split is scored in ONE call.
 
-This module runs exactly that sequence with pycocoevalcap's own `PTBTokenizer`, `Meteor` and `Cider` (it
-never constructs `Spice`, which downloads CoreNLP models, and never calls `COCOEvalCap.evaluate`, which
-constructs it). Deviations, each only where the official output is broken:
+This module runs exactly that sequence with pycocoevalcap's `Cider` (and `Rouge`), and for tokenisation and
+METEOR either with pycocoevalcap's own Java-backed `PTBTokenizer` and `Meteor` (`tokenizer="java"`,
+`meteor="java"`) or with their Python restatements, which give the same output without Java (the default:
+`gcgbench.metrics.ptb_tokenize.tokenize_for_image`, `gcgbench.metrics.meteor.MeteorScorer`; the tests
+compare them with the jars). It never constructs `Spice`, which downloads CoreNLP models, and never calls
+`COCOEvalCap.evaluate`, which constructs it. Deviations, each only where the official output is broken:
 - Characters the Java tokenizer reads as line breaks (\\r, \\v, \\f, U+2028, U+2029) become spaces, like
   upstream already does for \\n. Upstream they split the caption into two lines and silently shift every
   later caption onto the wrong image.
@@ -60,15 +63,19 @@ METEOR_MODULE_WEIGHTS = (1.0, 0.6, 0.8, 0.6)
 METEOR_STATS_LENGTH = 23  # tstLen refLen tstFunc refFunc, 4 × (tstC refC tstF refF), chunks tstWM refWM
 
 
+IMPLEMENTATIONS = ("python", "java")
+
+
 class JavaNotFoundError(InputError):
-    """No `java` on PATH: the PTB tokenizer and METEOR are Java programs."""
+    """No `java` on PATH, and `--meteor java` or `--tokenizer java` asked for the jars."""
 
     def __init__(self) -> None:
         super().__init__(
             "java",
             None,
-            "no Java runtime on PATH; METEOR and the PTB tokenizer need one: install a Java runtime "
-            "(e.g. Debian/Ubuntu `apt-get install default-jre-headless`)",
+            "no Java runtime on PATH; --meteor java / --tokenizer java run pycocoevalcap's jars: install a Java "
+            "runtime (e.g. Debian/Ubuntu `apt-get install default-jre-headless`) or use the Python implementations "
+            "(the default)",
         )
 
 
@@ -113,24 +120,31 @@ def score_captions(
     *,
     references_source: str = "references",
     predictions_source: str = "predictions",
+    meteor: str = "python",
+    tokenizer: str = "python",
 ) -> CaptionResult:
     """Score one predicted caption per image against its reference captions, over the whole split at once.
 
     `metrics` ⊆ {"meteor", "cider", "rouge"} (result keys `meteor`, `cider`, `rouge_l`). The image ids of
     both mappings must be the same set (`InputError` names the first id missing on either side);
-    `*_source` names the inputs in error messages (e.g. file paths).
+    `*_source` names the inputs in error messages (e.g. file paths). `meteor`, `tokenizer`: "python" (no
+    Java) or "java" (pycocoevalcap's jars); both give the same numbers.
     """
     unknown = [name for name in metrics if name not in SUPPORTED_METRICS]
     if unknown or not metrics:
         raise ValueError(f"metrics must be a non-empty subset of {SUPPORTED_METRICS}, got {tuple(metrics)}")
+    for name, value in (("meteor", meteor), ("tokenizer", tokenizer)):
+        if value not in IMPLEMENTATIONS:
+            raise ValueError(f"{name} must be one of {IMPLEMENTATIONS}, got {value!r}")
     image_ids = _validated_image_ids(references, predictions, references_source, predictions_source)
-    require_java()
+    if tokenizer == "java" or (meteor == "java" and "meteor" in metrics):
+        require_java()
 
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     # The dict shape COCOEvalCap builds, in its order (params['image_id'] follows the ground-truth images).
-    gts = _tokenize({i: [{"caption": _one_line(c)} for c in references[i]] for i in image_ids})
-    res = _tokenize({i: [{"caption": _one_line(predictions[i])}] for i in image_ids})
+    gts = _tokenize({i: [{"caption": _one_line(c)} for c in references[i]] for i in image_ids}, tokenizer)
+    res = _tokenize({i: [{"caption": _one_line(predictions[i])}] for i in image_ids}, tokenizer)
     seconds["tokenize"] = time.perf_counter() - started
     if "cider" in metrics and not any(caption.split() for i in image_ids for caption in gts[i]):
         raise InputError(references_source, None, "every reference caption is empty after PTB tokenisation")
@@ -140,7 +154,9 @@ def score_captions(
     meteor_stats = None
     for name in dict.fromkeys(metrics):
         started = time.perf_counter()
-        if name == "meteor":
+        if name == "meteor" and meteor == "python":
+            score, scores, meteor_stats = _python_meteor(gts, res)
+        elif name == "meteor":
             score, scores, meteor_stats = _run_meteor(gts, res)
         elif name == "cider":
             from pycocoevalcap.cider.cider import Cider
@@ -248,14 +264,19 @@ def _one_line(caption: str) -> str:
     return caption
 
 
-def _tokenize(captions_for_image: dict[str, list[dict[str, str]]]) -> dict[str, list[str]]:
-    """pycocoevalcap's PTBTokenizer, plus a check that every caption came back (one line each)."""
-    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+def _tokenize(captions_for_image: dict[str, list[dict[str, str]]], implementation: str) -> dict[str, list[str]]:
+    """pycocoevalcap's PTBTokenizer (or its Python restatement), plus a check that every caption came back."""
+    if implementation == "python":
+        from gcgbench.metrics.ptb_tokenize import tokenize_for_image
 
-    try:
-        tokenized = PTBTokenizer().tokenize(captions_for_image)
-    except OSError as error:  # it writes its input file next to the jar, inside site-packages
-        raise GcgbenchError(f"PTB tokenizer (pycocoevalcap) could not run: {error}") from error
+        tokenized = tokenize_for_image(captions_for_image)
+    else:
+        from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+        try:
+            tokenized = PTBTokenizer().tokenize(captions_for_image)
+        except OSError as error:  # it writes its input file next to the jar, inside site-packages
+            raise GcgbenchError(f"PTB tokenizer (pycocoevalcap) could not run: {error}") from error
     for image_id, captions in captions_for_image.items():
         if len(tokenized.get(image_id, ())) != len(captions):
             raise GcgbenchError(
@@ -263,6 +284,20 @@ def _tokenize(captions_for_image: dict[str, list[dict[str, str]]]) -> dict[str, 
                 "did `java -cp stanford-corenlp-3.4.1.jar` fail?"
             )
     return tokenized
+
+
+def _python_meteor(gts: dict[str, list[str]], res: dict[str, list[str]]) -> tuple[float, list[float], np.ndarray]:
+    """`Meteor().compute_score(gts, res)` in Python (`gcgbench.metrics.meteor`): same order, same values."""
+    from gcgbench.metrics.meteor import MeteorScorer
+    from gcgbench.metrics.meteor.resources import MeteorResourceError
+
+    image_ids = list(gts)
+    try:
+        output = MeteorScorer().score([res[i][0] for i in image_ids], [gts[i] for i in image_ids])
+    except MeteorResourceError as error:
+        raise GcgbenchError(f"METEOR (Python) could not load its resources: {error}") from error
+    stats = np.array(output.stats, dtype=np.float64).reshape(len(image_ids), METEOR_STATS_LENGTH)
+    return output.score, output.scores, stats
 
 
 def _run_meteor(gts: dict[str, list[str]], res: dict[str, list[str]]) -> tuple[float, list[float], np.ndarray]:

@@ -10,7 +10,7 @@ from gcgbench.api.backend import GenerationSettings
 from gcgbench.api.protocols import single_protocol_table
 from gcgbench.api.types import Doc, Prediction, Request
 
-ALL_KINDS = frozenset({"grounded_caption", "segment", "segment_phrases", "caption", "answer"})
+ALL_KINDS = frozenset({"grounded_caption", "segment", "segment_phrases", "segment_categories", "caption", "answer"})
 
 
 @dataclass

@@ -26,6 +26,9 @@ BACKENDS = {
     "difflmm": ("gcgbench.models.difflmm.backend:DiffLmmBackend",
                 "DiffLMM (SD-1.5 U-Net + CLIP features, LLaVA LoRA checkpoint) + attend-and-segment"),
     "flmm": ("gcgbench.models.flmm.backend:FlmmBackend", "F-LMM: frozen LLaVA, mask head on word-pixel attention, SAM refiner"),
+    "aas": ("gcgbench.models.aas.backend:AasBackend",
+            "attend-and-segment on any transformers VLM, family from config.json model_type: LLaVA-NeXT, "
+            "LLaVA-OneVision, Qwen2-VL, Qwen2.5-VL, InternVL (HF layout), Idefics3, SmolVLM; SAM refiner"),
     "glamm": ("gcgbench.models.glamm.backend:GlammBackend",
               "GLaMM (GCG/RefSeg/FullScope checkpoints): [SEG] tokens decoded by SAM"),
 }

@@ -1,4 +1,5 @@
-"""Checks that must pass before any model loads: files, checksums, images, Java, the text model.
+"""Checks that must pass before any model loads: files, checksums, images, METEOR's resources, Java (only
+when a caption metric is to run a jar), the text model.
 
 `check_tasks` returns every finding as one line saying what is wrong and what to do; `preflight`
 raises if any is a problem, so a missing Java or text model fails in seconds, not after hours of
@@ -32,18 +33,22 @@ class Finding:
         return f"{'ok  ' if self.ok else 'FAIL'} {self.task}: {self.message}"
 
 
-def check_tasks(tasks: Sequence[Task], paths: DataPaths, text_model: str | None) -> list[Finding]:
+def check_tasks(tasks: Sequence[Task], paths: DataPaths, text_model: str | None, java: bool = False) -> list[Finding]:
+    """Every finding; `java`: the caption metrics run the jars (`--meteor java` / `--tokenizer java`)."""
     findings: list[Finding] = []
     for task in tasks:
         findings.extend(_check_files(task, paths))
         if all(f.ok for f in findings if f.task == task.name):
             findings.extend(_check_docs(task, paths))
     if any(CAPTION_METRICS & set(task.spec.metrics) for task in tasks):
-        java = shutil.which("java")
-        findings.append(Finding(java is not None, "java",
-                                f"Java runtime at {java}" if java else
-                                "no Java runtime on PATH; METEOR and the PTB tokenizer need one: "
-                                "install one (e.g. `apt-get install default-jre-headless`)"))
+        findings.append(_check_meteor_resources())
+        if java:
+            runtime = shutil.which("java")
+            findings.append(Finding(runtime is not None, "java",
+                                    f"Java runtime at {runtime}" if runtime else
+                                    "no Java runtime on PATH; --meteor java / --tokenizer java need one: install "
+                                    "one (e.g. `apt-get install default-jre-headless`) or use the Python ones "
+                                    "(the default)"))
     if any("mask_recall" in task.spec.metrics for task in tasks):
         findings.append(_check_text_model(text_model))
     return findings
@@ -84,10 +89,21 @@ def check_output_folder(output: Path) -> None:
         raise InputError(output, None, f"--output folder cannot be written ({error.strerror or error})") from None
 
 
-def preflight(tasks: Sequence[Task], paths: DataPaths, text_model: str | None) -> None:
-    problems = [f for f in check_tasks(tasks, paths, text_model) if not f.ok]
+def preflight(tasks: Sequence[Task], paths: DataPaths, text_model: str | None, java: bool = False) -> None:
+    problems = [f for f in check_tasks(tasks, paths, text_model, java) if not f.ok]
     if problems:
         raise GcgbenchError(f"preflight found {len(problems)} problem(s):\n" + "\n".join(p.line() for p in problems))
+
+
+def _check_meteor_resources() -> Finding:
+    """METEOR (either implementation) reads pycocoevalcap's meteor-1.5.jar and paraphrase table."""
+    from gcgbench.metrics.meteor.resources import MeteorResourceError, jar_path, paraphrase_path
+
+    try:
+        jar, table = jar_path(), paraphrase_path()
+        return Finding(True, "meteor", f"METEOR 1.5 resources: {jar}, {table}")
+    except MeteorResourceError as error:
+        return Finding(False, "meteor", str(error))
 
 
 def _check_files(task: Task, paths: DataPaths) -> list[Finding]:

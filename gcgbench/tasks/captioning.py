@@ -87,6 +87,7 @@ class CaptioningTask(SpecTask):
         result = captions.score_captions(
             references, texts, METRICS,
             references_source=f"{self.name} ground truth", predictions_source="predictions",
+            meteor=options.meteor, tokenizer=options.tokenizer,
         )
         metrics = {name: float(result.corpus[name]) for name in METRICS}
         clusters = stats.cluster_indices([str(doc.truth["image_id"]) for doc in docs])
@@ -116,6 +117,7 @@ class CaptioningTask(SpecTask):
             "mode": self.mode,
             "references": "every caption annotation of the doc's image id (COCOEvalCap imgToAnns), file order",
             "captions": "pycocoevalcap PTBTokenizer; METEOR 1.5 (-l en -norm); CIDEr-D (n=4, sigma=6) over the split",
+            "caption_implementations": {"tokenizer": options.tokenizer, "meteor": options.meteor},
             "intervals": "METEOR recomputed from resampled statistics; CIDEr-D as the mean of per-doc scores "
                          "with the full split's IDF (approximate)",
             "bootstrap": {**bootstrap_config(options), "cluster": "image file (regions of one picture together)",

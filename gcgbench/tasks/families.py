@@ -17,6 +17,7 @@ FAMILIES = {
     "reasonseg": "gcgbench.tasks.reasonseg:ReasonSegTask",
     "gres": "gcgbench.tasks.gres:GresTask",
     "png": "gcgbench.tasks.png:PngTask",
+    "instances": "gcgbench.tasks.instances:InstancesTask",
     "captioning": "gcgbench.tasks.captioning:CaptioningTask",
     "vqa": "gcgbench.tasks.vqa:VqaTask",
 }
@@ -28,6 +29,7 @@ FAMILY_METRICS: dict[str, tuple[str, ...]] = {
     "reasonseg": ("giou", "ciou"),
     "gres": ("giou", "ciou", "n_acc", "t_acc", "precision_0.7", "precision_0.8", "precision_0.9"),
     "png": ("ar", "ar_things", "ar_stuff", "ar_singular", "ar_plural", "acc_0.5"),
+    "instances": ("ap", "ap50", "ap75", "point_accuracy"),
     "captioning": ("meteor", "cider"),
 }
 POPE_CATEGORIES = ("adversarial", "popular", "random")

@@ -68,6 +68,7 @@ class GcgTask(SpecTask):
         caption_scores = captions.score_captions(
             references, texts, ("meteor", "cider"),
             references_source=f"{self.name} ground truth", predictions_source="predictions",
+            meteor=options.meteor, tokenizer=options.tokenizer,
         )
         metrics = {**caption_scores.corpus, **masks.metrics()}
         metrics = {name: float(metrics[name]) for name in METRICS}
@@ -96,6 +97,7 @@ class GcgTask(SpecTask):
             "text_model_option": options.text_model,
             "ap": "COCOeval segm, category 1, score 1.0, stats[1] (IoU 0.5, area all, maxDets 100)",
             "captions": "pycocoevalcap PTBTokenizer; METEOR 1.5 (-l en -norm); CIDEr-D (n=4, sigma=6) over the split",
+            "caption_implementations": {"tokenizer": options.tokenizer, "meteor": options.meteor},
             "bootstrap": bootstrap_config(options),
         }
 

@@ -21,7 +21,7 @@ Narratives with no grounded phrase are docs with nothing to score: they are coun
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -33,7 +33,7 @@ from gcgbench.data.predictions import read_predictions
 from gcgbench.metrics import png, stats
 from gcgbench.metrics.masks import MaskSizeError
 from gcgbench.tasks.base import SpecTask
-from gcgbench.tasks.scoring import bootstrap_config, bootstrap_intervals
+from gcgbench.tasks.scoring import bootstrap_config, bootstrap_intervals, point_accuracy_metric
 
 SHOWN_IDS = 5
 
@@ -91,6 +91,7 @@ class PngTask(SpecTask):
         except (MaskSizeError, ValueError) as error:
             raise InputError(self.name, None, str(error)) from None
         metrics = {name: float(value) for name, value in result.metrics.items()}
+        points = point_accuracy_metric(self.name, collected.pointed)
         clusters = stats.cluster_indices([str(phrase.image_id) for phrase in collected.phrases])
         intervals = bootstrap_intervals(
             clusters, lambda indices: png.aggregate(result.stats, indices), list(metrics), options
@@ -99,12 +100,18 @@ class PngTask(SpecTask):
         for row, text in zip(result.stats.per_sample(), collected.texts):
             doc_id = row.pop("narrative_id")
             rows.append({"doc_id": doc_id, "text": text, **row})
+        config = _metric_config(result, options)
+        if points:
+            metrics.update(points)
+            config["point_accuracy"] = ("a&s: fraction of scored phrases whose attention point (extras.points, in "
+                                        "phrase order) lies in the union of the phrase's segments; no point = miss "
+                                        "(aas/eval_instance_seg.py)")
         return TaskResult(
             task=self.name,
             version=self.version,
             metrics=metrics,
             n_samples=len(docs),
-            metric_config=_metric_config(result, options),
+            metric_config=config,
             intervals=intervals,
             per_sample=rows,
             notes=collected.notes(len(docs)),
@@ -119,6 +126,7 @@ class _Collected:
     texts: list[str]
     events: Counter
     unscored_docs: list[str]
+    pointed: list[tuple[Prediction, int, tuple[RLE, ...]]] = field(default_factory=list)  # point accuracy items
 
     def notes(self, n_docs: int) -> list[str]:
         notes = [f"{len(self.phrases)} grounded phrase(s) scored from {n_docs - len(self.unscored_docs)} of {n_docs} narratives"]
@@ -177,6 +185,7 @@ def _collect_phrases(
                 plural_flag=bool(info["plural"]),
             ))
             collected.texts.append(truth.text)
+            collected.pointed.append((prediction, index, (truth.masks[0],)))
     return collected
 
 

@@ -42,7 +42,7 @@ from gcgbench.metrics import res
 from gcgbench.metrics.masks import MaskSizeError
 from gcgbench.metrics.stats import cluster_indices
 from gcgbench.tasks.base import SpecTask
-from gcgbench.tasks.scoring import bootstrap_config, bootstrap_intervals
+from gcgbench.tasks.scoring import bootstrap_config, bootstrap_intervals, point_accuracy_metric
 
 METRICS = ("ciou", "giou", *(f"precision_{threshold}" for threshold in res.PRECISION_THRESHOLDS))
 SELECTION = {
@@ -52,6 +52,8 @@ SELECTION = {
 }
 PROTOCOLS = ("lisa", "flmm", "glamm")
 METRIC_PROTOCOL = {"lisa": "lisa", "flmm": "flmm", "glamm": "lisa"}   # glamm = LISA's formulas on its selection
+POINT_ACCURACY_NOTE = ("a&s: fraction of scored expressions whose attention point (extras.points[0]) lies in the "
+                       "ground-truth mask; no point = miss (aas/eval_instance_seg.py)")
 
 
 @dataclass(frozen=True)
@@ -110,12 +112,17 @@ class ResTask(SpecTask):
         intervals = bootstrap_intervals(
             cluster_indices(list(stats.image_ids)), lambda indices: res.aggregate(stats, indices), METRICS, options,
         )
+        metrics = {name: float(result.metrics[name]) for name in METRICS}
+        metrics.update(point_accuracy_metric(self.name, [(predictions[d.doc_id], 0, d.phrases[0].masks) for d in scored]))
+        config = self._metric_config(result, options, protocol)
+        if "point_accuracy" in metrics:
+            config["point_accuracy"] = POINT_ACCURACY_NOTE
         return TaskResult(
             task=self.name,
             version=self.version,
-            metrics={name: float(result.metrics[name]) for name in METRICS},
+            metrics=metrics,
             n_samples=len(scored),
-            metric_config=self._metric_config(result, options, protocol),
+            metric_config=config,
             intervals=intervals,
             per_sample=_per_sample(scored, predictions, stats),
             notes=_notes(docs, scored, predictions, protocol),

@@ -1,4 +1,5 @@
-"""What every task family does the same way when it scores: intervals and their recorded configuration."""
+"""What every task family does the same way when it scores: intervals and their recorded configuration, and the
+a&s point accuracy of backends that record points."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from gcgbench.api.errors import InputError
 from gcgbench.api.task import ScoringOptions
+from gcgbench.api.types import RLE, Prediction
 from gcgbench.metrics import stats
 
 
@@ -36,3 +39,27 @@ def bootstrap_config(options: ScoringOptions) -> dict[str, Any]:
     """How the intervals were made, for `metric_config`."""
     return {"resamples": options.bootstrap_resamples, "seed": options.seed, "cluster": "image",
             "confidence": 0.95, "method": "percentile"}
+
+
+def point_accuracy_metric(task_name: str, items: Sequence[tuple[Prediction, int, Sequence[RLE]]]) -> dict[str, float]:
+    """`{"point_accuracy": …}` (metrics/point_accuracy.py) over `items` = (prediction, index of the phrase
+    whose point is read, ground-truth masks), when every prediction records a&s points in `extras.points`
+    (llava-as, difflmm, aas); `{}` for backends that record none. A malformed or out-of-image point → InputError."""
+    from gcgbench.metrics.point_accuracy import point_accuracy, prediction_points
+
+    points, truths = [], []
+    for prediction, index, truth in items:
+        try:
+            recorded = prediction_points(prediction.extras)
+        except ValueError as error:
+            raise InputError(f"prediction for doc {prediction.doc_id!r}", "extras.points", str(error)) from None
+        if recorded is None:
+            return {}
+        points.append(recorded[index] if index < len(recorded) else None)
+        truths.append(truth)
+    if not points:
+        return {}
+    try:
+        return {"point_accuracy": point_accuracy(points, truths).value}
+    except ValueError as error:
+        raise InputError(task_name, "extras.points", str(error)) from None

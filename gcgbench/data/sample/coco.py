@@ -41,6 +41,7 @@ class SampleLayout:
     panoptic_json: str = "coco/annotations/panoptic_val2017.json"
     panoptic_pngs: str = "coco/annotations/panoptic_val2017"
     png_images: str = "coco/val2017"
+    instances_json: str = "coco/annotations/instances_val2017.json"
     llava_eval: str = "playground/data/eval"
 
 
@@ -171,3 +172,20 @@ def write_png(root: Path, scenes: list[Scene]) -> None:
     write_json(root / LAYOUT.panoptic_json, {"info": INFO, "licenses": LICENSES, "images": images,
                                               "annotations": annotations, "categories": categories})
     write_json(root / LAYOUT.png_narratives, narratives)
+    write_instances(root, scenes)
+
+
+def write_instances(root: Path, scenes: list[Scene]) -> None:
+    """COCO instances (`instances_val2017.json` layout) of the PNG images: every shape an instance (polygon)."""
+    images, annotations = [], []
+    for scene in scenes:
+        image_id = coco_image_id(scene)
+        images.append(coco_image_entry(image_id, f"{image_id:012d}.jpg", scene))
+        for position, shape in enumerate(scene.shapes):
+            rle = RLE.from_mask(scene.shape_masks[position])
+            annotations.append({"segmentation": [shape.polygon()], "area": float(rle.area()), "iscrowd": 0,
+                                "image_id": image_id, "bbox": bbox(rle), "category_id": shape.category_id,
+                                "id": annotation_id(scene, position)})
+    categories = [{"supercategory": "shape", "id": cid, "name": kind} for kind, cid in KIND_CATEGORY_IDS.items()]
+    write_json(root / LAYOUT.instances_json, {"info": INFO, "images": images, "licenses": LICENSES,
+                                              "annotations": annotations, "categories": categories})

@@ -40,39 +40,7 @@ import torch.nn.functional as F
 
 from gcgbench.api.errors import InputError
 from gcgbench.models.flmm import loading as fl
-
-
-@dataclass(frozen=True)
-class AnyResLayout:
-    """Where an image's features sit among its `<image>` tokens (see the module docstring)."""
-
-    base: int            # g: the base grid is g × g
-    rows: int            # r: crops down
-    cols: int            # c: crops across
-    fine_height: int     # H_f: rows of the unpadded fine grid
-    fine_width: int      # W_f: columns of the unpadded fine grid (each row is followed by a newline token)
-
-    @property
-    def tokens(self) -> int:
-        return self.base * self.base + self.fine_height * (self.fine_width + 1)
-
-
-def anyres_layout(height: int, width: int, pinpoints: Sequence[Sequence[int]], tile: int, patch: int) -> AnyResLayout:
-    """The layout of an image of `height` × `width` pixels for grid pinpoints `pinpoints` ((h, w) pairs),
-    crops of `tile` pixels and vision patches of `patch` pixels."""
-    from transformers.image_processing_utils import select_best_resolution
-
-    best_height, best_width = select_best_resolution((height, width), [list(p) for p in pinpoints])
-    base = tile // patch
-    rows, cols = best_height // tile, best_width // tile
-    fine_height, fine_width = rows * base, cols * base
-    if width / height > fine_width / fine_height:
-        kept = int(round(height * (fine_width / width), 7))
-        fine_height -= 2 * ((fine_height - kept) // 2)
-    else:
-        kept = int(round(width * (fine_height / height), 7))
-        fine_width -= 2 * ((fine_width - kept) // 2)
-    return AnyResLayout(base, rows, cols, fine_height, fine_width)
+from gcgbench.models.llava.anyres import AnyResLayout, anyres_layout  # noqa: F401  (shared with aas)
 
 
 def two_grid_maps(per_layer: Sequence[torch.Tensor], layout: AnyResLayout) -> torch.Tensor:
