@@ -1,7 +1,7 @@
 """Generation protocols: how a backend turns one kind of request into a prediction, named and declared.
 
 A backend implements, per request kind (`Request.kind`: `grounded_caption` GCG, `segment` RES,
-`segment_phrases` PNG, `caption`, `answer`), one or more protocols; each says which upstream script it
+`segment_phrases` PNG, `segment_categories` COCO instances, `caption`, `answer`), one or more protocols; each says which upstream script it
 reproduces (`repo:path`) or that it is gcgbench's own (`source="gcgbench"`). The default of a kind is the
 official protocol wherever an official script exists. A run chooses with the backend option
 `protocol=NAME` (`--model-args`); without it every task gets its kind's default. A given name must be a
@@ -18,7 +18,7 @@ from typing import Iterable, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
 
-REQUEST_KINDS = ("grounded_caption", "segment", "segment_phrases", "caption", "answer")
+REQUEST_KINDS = ("grounded_caption", "segment", "segment_phrases", "segment_categories", "caption", "answer")
 
 
 @dataclass(frozen=True)

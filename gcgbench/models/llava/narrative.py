@@ -39,3 +39,11 @@ def narrative_pieces(inputs: Mapping[str, Any]) -> tuple[list[str], list[int | N
     if tail:
         pieces.append(tail)
     return pieces, owners
+
+
+def phrase_span(caption: str, phrase: Mapping[str, Any]) -> tuple[int, int]:
+    """A requested phrase's [start, end) in the narrative; found by text when the request gives no span."""
+    if phrase.get("start") is not None and phrase.get("end") is not None:
+        return int(phrase["start"]), int(phrase["end"])
+    start = caption.find(phrase["text"])
+    return (start, start + len(phrase["text"])) if start >= 0 else (0, 0)
