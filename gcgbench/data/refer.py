@@ -36,10 +36,10 @@ import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
-from gcgbench.api.types import RLE
+from gcgbench.api.types import RLE, Doc
 from gcgbench.api.jsonio import load_json, require
 
 SPLITS_BY_SCHEME: dict[str, tuple[str, ...]] = {
@@ -271,3 +271,60 @@ def empty_mask(height: int, width: int) -> RLE:
     import numpy as np
 
     return RLE.from_mask(np.zeros((height, width), dtype=np.uint8))
+
+
+def flmm_selection(docs: Sequence[Doc], split: str) -> list[Doc]:
+    """The docs mmdet's RefCocoDataset(text_mode='select_first') scores (and F-LMM's `--concat` groups by
+    image, in this order): per ann_id, sentence 0 of the
+    last ref (in doc order) whose split equals `split` exactly; objects in order of first appearance."""
+    last_ref: dict[int, int] = {}  # ann_id -> ref_id of its last ref; insertion order = first appearance
+    first_sentence: dict[int, Doc] = {}  # ref_id -> the doc of its sentence 0
+    for doc in docs:
+        if doc.truth["split"] != split:
+            continue
+        last_ref[doc.truth["ann_id"]] = doc.truth["ref_id"]
+        if doc.truth["sentence_index"] == 0:
+            first_sentence[doc.truth["ref_id"]] = doc
+    return [first_sentence[ref_id] for ref_id in last_ref.values() if ref_id in first_sentence]
+
+
+def glamm_conversations(docs: Sequence[Doc], seed: int) -> list[list[Doc]]:
+    """GLaMM's RES evaluation, seeded: per image (docs of one `image_id`, in doc order = the refs' order and
+    their sentences', as `ReferSegmDataset.__getitem__` lists `sents`), a permutation of its n sentences drawn by
+    `numpy.random.RandomState(glamm_image_seed(seed, image_id)).permutation(n)` when n ≥ 3 (identity when n < 3):
+    upstream's `np.random.choice(n, size=3, replace=False)` (which IS `permutation(n)[:3]`, unseeded upstream)
+    is the first conversation; the rest of the permutation, three at a time, are further conversations (so
+    that every sentence is answered the same way; only the first is upstream's — `glamm_selection`).
+    Returns the conversations, each a list of ≤ 3 docs in turn order."""
+    import numpy as np
+
+    by_image: dict[Any, list[Doc]] = {}
+    for doc in docs:
+        by_image.setdefault(doc.truth["image_id"], []).append(doc)
+    conversations = []
+    for image_id, group in by_image.items():
+        order = (np.random.RandomState(glamm_image_seed(seed, image_id)).permutation(len(group)).tolist()
+                 if len(group) >= 3 else list(range(len(group))))
+        conversations += [[group[i] for i in order[start:start + 3]] for start in range(0, len(order), 3)]
+    return conversations
+
+
+def glamm_selection(docs: Sequence[Doc], seed: int) -> list[Doc]:
+    """The ≤ 3 sentences per image GLaMM's `eval/referring_seg/infer_and_evaluate.py` scores (seeded): the first
+    conversation of each image (`glamm_conversations`)."""
+    seen, selected = set(), []
+    for conversation in glamm_conversations(docs, seed):
+        image_id = conversation[0].truth["image_id"]
+        if image_id not in seen:
+            seen.add(image_id)
+            selected += conversation
+    return selected
+
+
+def glamm_image_seed(seed: int, image_id: Any) -> int:
+    """The 32-bit seed of one image's draws (its sentence permutation, and in the backend its question
+    templates and answers), from the run seed and the image id only."""
+    import hashlib
+
+    digest = hashlib.sha256(f"glamm-res:{seed}:{image_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")

@@ -54,6 +54,21 @@ def check_tasks(tasks: Sequence[Task], paths: DataPaths, text_model: str | None,
     return findings
 
 
+def check_scoring_protocol(tasks: Sequence[Task], protocol: str | None) -> None:
+    """`--protocol` must name a scoring protocol of every task of the run: never silently ignored."""
+    if protocol is None:
+        return
+    for task in tasks:
+        allowed = tuple(task.scoring_protocols)
+        if not allowed:
+            raise InputError("--protocol", None, f"task {task.name} is scored one way only; --protocol {protocol} "
+                                                 "does not apply to it (a generation protocol is the backend option "
+                                                 "protocol=NAME in --model-args)")
+        if protocol not in allowed:
+            raise InputError("--protocol", None, f"task {task.name} is scored under {', '.join(allowed)}, "
+                                                 f"not {protocol!r}")
+
+
 def check_output_folder(output: Path) -> None:
     """`--output` must be a folder this process can write, or a path it can create one at; checked before
     any model loads, without creating anything (a failed preflight leaves no folder behind)."""
