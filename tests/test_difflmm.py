@@ -29,7 +29,7 @@ from gcgbench.grounding import attend_segment as aas
 from gcgbench.data.sample import write_sample
 from gcgbench.grounding.sam_refine import TINY_TEST_SAM, build_tiny_sam
 from gcgbench.models.difflmm.backend import IMAGE_TOKEN_INDEX, tokenizer_image_token
-from gcgbench.models.difflmm.loading import strip_non_lora_prefixes
+from gcgbench.models.llava.lora import strip_non_lora_prefixes
 from gcgbench.models.difflmm.vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, SDCLIPBlock, preprocess_image
 from gcgbench.grounding.attention_capture import CAPTURE_ATTENTION
 from tests.tiny_checkpoints import TINY_WORDS

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gcgbench.leaderboard import entry as entry_schema
 from gcgbench.leaderboard import files, from_results, publish
 from gcgbench.views import run_report as report
 from tests.test_leaderboard import REPO, chromium, read_published_csv, results_payload, run_cli, write_results
@@ -77,7 +78,7 @@ def test_metric_ranges_fractions_cider_and_mme_points(tmp_path, capsys):
     payload = results_payload(task="mme", metrics=mme)
     payload["metric_config"]["mme"]["points_metrics"] = "perception, cognition, *_score"
     [entry] = from_results.entries_from_results(payload, write_results(tmp_path / "mme", payload))
-    assert entry.metrics == mme and files.is_points_metric("perception", entry.metric_config)
+    assert entry.metrics == mme and entry_schema.is_points_metric("perception", entry.metric_config)
     assert run_cli(["leaderboard", "add", str(tmp_path / "mme"), "--dir", str(tmp_path / "b")]) == 0
     assert run_cli(["leaderboard", "show", "mme", "--dir", str(tmp_path / "b")]) == 0
     shown = capsys.readouterr().out  # the VQA layout's MME columns: points as they are, never ×100

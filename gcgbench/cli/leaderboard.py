@@ -17,6 +17,7 @@ from rich.table import Table
 
 from gcgbench.api.errors import InputError
 from gcgbench.leaderboard import files, from_results
+from gcgbench.leaderboard.entry import is_points_metric
 
 app = typer.Typer(help="Leaderboard files: add runs or published numbers, show a task, publish tables and plots.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -152,7 +153,7 @@ def print_entries(console: Console, title: str, family: str, entries: list[files
         cells = []
         for name in names:
             value, interval = entry.metrics.get(name), entry.intervals.get(name)
-            points = files.is_points_metric(name, entry.metric_config)
+            points = is_points_metric(name, entry.metric_config)
             text = "-" if value is None or math.isnan(value) else scaled(value, points)
             if interval and interval.get("low") is not None and interval.get("high") is not None:
                 text += f" [{scaled(interval['low'], points)}–{scaled(interval['high'], points)}]"

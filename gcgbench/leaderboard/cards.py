@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
-from gcgbench.leaderboard.files import DEFAULT_DIRECTORY, SOURCES, Leaderboard
+from gcgbench.leaderboard.entry import SOURCES
+from gcgbench.leaderboard.files import DEFAULT_DIRECTORY, Leaderboard
 
 CARD_VERSION = 1
 DEFAULT_CARDS = DEFAULT_DIRECTORY / "cards"

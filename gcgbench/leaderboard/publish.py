@@ -24,7 +24,8 @@ from typing import Sequence
 from gcgbench.html import pages
 from gcgbench.leaderboard.plots import plot_png
 from gcgbench.leaderboard.emergent import EMERGENT, emergent_board
-from gcgbench.leaderboard.files import Entry, Leaderboard, is_points_metric
+from gcgbench.leaderboard.entry import Entry, is_points_metric
+from gcgbench.leaderboard.files import Leaderboard
 from gcgbench.leaderboard.from_results import is_sample_model
 
 

@@ -36,9 +36,10 @@ from gcgbench.api.errors import InputError
 from gcgbench.api.types import Prediction, Request
 from gcgbench.models.llava import loading as ll
 from gcgbench.models import embedded
-from gcgbench.models.difflmm.loading import DiffLmm, load_difflmm, read_json, weight_files
+from gcgbench.models.difflmm.loading import DiffLmm, load_difflmm
 from gcgbench.models.difflmm.vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, preprocess_image
-from gcgbench.models.llava.spliced import IMAGE_TOKEN_INDEX, SplicedLM, embed_with_image_tokens  # noqa: F401
+from gcgbench.models.llava.checkpoint import read_json, weight_files
+from gcgbench.models.llava.spliced import IMAGE_TOKEN_INDEX, SplicedLM
 from gcgbench.models.llava.tokenizer import SlowLlamaTokenizer
 from gcgbench.models.llava_as.backend import LlavaAttendSegmentBackend
 from gcgbench.models.llava_as.batch import HfChunkEncoder, Prompting

@@ -38,14 +38,9 @@ from typing import Any, Mapping
 
 import torch
 
-from gcgbench.api.errors import InputError
 from gcgbench.models.difflmm.vision import DiffLmmVisionConfig, DiffLmmVisionTower, SDCLIPBlock, load_vision_tower
-from gcgbench.models.llava.checkpoint import (  # noqa: F401 - re-exported: DiffLMM's release is LLaVA's layout
-    key_problem, llama_config, load_tokenizer, quiet_logs, read_json, read_state_file, weight_files,
-)
-from gcgbench.models.llava.lora import (  # noqa: F401 - re-exported
-    ADAPTER_CONFIG, ADAPTER_FILES, NON_LORA_FILE, PROJECTOR_PREFIX, LoraSettings, merge_lora, strip_non_lora_prefixes,
-)
+from gcgbench.models.llava.checkpoint import load_tokenizer, read_json
+from gcgbench.models.llava.lora import LoraSettings
 from gcgbench.models.llava.lora import load_language_model as load_lora_language_model
 
 

@@ -34,11 +34,9 @@ of `stable-diffusion-v1-5/stable-diffusion-v1-5`: `unet/`, `vae/`, `scheduler/`;
 
 from __future__ import annotations
 
-import logging
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn as nn
