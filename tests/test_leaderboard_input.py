@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gcgbench.leaderboard import entry as entry_schema
-from gcgbench.leaderboard import files, from_results, publish
+from gcgbench.leaderboard import files, from_results, plots, publish, tables
 from gcgbench.views import run_report as report
 from tests.test_leaderboard import REPO, chromium, read_published_csv, results_payload, run_cli, write_results
 
@@ -187,7 +187,7 @@ def test_every_add_refuses_with_one_line_or_leaves_files_every_reader_reads(seed
             assert run_cli(["leaderboard", "show", task, "--dir", str(scratch / "boards")]) == 0
         for fmt in ("md", "latex", "csv", "html"):
             publish.publish([board], fmt, plots=False)
-        publish.plot_png(publish.build_table(board))
+        plots.plot_png(tables.build_table(board))
         code = run_cli(["check", str(clean), "--against", str(scratch / "boards"), "--bootstrap", "10"])
         err = capsys.readouterr().err
         assert code in (0, 1) or (code == 2 and "nothing to compare" in one_error_line(err)), err
@@ -223,9 +223,9 @@ def test_hostile_names_add_and_show_as_text(hostile_board, tmp_path, capsys):
 
 
 def test_hostile_names_in_plots_are_plain_text(hostile_board):
-    table = publish.build_table(files.load(hostile_board / "gcg.json"))
+    table = tables.build_table(files.load(hostile_board / "gcg.json"))
     assert {row.model for row in table.rows} == set(HOSTILE_NAMES)
-    image = publish.plot_png(table)
+    image = plots.plot_png(table)
     assert image[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -116,7 +116,7 @@ def require_folder(directory: Path) -> None:
 
 def rank_entries(family: str, entries: list[files.Entry]) -> tuple[str, list[files.Entry]]:
     """(headline metric, entries best first; entries without the headline last)."""
-    from gcgbench.leaderboard.publish import LAYOUTS
+    from gcgbench.leaderboard.tables import LAYOUTS
 
     layout = LAYOUTS.get(family)
     headline = layout.headline if layout else sorted({m for e in entries for m in e.metrics})[0]
@@ -132,7 +132,7 @@ def print_entries(console: Console, title: str, family: str, entries: list[files
     """One rich table of `entries`, best headline metric first; names are printed as text, never as markup."""
     from rich.text import Text
 
-    from gcgbench.leaderboard.publish import LAYOUTS, METRIC_LABELS
+    from gcgbench.leaderboard.tables import LAYOUTS, METRIC_LABELS
 
     layout = LAYOUTS.get(family)
     names = [m for m in (layout.metrics if layout else ()) if any(m in e.metrics for e in entries)]
