@@ -17,6 +17,8 @@ TextModel = typer.Option(
     None, "--text-model",
     help="Phrase similarity for GCG buckets: a local bert-base-uncased folder, or 'minilm'. Default: the model the run used.",
 )
+from gcgbench.api.errors import InputError
+from gcgbench.views import compare as comparing
 DataRoot = typer.Option(None, "--data-root", envvar="GCGBENCH_DATA",
                         help="Where the task's ground truth and images are. Default: the run's recorded data root.")
 Tasks = typer.Option(None, "--task", help="Only these tasks (comma separated). Default: every diagnosable task.")
@@ -77,8 +79,6 @@ def compare(
     """Paired-bootstrap differences of every shared task and metric, diagnoses side by side, and a viewer."""
     import json
 
-    from gcgbench.api.errors import InputError
-    from gcgbench.views import compare as comparing
     from gcgbench.views.compare_view import write_page
 
     if max_samples < 1:

@@ -18,6 +18,7 @@ from gcgbench.api.errors import GcgbenchError, InputError
 from gcgbench.api.task import DataPaths, Task
 from gcgbench.api.hashing import file_sha256
 from gcgbench.metrics.text_similarity import phrase_encoder
+from gcgbench.metrics.meteor.resources import MeteorResourceError, jar_path, paraphrase_path
 
 CAPTION_METRICS = {"meteor", "cider"}
 IMAGES_DECODED_PER_TASK = 3
@@ -97,7 +98,6 @@ def preflight(tasks: Sequence[Task], paths: DataPaths, text_model: str | None, j
 
 def _check_meteor_resources() -> Finding:
     """METEOR (either implementation) reads pycocoevalcap's meteor-1.5.jar and paraphrase table."""
-    from gcgbench.metrics.meteor.resources import MeteorResourceError, jar_path, paraphrase_path
 
     try:
         jar, table = jar_path(), paraphrase_path()

@@ -24,6 +24,7 @@ from gcgbench.api.task import DataPaths
 from gcgbench.api.types import Doc, Prediction
 from gcgbench.leaderboard import files, from_results, rows
 from gcgbench.views import run_report as report
+from gcgbench.tasks.registry import get_task
 
 
 @dataclass
@@ -92,7 +93,6 @@ class RunReader:
 
     def annotation_paths(self, task: str) -> list[Path]:
         """Where the run read the task's annotation files (its recorded data root and overrides)."""
-        from gcgbench.tasks.registry import get_task
 
         root = self.config.get("data_root")
         if not root:
@@ -129,7 +129,6 @@ class RunReader:
 
     def predictions(self, task: str, docs: Sequence[Doc]) -> dict[str, Prediction]:
         """The run's predictions for `docs`: `predictions/<task>.jsonl`, else the source a `score` run names."""
-        from gcgbench.tasks.registry import get_task
 
         own = RunDir(self.path).predictions_path(task)
         if own.is_file():

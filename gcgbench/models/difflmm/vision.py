@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from gcgbench.api.errors import InputError
 from gcgbench.models.llava.checkpoint import key_problem, quiet_logs  # noqa: F401 - re-exported
 from gcgbench.models.llava.checkpoint import load_clip_vision as _load_clip_vision
+from gcgbench.models.llava.loading import expand_to_square
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -157,8 +158,6 @@ def preprocess_image(image: Any, resolution: int) -> torch.Tensor:
     """PIL image → (3, R, R) float32, as upstream's `process_images` with its effective CLIP mean/std (see 1.)."""
     import numpy as np
     from PIL import Image
-
-    from gcgbench.models.llava.loading import expand_to_square
 
     image = image.convert("RGB")
     image = expand_to_square(image, tuple(int(v * 255) for v in OPENAI_CLIP_MEAN))

@@ -66,6 +66,10 @@ from gcgbench.models.llava.checkpoint import weight_files
 from gcgbench.models.llava.loading import resolve_dtype
 from gcgbench.models.llava.narrative import narrative_pieces
 from gcgbench.models.llava.tokenizer import SlowLlamaTokenizer
+from gcgbench.grounding.phrases import decoded_token_spans, load_spacy, overlapping_tokens, spacy_model_id, strip_text
+from gcgbench.grounding.sam_refine import build_sam
+from gcgbench.models.flmm.head import FlmmHeads
+from gcgbench.models.flmm.next import load_llava_next
 
 PRONOUNS = frozenset({"it", "this", "that", "those", "these", "them", "he", "she", "you", "i", "they", "me", "her",
                       "him", "a", "what", "which", "whose", "who"})    # grounded_conversation.py::process_noun_chunks
@@ -144,15 +148,11 @@ class FlmmBackend:
         """LLaVA(-NeXT), tokenizer, SAM and the F-LMM heads, strictly checked, on `device` (loaded once)."""
         if self._loaded is not None and self._loaded.device == device:
             return self._loaded
-        from gcgbench.grounding.sam_refine import build_sam
-        from gcgbench.models.flmm.head import FlmmHeads
 
         if self._loaded is None:
             lmm = fl.resolve_lmm(self.options.model_path, self.options.lmm)
             dtype = resolve_dtype(self.options.dtype, device, cuda_default=torch.bfloat16)
             if lmm == "llava_next":
-                from gcgbench.models.flmm.next import load_llava_next
-
                 llava, tokenizer, vision = load_llava_next(self.options.model_path, dtype)
             else:
                 llava, tokenizer = fl.load_llava(self.options.model_path, dtype)
@@ -171,8 +171,6 @@ class FlmmBackend:
         return self._loaded
 
     def nlp(self) -> Any:
-        from gcgbench.grounding.phrases import load_spacy
-
         if self._nlp is None:
             try:
                 self._nlp = load_spacy(self.options.spacy_model)
@@ -230,8 +228,6 @@ class FlmmBackend:
         return fl.prompt_ids(loaded.encoder, text, loaded.image_token_id, view.image_tokens, loaded.instruction)
 
     def _grounded_caption(self, loaded: _Loaded, request: Request, image: Any, view: Any) -> Prediction:
-        from gcgbench.grounding.phrases import decoded_token_spans, overlapping_tokens, spacy_model_id, strip_text
-
         prompt = self._prompt(loaded, fl.FLMM_PROMPT if self.options.gcg_prompt == "flmm" else request.prompt, view)
         new = self._generate(loaded, prompt, view)
         text, spans = strip_text(*decoded_token_spans(loaded.tokenizer, new))
