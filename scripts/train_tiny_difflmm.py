@@ -41,7 +41,8 @@ from gcgbench.data.sample.scenes import make_scene
 from gcgbench.models.llava import loading as ll
 from gcgbench.models import embedded
 import tiny_builders
-from gcgbench.models.difflmm.backend import DiffLmmProcessor, embed_with_image_tokens
+from gcgbench.models.difflmm.backend import DiffLmmProcessor
+from gcgbench.models.llava.spliced import embed_with_image_tokens
 from gcgbench.models.difflmm.vision import DiffLmmVisionConfig, DiffLmmVisionTower, SDCLIPBlock, preprocess_image
 
 from tiny_training import epoch_batch, jpeg_roundtrip, llava_batch, log, resume, save_state, warmup_cosine

@@ -15,8 +15,9 @@ import pytest
 from PIL import Image
 
 from gcgbench.api.types import Prediction
-from gcgbench.leaderboard import check, report
-from gcgbench.leaderboard.diagnose.gcg import BUCKETS
+from gcgbench.leaderboard import check
+from gcgbench.views import run_report as report
+from gcgbench.views.diagnose.gcg import BUCKETS
 
 try:
     from tests.test_leaderboard import chromium, run_cli

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gcgbench.api.types import RLE, Doc, Phrase, Prediction
-from gcgbench.leaderboard.diagnose.gcg import BUCKETS, diagnose_gcg, size_group, split_similarity
+from gcgbench.views.diagnose.gcg import BUCKETS, diagnose_gcg, size_group, split_similarity
 from gcgbench.metrics.gcg import score_gcg_masks
 
 try:

@@ -11,8 +11,8 @@ import pytest
 from gcgbench.api.task import DataPaths
 from gcgbench.api.types import RLE, Doc, Phrase, Prediction
 from gcgbench.data.sample import write_sample
-from gcgbench.leaderboard.diagnose import png as png_diagnosis
-from gcgbench.leaderboard.diagnose import res as res_diagnosis
+from gcgbench.views.diagnose import png as png_diagnosis
+from gcgbench.views.diagnose import res as res_diagnosis
 from gcgbench.metrics import png
 from gcgbench.tasks.registry import get_task
 

@@ -29,7 +29,7 @@ from gcgbench.grounding import attend_segment as aas
 from gcgbench.data.sample import write_sample
 from gcgbench.grounding.sam_refine import TINY_TEST_SAM, build_tiny_sam
 from gcgbench.models.difflmm.backend import IMAGE_TOKEN_INDEX, tokenizer_image_token
-from gcgbench.models.difflmm.loading import strip_non_lora_prefixes
+from gcgbench.models.llava.lora import strip_non_lora_prefixes
 from gcgbench.models.difflmm.vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, SDCLIPBlock, preprocess_image
 from gcgbench.grounding.attention_capture import CAPTURE_ATTENTION
 from tests.tiny_checkpoints import TINY_WORDS
@@ -428,11 +428,16 @@ def test_fingerprint_covers_every_checkpoint(files):
     backend = load_backend("difflmm", _args(files))
     fingerprint = backend.fingerprint()
     assert fingerprint["name"] == "difflmm"
-    assert {"adapter_model.bin", "non_lora_trainables.bin", "adapter_config.json", "config.json"} <= set(fingerprint["lora_files_sha256"])
-    assert {"pytorch_model.bin.index.json", "pytorch_model-00001-of-00002.bin", "tokenizer.json"} <= set(fingerprint["base_files_sha256"])
-    assert {"unet/diffusion_pytorch_model.safetensors", "vae/config.json", "scheduler/scheduler_config.json"} <= set(fingerprint["sd_files_sha256"])
-    assert "config.json" in fingerprint["clip_files_sha256"] and fingerprint["sam_checkpoint_sha256"]
-    assert fingerprint["args"]["sd_path"] == str(files / "sd15")
+    hashes = fingerprint["files_sha256"]
+    assert {"adapter_model.bin", "non_lora_trainables.bin", "adapter_config.json", "config.json"} <= set(hashes["model"])
+    assert {"pytorch_model.bin.index.json", "pytorch_model-00001-of-00002.bin", "tokenizer.json"} <= set(hashes["model_base"])
+    assert {"unet/diffusion_pytorch_model.safetensors", "vae/config.json", "scheduler/scheduler_config.json"} <= set(hashes["sd"])
+    assert "config.json" in hashes["clip"] and hashes["sam_checkpoint"]
+    assert "sd_path" not in fingerprint["args"] and str(files) not in repr(fingerprint)     # paths out, hashes in
+    assert fingerprint["protocols"]["grounded_caption"] == "aas"
+    # no protocol or question argument with real folders: GCG and PNG ask a&s's question (aas/infer_attn.py)
+    assert backend.options.question_for(backend.protocol_for("grounded_caption"), "task prompt") == \
+        "Describe the image in detail."
 
 
 def test_arguments_are_checked_up_front(files):
@@ -442,3 +447,5 @@ def test_arguments_are_checked_up_front(files):
         load_backend("difflmm", _args(files, clip_path=str(files / "nope")))
     with pytest.raises(InputError, match="takes no argument"):
         load_backend("difflmm", _args(files, beams="2"))
+    with pytest.raises(InputError, match="max_new_tokens: must be at least 1"):
+        load_backend("difflmm", _args(files, max_new_tokens="0"))

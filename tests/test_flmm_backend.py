@@ -161,13 +161,58 @@ def test_pad_to_square_and_unpad_follow_custom_llava_image_processor():
     assert unpad(torch.zeros(1, 64, 64), meta).shape == (1, 64, 43)   # int(32·64/48 + 0.5)
 
 
-def test_narrative_is_cut_at_phrase_spans():
+def test_narrative_pieces_are_the_utterances_or_the_caption_cut_at_phrase_spans():
+    from gcgbench.models.llava.narrative import narrative_pieces
+
     caption = "In this image we can see a man , a dog and the sky."
     phrases = [{"text": "a man", "start": 25, "end": 30}, {"text": "a dog", "start": 33, "end": 38},
                {"text": "the sky", "start": None, "end": None}]
-    assert fl.narrative_pieces(caption, phrases) == [
-        ("In this image we can see", False), ("a man", True), (",", False), ("a dog", True), ("and", False),
-        ("the sky", True), (".", False)]
+    assert narrative_pieces({"caption": caption, "phrases": phrases}) == (
+        ["In this image we can see", "a man", ",", "a dog", "and", "the sky", "."], [1, 3, 5])
+    utterances = ["In this image we can see", "a man", " , ", "a dog", "and", "the sky."]
+    with_utterances = [dict(p, utterance=u) for p, u in zip(phrases, (1, 3, 5))]
+    assert narrative_pieces({"caption": caption, "phrases": with_utterances, "utterances": utterances}) == (
+        utterances, [1, 3, 5])
+
+
+def transform_concat(prompt, texts, encode, dot):
+    """F-LMM flmm/datasets/transforms.py:109-123 (RefCOCO2PNG.transform_concat), restated: ids and mask_ids."""
+    caption_input_ids, mask_ids = [], [-1] * len(prompt)
+    for inst_id, instant_text in enumerate(texts):
+        segment_input_ids = encode(instant_text)
+        caption_input_ids += segment_input_ids
+        mask_ids += [inst_id] * len(segment_input_ids)
+        caption_input_ids.append(dot)
+        mask_ids.append(-1)
+    return prompt + caption_input_ids, mask_ids
+
+
+def test_res_concat_is_one_sequence_per_image_of_every_objects_first_raw_sentence(backend, sample):
+    from gcgbench.data.refer import flmm_selection
+    from gcgbench.models.flmm import loading as fl
+    from gcgbench.models.flmm.backend import concat_text
+
+    task = get_task("res_refcoco_val")
+    docs = task.docs(sample)
+    backend.prepare(task, docs)
+    assert backend.protocol_for("segment") == "flmm-concat"
+    selected = flmm_selection(docs, "val")
+    group = backend._concat[selected[0].doc_id]
+    assert [d.doc_id for d in group] == [d.doc_id for d in selected if d.truth["image_id"] == selected[0].truth["image_id"]]
+    loaded = backend.load("cpu")
+    encode = lambda text: loaded.encoder.encode(text, add_special_tokens=False)
+    dot = encode(".")[-1]
+    prompt = [1, 5, 7]
+    texts = [concat_text(d) for d in group]
+    assert all(t == (d.truth["raw"] or d.inputs["expression"]).lower() for t, d in zip(texts, group))
+    ids, mask_ids = transform_concat(prompt, texts, encode, dot)
+    ours = fl.teacher_forced_pieces(prompt, texts, list(range(len(texts))), loaded.encoder, after_each=[dot])
+    assert ours.input_ids == ids
+    assert ours.phrase_positions == [[i for i, m in enumerate(mask_ids) if m == k] for k in range(len(texts))]
+    predictions = infer_task(backend, task, docs, GenerationSettings())
+    chosen = {d.doc_id for d in selected}
+    for doc, prediction in zip(docs, predictions):
+        assert prediction.extras["flmm_protocol"] == ("flmm-concat" if doc.doc_id in chosen else "flmm-single (not selected)")
 
 
 def test_gcg_noun_phrases_follow_the_demo_filter(backend):
@@ -215,6 +260,7 @@ def test_mask_head_input_is_every_layer_and_head_of_the_phrase_rows(backend, sam
     task = get_task("res_refcoco_val")
     request = task.requests(task.docs(sample)[0])
     loaded = backend.load("cpu")
+    backend._concat = {}          # no prepared concat groups: the request is its own sequence (flmm-single)
     seen = {}
     hook = loaded.heads.mask_head.register_forward_hook(lambda m, i, o: seen.setdefault("maps", i[0].clone()))
     try:
@@ -276,5 +322,10 @@ def test_arguments_and_fingerprint(files, tmp_path):
     state["text_layer_weights"] = torch.zeros(LAYERS)
     torch.save(state, copy)
     second = FlmmBackend.from_args(dict(files["args"], checkpoint=str(copy))).fingerprint()
-    assert first["files"]["checkpoint"] != second["files"]["checkpoint"]
-    assert first["files"]["model_path"] == second["files"]["model_path"] and "config.json" in first["files"]["model_path"]
+    assert first["files_sha256"]["checkpoint"] != second["files_sha256"]["checkpoint"]
+    assert first["files_sha256"]["model"] == second["files_sha256"]["model"] and "config.json" in first["files_sha256"]["model"]
+    assert first["protocols"] == {"grounded_caption": "gcgbench", "segment": "flmm-concat", "segment_phrases": "flmm"}
+    with pytest.raises(InputError, match="max_new_tokens: must be at least 1"):
+        FlmmBackend.from_args(dict(files["args"], max_new_tokens="0"))
+    with pytest.raises(InputError, match="max_new_tokens: must be at least 1"):
+        FlmmBackend.from_args(dict(files["args"], max_new_tokens="-4"))

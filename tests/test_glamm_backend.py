@@ -93,11 +93,12 @@ def test_gcg_pairs_generated_phrases_with_seg_masks_by_order(files, backend):
     script = glamm.tokenizer.tokenize("The <p> red circle </p> [SEG] near [SEG] [SEG] on <p> gray </p>.") + [glamm.tokenizer.eos_id]
     original = glamm.network.lm_head
     glamm.network.lm_head = ScriptedHead(script, glamm.tokenizer.vocab_size)
+    options = backend.options
     try:
-        backend.options["max_new_tokens"] = "64"
+        backend.options = options.replace(max_new_tokens=64)
         predictions = infer_task(backend, task, docs, SETTINGS)
     finally:
-        glamm.network.lm_head, backend.options["max_new_tokens"] = original, "6"
+        glamm.network.lm_head, backend.options = original, options
     for doc, prediction in zip(docs, predictions):
         assert [p.text for p in prediction.phrases] == ["red circle", "gray"]
         assert [len(p.masks) for p in prediction.phrases] == [1, 1]            # [SEG] i → phrase i, by order only
@@ -279,14 +280,54 @@ def test_png_is_refused_up_front_on_one_line(files, monkeypatch, capsys, tmp_pat
                  "--no-cache"])
     err = capsys.readouterr().err.strip()
     assert code == 2
-    assert err.splitlines()[-1] == ("error: --task: png_val: backend 'glamm' cannot answer requests of kind "
-                                    "'segment_phrases'; it answers: caption, grounded_caption, segment")
+    assert err.splitlines()[-1] == ("error: --task: png_val: the backend has no protocol for task png_val "
+                                    "(requests of kind segment_phrases)")
     assert "Traceback" not in err and not (tmp_path / "out").exists()
     assert "segment_phrases" not in GlammBackend.supported_kinds
 
 
 def test_fingerprint_hashes_both_folders(backend):
     fingerprint = backend.fingerprint()
-    assert "pytorch_model-00001-of-00002.bin" in fingerprint["model_files_sha256"]
-    assert "model.safetensors" in fingerprint["clip_files_sha256"]
+    assert "pytorch_model-00001-of-00002.bin" in fingerprint["files_sha256"]["model"]
+    assert "model.safetensors" in fingerprint["files_sha256"]["clip"]
+    assert fingerprint["protocols"]["segment"] == "glamm-multiturn" and "model_path" not in fingerprint["args"]
     assert parse_glamm_output("ASSISTANT: x").caption == "x"
+
+
+def test_res_multiturn_asks_an_images_sentences_in_one_seeded_conversation(files, backend):
+    """GLaMM's RES eval: <= 3 sentences of an image, random templates and answers, one conversation, the i-th
+    [SEG] → the i-th sentence; seeded by --seed; `--protocol glamm` scores upstream's first draw only."""
+    from gcgbench.data.refer import glamm_conversations, glamm_image_seed, glamm_selection
+    from gcgbench.models.glamm import tokenizer as gt
+    from gcgbench.models.glamm.options import ANSWER_LIST, SEG_QUESTIONS, conversation_turns
+
+    task, docs = docs_of("res_refcoco_val", files[2], 1000)
+    conversations = glamm_conversations(docs, seed=3)
+    assert sorted(d.doc_id for c in conversations for d in c) == sorted(d.doc_id for d in docs)
+    assert all(1 <= len(c) <= 3 and len({d.truth["image_id"] for d in c}) == 1 for c in conversations)
+    assert glamm_conversations(docs, seed=3) == conversations
+    first = {}
+    for conversation in conversations:
+        first.setdefault(conversation[0].truth["image_id"], conversation)
+    assert glamm_selection(docs, 3) == [d for c in first.values() for d in c]
+    group = max(conversations, key=len)
+    turns = conversation_turns([d.inputs["expression"] for d in group], glamm_image_seed(3, group[0].truth["image_id"]))
+    import random
+
+    rng = random.Random(glamm_image_seed(3, group[0].truth["image_id"]))
+    for (question, answer), doc in zip(turns, group):           # create_conversations' draw order, restated
+        assert question == rng.choice(SEG_QUESTIONS).format(class_name=doc.inputs["expression"].lower())
+        assert answer == rng.choice(ANSWER_LIST)
+    settings = GenerationSettings(seed=3, batch_size=1, device="cpu")
+    predictions = {p.doc_id: p for p in infer_task(backend, task, docs, settings)}
+    glamm = backend._load("cpu")
+    prompt = gt.llava_v1_prompt([(gt.with_image(turns[0][0]), turns[0][1]), *turns[1:]])
+    ids = gt.tokenizer_image_token(prompt, glamm.tokenizer)
+    assert ids.count(glamm.seg_id) == len(group) and prompt.count("</s>") == len(group)
+    for turn, doc in enumerate(group):
+        extras = predictions[doc.doc_id].extras
+        assert (extras["glamm_protocol"], extras["turn"], extras["question"]) == ("glamm-multiturn", turn, turns[turn][0])
+        assert predictions[doc.doc_id].phrases[0].masks[0].size == (doc.height, doc.width)
+    single = GlammBackend.from_args({"model_path": str(files[0]), "clip_path": str(files[1]), "protocol": "per-sentence"})
+    alone = infer_task(single, task, group[:1], settings)[0]
+    assert alone.extras["glamm_protocol"] == "per-sentence" and alone.extras["answer"] == "It is [SEG]."

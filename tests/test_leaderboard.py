@@ -21,7 +21,7 @@ import typer
 from PIL import Image
 
 from gcgbench.api.errors import GcgbenchError
-from gcgbench.leaderboard import emergent, files, from_results, publish, seed
+from gcgbench.leaderboard import emergent, files, from_results, plots, publish, seed, tables
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -192,8 +192,8 @@ def test_publish_writes_plots_of_the_headline_metrics(tmp_path):
                     "--output", str(tmp_path / "site")]) == 0
     for family in ("gcg", "res", "captioning"):
         assert (tmp_path / "site" / f"{family}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    table = publish.build_table(board)
-    image = Image.open(io.BytesIO(publish.plot_png(table)))
+    table = tables.build_table(board)
+    image = Image.open(io.BytesIO(plots.plot_png(table)))
     assert image.width > 300 and image.height > 150
     assert table.headline == "mask_recall" and [c.task for c in table.columns if c.metric == "mask_recall"] == [
         "gcg_val", "gcg_test"]
@@ -377,11 +377,11 @@ def test_sample_data_rows_are_named_apart_and_never_best(tmp_path):
     assert entry.model == "ours (sample)"
     board = files.load(REPO / "leaderboards" / "gcg.json")
     board.entries = [e for e in board.entries if e.source == "reported"] + [entry]
-    table = publish.build_table(board)
+    table = tables.build_table(board)
     assert "ours (sample)" not in [row.model for row in table.rows]  # not ranked with the real split
     glamm = next(row for row in table.rows if row.model == "GLaMM")
     assert any(table.is_best(glamm, column) for column in table.columns)
-    apart = publish.build_table(board, sample=True)
+    apart = tables.build_table(board, sample=True)
     assert apart.sample and [row.model for row in apart.rows] == ["ours (sample)"]
     assert not any(apart.is_best(apart.rows[0], column) for column in apart.columns)
 

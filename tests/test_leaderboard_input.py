@@ -17,7 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gcgbench.leaderboard import files, from_results, publish, report
+from gcgbench.leaderboard import entry as entry_schema
+from gcgbench.leaderboard import files, from_results, plots, publish, tables
+from gcgbench.views import run_report as report
 from tests.test_leaderboard import REPO, chromium, read_published_csv, results_payload, run_cli, write_results
 
 HOSTILE_NAMES = ("$\\undefinedcommand$", "[/]", "[bold]x[/bold]", "<script>alert(1)</script>",
@@ -76,7 +78,7 @@ def test_metric_ranges_fractions_cider_and_mme_points(tmp_path, capsys):
     payload = results_payload(task="mme", metrics=mme)
     payload["metric_config"]["mme"]["points_metrics"] = "perception, cognition, *_score"
     [entry] = from_results.entries_from_results(payload, write_results(tmp_path / "mme", payload))
-    assert entry.metrics == mme and files.is_points_metric("perception", entry.metric_config)
+    assert entry.metrics == mme and entry_schema.is_points_metric("perception", entry.metric_config)
     assert run_cli(["leaderboard", "add", str(tmp_path / "mme"), "--dir", str(tmp_path / "b")]) == 0
     assert run_cli(["leaderboard", "show", "mme", "--dir", str(tmp_path / "b")]) == 0
     shown = capsys.readouterr().out  # the VQA layout's MME columns: points as they are, never ×100
@@ -185,7 +187,7 @@ def test_every_add_refuses_with_one_line_or_leaves_files_every_reader_reads(seed
             assert run_cli(["leaderboard", "show", task, "--dir", str(scratch / "boards")]) == 0
         for fmt in ("md", "latex", "csv", "html"):
             publish.publish([board], fmt, plots=False)
-        publish.plot_png(publish.build_table(board))
+        plots.plot_png(tables.build_table(board))
         code = run_cli(["check", str(clean), "--against", str(scratch / "boards"), "--bootstrap", "10"])
         err = capsys.readouterr().err
         assert code in (0, 1) or (code == 2 and "nothing to compare" in one_error_line(err)), err
@@ -221,9 +223,9 @@ def test_hostile_names_add_and_show_as_text(hostile_board, tmp_path, capsys):
 
 
 def test_hostile_names_in_plots_are_plain_text(hostile_board):
-    table = publish.build_table(files.load(hostile_board / "gcg.json"))
+    table = tables.build_table(files.load(hostile_board / "gcg.json"))
     assert {row.model for row in table.rows} == set(HOSTILE_NAMES)
-    image = publish.plot_png(table)
+    image = plots.plot_png(table)
     assert image[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -127,10 +128,10 @@ def test_teacher_forced_rows_and_own_query_equal_naive(files):
     task, docs = _docs(files, "png_val")
     requests = [task.requests(d) for d in docs[:2]]
     backend._load("cpu")
-    batch = backend._batch(requests, [r.prompt for r in requests], answers=[r.inputs["caption"] for r in requests])
+    batch = backend._batch(requests, [r.prompt for r in requests], answers=[r.inputs["utterances"] for r in requests])
     length = batch.input_ids.shape[1]
-    rows = torch.tensor([[length - len(o) + t for t in range(len(o))] + [length - 1] * (max(map(len, batch.answer_offsets)) - len(o))
-                         for o in batch.answer_offsets])
+    sizes = [ranges[-1][1] for ranges in batch.answer_ranges]
+    rows = torch.tensor([[length - n + t for t in range(n)] + [length - 1] * (max(sizes) - n) for n in sizes])
     maps = backend._forward_rows(batch.input_ids, batch.attention_mask, batch.pixel_values, rows)
     naive = _naive_rows(_eager_model(files), batch.input_ids, batch.attention_mask, batch.pixel_values, rows.tolist())
     for b in range(2):
@@ -218,12 +219,14 @@ def test_fingerprint_hashes_checkpoints_and_changes_with_them(files, tmp_path):
     write_tiny_llava(copy)
     backend = load_backend("llava-as", {**_args(files), "model_path": str(copy)})
     first = backend.fingerprint()
-    assert set(first["model_files_sha256"]) >= {"config.json", "model.safetensors"} and first["sam_checkpoint_sha256"]
+    files_sha256 = first["files_sha256"]
+    assert set(files_sha256["model"]) >= {"config.json", "model.safetensors"} and files_sha256["sam_checkpoint"]
+    assert first["protocols"]["grounded_caption"] == "aas" and str(copy) not in repr(first)
     assert (tmp_path / "cache" / "gcgbench" / "file-sha256.json").is_file()
     assert backend.fingerprint() == first
     write_tiny_llava(copy, seed=1)
     second = backend.fingerprint()
-    assert second["model_files_sha256"]["model.safetensors"] != first["model_files_sha256"]["model.safetensors"]
+    assert second["files_sha256"]["model"]["model.safetensors"] != files_sha256["model"]["model.safetensors"]
     assert load_backend("llava-as", _args(files, aggregation="mean")).fingerprint()["args"]["aggregation"] == "mean"
 
 
@@ -241,3 +244,37 @@ def test_arguments_are_checked_up_front(files):
     task, docs = _docs(files, "gcg_val")
     with pytest.raises(InputError, match="sam_checkpoint"):
         infer_task(no_sam, task, docs[:1], GenerationSettings())
+    with pytest.raises(InputError, match="max_new_tokens: must be at least 1"):
+        load_backend("llava-as", _args(files, max_new_tokens="0"))
+    with pytest.raises(InputError, match="res_template must contain"):
+        load_backend("llava-as", _args(files, res_template="Describe it."))
+
+
+def test_protocols_choose_the_question(files):
+    """No protocol or question arguments: GCG and PNG ask a&s's question, RES uses a&s's template."""
+    from gcgbench.models import embedded
+
+    gcg = get_task("gcg_val").requests(_docs(files, "gcg_val")[1][0])
+    png = get_task("png_val").requests(_docs(files, "png_val")[1][0])
+    backend = load_backend("llava-as", _args(files))
+    assert backend._question(gcg) == backend._question(png) == "Describe the image in detail."
+    assert backend.options.res_question(backend.protocol_for("segment"), "red circle", "task prompt") == \
+        'Describe the "red circle".'
+    ours = load_backend("llava-as", _args(files, protocol="task-prompt"))
+    assert ours._question(gcg) == gcg.prompt and ours._question(png) == png.prompt
+    assert ours.options.res_question(ours.protocol_for("segment"), "red circle", "task prompt") == "task prompt"
+    assert load_backend("llava-as", _args(files, question="What is here?"))._question(gcg) == "What is here?"
+    assert load_backend("llava-as", {})._question(gcg) == embedded.TINY_QUESTION   # the tiny model's trained question
+
+
+def test_png_teacher_forces_each_utterance_on_its_own(backend, files):
+    task, docs = _docs(files, "png_val")
+    request = task.requests(docs[0])
+    backend._load("cpu")
+    batch = backend._batch([request], ["q"], answers=[request.inputs["utterances"]])
+    encode = lambda text: backend._tokenizer(text, add_special_tokens=False)["input_ids"]
+    pieces = [encode(u) for u in request.inputs["utterances"]]
+    answer = [t for piece in pieces for t in piece]
+    assert batch.input_ids[0, -len(answer):].tolist() == answer
+    starts = np.cumsum([0] + [len(p) for p in pieces])
+    assert batch.answer_ranges[0] == [(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])]

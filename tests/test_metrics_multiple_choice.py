@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gcgbench.api.errors import InputError
+from gcgbench.metrics.vqa import aggregate
 from gcgbench.metrics.mmbench import MMBenchRecord, mmbench_extract_choice, mmbench_submission_rows, score_mmbench
 from gcgbench.metrics.multiple_choice import (
     MME_COGNITION,
@@ -20,7 +21,6 @@ from gcgbench.metrics.multiple_choice import (
     POPERecord,
     ScienceQARecord,
     SEEDRecord,
-    aggregate,
     parse_mme_answer,
     parse_pope_answer,
     parse_scienceqa_answer,

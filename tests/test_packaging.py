@@ -47,11 +47,11 @@ def test_wheel_contains_task_files(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "gcgbench_tasks/gcg_val.yaml" in names
     assert "gcgbench/metrics/gcg.py" in names
-    assert {"gcgbench/leaderboard/templates/diagnose.html.j2", "gcgbench/leaderboard/templates/compare.html.j2"} <= set(names)
+    assert {"gcgbench/html/templates/diagnose.html.j2", "gcgbench/html/templates/compare.html.j2"} <= set(names)
     shipped = [p.relative_to(ROOT).as_posix() for p in (ROOT / "gcgbench" / "checkpoints").rglob("*")
                if p.is_file() and not p.name.startswith(".")]
     assert shipped and not set(shipped) - set(names), "embedded tiny checkpoints missing from the wheel"
-    templates = [p.relative_to(ROOT).as_posix() for p in (ROOT / "gcgbench" / "leaderboard" / "templates").glob("*.html")]
+    templates = [p.relative_to(ROOT).as_posix() for p in (ROOT / "gcgbench" / "html" / "templates").glob("*.html")]
     assert templates and not set(templates) - set(names), "page templates missing from the wheel"
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     assert "Requires-Dist: jinja2" in zipfile.ZipFile(wheel).read(metadata).decode()

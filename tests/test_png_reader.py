@@ -123,6 +123,18 @@ def test_grounded_utterances_become_phrases_with_spans_in_the_caption(tmp_path):
     assert first.truth["caption_rebuilt"] is False
 
 
+def test_requests_carry_every_utterance_verbatim_as_upstream_encodes_them(tmp_path):
+    from gcgbench.tasks.registry import get_task
+
+    docs = read(write_fixture(tmp_path))
+    assert docs[1].inputs["utterances"] == ["Two people", "on", "grass", "."]   # ungrounded ones included
+    assert [p["utterance"] for p in docs[1].inputs["phrases"]] == [0, 2]
+    assert docs[2].inputs["utterances"] == ["Nothing to see here."] and docs[2].inputs["phrases"] == []
+    request = get_task("png_val").requests(docs[0])
+    assert request.inputs["utterances"] == [s["utterance"] for s in NARRATIVES[0]["segments"]]
+    assert [p["utterance"] for p in request.inputs["phrases"]] == [0, 2, 4]
+
+
 def test_masks_are_the_segments_and_plural_phrases_their_union(tmp_path):
     first, second, _ = read(write_fixture(tmp_path))
     assert first.phrases[0].masks[0].decode().tolist() == (ID_MAP == MAN).astype(int).tolist()

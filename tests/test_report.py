@@ -16,7 +16,7 @@ from PIL import Image
 from gcgbench.api.types import RLE, Phrase, Prediction
 from gcgbench.cli.app import main
 from gcgbench.data.sample import write_sample
-from gcgbench.leaderboard import report
+from gcgbench.views import run_report as report
 from gcgbench.tasks.registry import get_task
 from tests.test_leaderboard import chromium, run_cli
 

@@ -249,7 +249,8 @@ def test_tiny_cards_spell_out_the_no_model_args_run():
 
 
 def test_vqa_leaderboard_publishes_mme_in_points_and_full_task_names():
-    from gcgbench.leaderboard.publish import build_table, render_markdown, task_label
+    from gcgbench.leaderboard.publish import render_markdown
+    from gcgbench.leaderboard.tables import build_table, task_label
 
     board = files.load(ROOT / "leaderboards" / "vqa.json")
     text = render_markdown([build_table(board)])

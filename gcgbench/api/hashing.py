@@ -84,3 +84,36 @@ def folder_sha256(folder: Path) -> dict[str, str]:
     files = sorted(p for p in folder.rglob("*") if p.is_file()
                    and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     return {str(p.relative_to(folder)): cached_sha256(p) for p in files}
+
+
+def files_sha256(files: Mapping[str, Any]) -> dict[str, Any]:
+    """{role: hashes} for a backend's checkpoint files, by content only (no path is kept):
+
+    a file → its sha256; a folder → `folder_sha256` ({relative path: sha256}); `(root, [files])` →
+    {path relative to root: sha256} of those files that exist; None → None (the role is not used)."""
+    out: dict[str, Any] = {}
+    for role, value in files.items():
+        if value is None:
+            out[role] = None
+        elif isinstance(value, tuple):
+            root, listed = Path(value[0]), value[1]
+            out[role] = {str(Path(p).relative_to(root)): cached_sha256(Path(p)) for p in listed if Path(p).is_file()}
+        elif Path(value).is_dir():
+            out[role] = folder_sha256(Path(value))
+        else:
+            out[role] = cached_sha256(Path(value))
+    return out
+
+
+def backend_fingerprint(name: str, options: Any, files: Mapping[str, Any], protocols: Any = None,
+                        **extra: Any) -> dict[str, Any]:
+    """The one fingerprint every backend gives (docs/cache.md): its name, its typed options without the
+    paths (`BackendOptions.fingerprint_args`; the `protocol` option replaced by the protocol each request
+    kind runs under, `ProtocolTable.resolved`), the sha256 of its checkpoint files (`files_sha256`), and `extra` facts that change
+    answers (an implementation version, the conversation template...). Moving a checkpoint folder keeps
+    the fingerprint; changing a byte of it, an option or a protocol changes it."""
+    args = {k: v for k, v in options.fingerprint_args().items() if k != "protocol"}
+    fingerprint = {"name": name, "args": args, "files_sha256": files_sha256(files), **extra}
+    if protocols is not None:
+        fingerprint["protocols"] = protocols.resolved(getattr(options, "protocol", None) or None)
+    return fingerprint

@@ -132,6 +132,11 @@ class Task(Protocol):
     """A benchmark split: where its data lives, what to ask, how to read and score predictions."""
 
     spec: TaskSpec
+    request_kind: str           # the `Request.kind` of every request of the task (backends declare protocols per kind)
+
+    @property
+    def scoring_protocols(self) -> tuple[str, ...]:
+        """The names `--protocol` may take for this task; () when the family scores one way only."""
 
     @property
     def name(self) -> str: ...

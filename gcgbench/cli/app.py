@@ -21,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+from gcgbench.runner.children import kill_children
 
 
 def _register_commands() -> None:
@@ -106,7 +107,6 @@ def _show_usage_error(error: Exception) -> None:
 def _end_children() -> None:
     """Kill what this process started and left running (a JVM scoring METEOR, a tokenizer): after Ctrl-C
     nothing of the run may outlive it."""
-    from gcgbench.runner.children import kill_children
 
     kill_children()
 

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from gcgbench.cli.run import execute
-from gcgbench.leaderboard.report import build_report
+from gcgbench.views.run_report import build_report
 
 
 def demo(

@@ -17,6 +17,8 @@ TextModel = typer.Option(
     None, "--text-model",
     help="Phrase similarity for GCG buckets: a local bert-base-uncased folder, or 'minilm'. Default: the model the run used.",
 )
+from gcgbench.api.errors import InputError
+from gcgbench.views import compare as comparing
 DataRoot = typer.Option(None, "--data-root", envvar="GCGBENCH_DATA",
                         help="Where the task's ground truth and images are. Default: the run's recorded data root.")
 Tasks = typer.Option(None, "--task", help="Only these tasks (comma separated). Default: every diagnosable task.")
@@ -38,7 +40,7 @@ def diagnose(
     data_root: Optional[Path] = DataRoot, text_model: Optional[str] = TextModel, task: Optional[str] = Tasks,
 ) -> None:
     """Why recall was lost: every missed GT phrase in one bucket, recall by size/objects/frequency, plots."""
-    from gcgbench.leaderboard.diagnose.build import diagnose_run
+    from gcgbench.views.diagnose.build import diagnose_run
 
     json_path, pages = diagnose_run(run_dir, output, data_root, text_model, _tasks(task))
     console = _console()
@@ -77,9 +79,7 @@ def compare(
     """Paired-bootstrap differences of every shared task and metric, diagnoses side by side, and a viewer."""
     import json
 
-    from gcgbench.api.errors import InputError
-    from gcgbench.leaderboard import compare as comparing
-    from gcgbench.leaderboard.compare_view import write_page
+    from gcgbench.views.compare_view import write_page
 
     if max_samples < 1:
         raise InputError("--max-samples", None, f"must be at least 1, got {max_samples}")

@@ -17,6 +17,13 @@ from rich.table import Table
 
 from gcgbench.api.errors import InputError
 from gcgbench.leaderboard import files, from_results
+from gcgbench.leaderboard.entry import is_points_metric
+from gcgbench.cli.listing import print_json
+from gcgbench.leaderboard import check as checking
+from gcgbench.leaderboard import publish as publishing
+from gcgbench.leaderboard.tables import LAYOUTS, METRIC_LABELS
+from gcgbench.tasks.registry import canonical_task
+from gcgbench.views.run_report import build_report
 
 app = typer.Typer(help="Leaderboard files: add runs or published numbers, show a task, publish tables and plots.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -65,7 +72,6 @@ def show(
 ) -> None:
     """Every entry for TASK, best headline metric first (×100, one decimal; 95% intervals where measured).
     Runs on the bundled synthetic sample are listed apart, below: they are not comparable."""
-    from gcgbench.tasks.registry import canonical_task
 
     task = canonical_task(task)
     board = files.load(board_path(task, file, directory))
@@ -74,8 +80,6 @@ def show(
         tasks = sorted({e.task for e in board.entries})
         raise InputError(board.path, None, f"no entry for task {task!r}; it has {', '.join(tasks) or 'no entry at all'}")
     if as_json:
-        from gcgbench.cli.listing import print_json
-
         headline, ranked = rank_entries(board.family, entries)
         print_json({"task": task, "file": str(board.path), "headline": headline,
                     "entries": [{**entry.to_json(), "sample_data": from_results.is_sample_model(entry.model)}
@@ -115,7 +119,6 @@ def require_folder(directory: Path) -> None:
 
 def rank_entries(family: str, entries: list[files.Entry]) -> tuple[str, list[files.Entry]]:
     """(headline metric, entries best first; entries without the headline last)."""
-    from gcgbench.leaderboard.publish import LAYOUTS
 
     layout = LAYOUTS.get(family)
     headline = layout.headline if layout else sorted({m for e in entries for m in e.metrics})[0]
@@ -130,8 +133,6 @@ def rank_entries(family: str, entries: list[files.Entry]) -> tuple[str, list[fil
 def print_entries(console: Console, title: str, family: str, entries: list[files.Entry]) -> None:
     """One rich table of `entries`, best headline metric first; names are printed as text, never as markup."""
     from rich.text import Text
-
-    from gcgbench.leaderboard.publish import LAYOUTS, METRIC_LABELS
 
     layout = LAYOUTS.get(family)
     names = [m for m in (layout.metrics if layout else ()) if any(m in e.metrics for e in entries)]
@@ -152,7 +153,7 @@ def print_entries(console: Console, title: str, family: str, entries: list[files
         cells = []
         for name in names:
             value, interval = entry.metrics.get(name), entry.intervals.get(name)
-            points = files.is_points_metric(name, entry.metric_config)
+            points = is_points_metric(name, entry.metric_config)
             text = "-" if value is None or math.isnan(value) else scaled(value, points)
             if interval and interval.get("low") is not None and interval.get("high") is not None:
                 text += f" [{scaled(interval['low'], points)}–{scaled(interval['high'], points)}]"
@@ -181,7 +182,6 @@ def publish(
 ) -> None:
     """Tables shaped like the papers' (×100, one decimal, best in bold, reported vs measured marked); csv: one
     tidy long table (family, task, version, protocol, model, source, metric, value, low, high, n, citation)."""
-    from gcgbench.leaderboard import publish as publishing
 
     if fmt not in publishing.EXTENSIONS:
         raise InputError("--format", None, f"must be one of {', '.join(publishing.EXTENSIONS)}, got {fmt!r}")
@@ -216,7 +216,6 @@ def check(
                                                help="Accept a --tolerance above 0.05 (5 points)."),
 ) -> None:
     """Compare a run with its leaderboard entry or a baseline run; exit 1 on a regression (docs/leaderboards.md)."""
-    from gcgbench.leaderboard import check as checking
 
     if bootstrap < 1:
         raise InputError("--bootstrap", None, f"must be at least 1, got {bootstrap}")
@@ -243,9 +242,6 @@ def report(
     truth: bool = typer.Option(True, "--truth/--no-truth", help="Outline the ground-truth masks."),
 ) -> None:
     """One self-contained HTML page of a run: images with mask overlays, answers, scores, worst first."""
-    from gcgbench.leaderboard.report import build_report
-
-    from gcgbench.tasks.registry import canonical_task
 
     tasks = [canonical_task(t.strip()) for t in task.split(",") if t.strip()] if task else None
     path = build_report(run_dir, output, data_root=data_root, max_side=max_side, tasks=tasks, truth=truth)

@@ -14,8 +14,10 @@ from typing import Any, Iterable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from gcgbench.api.options import REQUIRED
 from gcgbench.api.task import DataPaths
 from gcgbench.cli import options as opt
 from gcgbench.data.paths import resolve_data_paths
@@ -54,17 +56,37 @@ def tasks(data_root: Optional[Path] = opt.DataRoot, data_config: Optional[Path] 
 
 
 def models(as_json: bool = Json) -> None:
-    rows = [{"model": name, "what": what, "arguments": dict(backend_class(name).ARGS)}
-            for name, (_, what) in sorted(BACKENDS.items())]
+    """Each backend: what it is, its typed options (type, default, help) and, per request kind, the
+    generation protocols it implements with the upstream script each reproduces (`protocol=` picks one)."""
+    rows = []
+    for name, (_, what) in sorted(BACKENDS.items()):
+        cls = backend_class(name)
+        options = getattr(cls, "Options", None)
+        protocols = getattr(cls, "PROTOCOLS", None)
+        rows.append({
+            "model": name, "what": what, "arguments": dict(cls.ARGS),
+            "options": [{"name": o.name, "type": o.type, "default": None if o.default is REQUIRED else o.default,
+                         "required": o.default is REQUIRED, "choices": list(o.choices), "help": o.help}
+                        for o in options.describe()] if options is not None else None,
+            "protocols": [{"kind": kind, "name": p.name, "default": protocols.defaults[kind] == p.name,
+                           "source": p.source_for(kind), "summary": p.summary}
+                          for kind in protocols.kinds for p in protocols.protocols if kind in p.kinds]
+            if protocols is not None else None,
+            "lines": [o.line() for o in options.describe()] if options is not None else
+            [f"{k}: {v}" for k, v in cls.ARGS.items()],
+            "protocol_lines": protocols.lines() if protocols is not None else [],
+        })
     if as_json:
-        print_json({"models": rows})
+        print_json({"models": [{k: v for k, v in r.items() if not k.endswith("lines")} for r in rows]})
         return
     table = Table(title="backends")
     identifier_column(table, "model", [r["model"] for r in rows])
     table.add_column("what", ratio=1, min_width=12, overflow="fold")
-    table.add_column("arguments", ratio=2, min_width=12, overflow="fold")
+    table.add_column("options", ratio=2, min_width=12, overflow="fold")
+    table.add_column("generation protocols (kind: name ← source)", ratio=2, min_width=12, overflow="fold")
     for row in rows:
-        table.add_row(row["model"], row["what"], "\n".join(f"{k}: {v}" for k, v in row["arguments"].items()) or "-")
+        table.add_row(row["model"], row["what"], escape("\n".join(row["lines"])) or "-",
+                      escape("\n".join(row["protocol_lines"])) or "-")
     print_table(table)
 
 

@@ -22,6 +22,7 @@ from gcgbench.cli import options as opt
 from gcgbench.cli.render import format_value, is_points_metric
 from gcgbench.leaderboard.cards import DEFAULT_CARDS, Card, card_path, load_card, load_cards
 from gcgbench.leaderboard.reproduce import Row, check_weights, compare, verdict_payload, weights_folder
+from gcgbench.cli.run import _cache_folder, execute
 
 
 def reproduce(
@@ -64,7 +65,6 @@ def reproduce(
         raise InputError("--batch-size", str(batch_size), "must be a positive integer")
     if limit is not None:
         console.print(f"warning: --limit {limit}: a smoke test; PASS/FAIL below does not speak for the paper's number")
-    from gcgbench.cli.run import _cache_folder, execute
 
     output = output or Path("out") / f"reproduce-{chosen.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     args = chosen.resolved_model_args(folder)

@@ -27,7 +27,7 @@ from gcgbench.models.embedded import embedded_model_note
 from gcgbench.models.registry import check_backend, load_backend
 from gcgbench.runner.evaluate import RunPlan
 from gcgbench.runner.evaluate import run as run_plan
-from gcgbench.runner.preflight import check_output_folder, preflight
+from gcgbench.runner.preflight import check_output_folder, check_scoring_protocol, preflight
 from gcgbench.runner.shard import (
     current_shard,
     destroy_process_group,
@@ -103,6 +103,8 @@ def execute(model, model_args, task, data_root, data_config, limit, output, batc
         output = Path("out") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}" if shard.world_size == 1 else Path("out") / model
     check_output_folder(output)
     text_model = default_text_model(text_model, paths.is_sample)
+    check_scoring_protocol(tasks, protocol)
+    generation_protocols = plan_generation_protocols(model, arguments, tasks)   # before any model loads
     scoring = ScoringOptions(text_model=text_model, bootstrap_resamples=bootstrap, seed=seed, protocol=protocol,
                              min_mask_area=min_mask_area, meteor=meteor, tokenizer=tokenizer)
     if score:
@@ -117,6 +119,8 @@ def execute(model, model_args, task, data_root, data_config, limit, output, batc
         settings=GenerationSettings(seed=seed, batch_size=batch_size, device=shard.device(device)),
         scoring=scoring,
         limit=limit, output=output, cache=open_cache(cache_folder),
+        extra_config={"generation_protocol": generation_protocols, "scoring_protocol": protocol,
+                      "model_options": _model_options(backend)},
     )
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
@@ -145,6 +149,22 @@ def _report_cache_use(console: Console, results: dict, cache_path: Path | None, 
         source = f"from the cache {cache_path}" if cache_path is not None else "from the cache"
         console.print(f"{name}: {where}{cached} of {cached + generated} predictions {source}, {generated} generated",
                       soft_wrap=True, markup=False, highlight=False)
+
+
+def plan_generation_protocols(model: str, arguments: dict[str, str], tasks: list) -> dict[str, str] | None:
+    """{task: generation protocol} from the backend's protocol table (`protocol=` in --model-args, else each
+    kind's default); an unknown protocol, or one a task's kind lacks, fails here in one line. None for a
+    backend of one's own that declares no protocols."""
+    table = getattr(check_backend(model, arguments), "PROTOCOLS", None)
+    if table is None:
+        return None
+    return table.plan([(t.name, t.request_kind) for t in tasks], arguments.get("protocol") or None)
+
+
+def _model_options(backend: object) -> dict | None:
+    """The backend's typed options as parsed (results.json `config.model_options`), where it has them."""
+    options = getattr(backend, "options", None)
+    return options.to_json() if hasattr(options, "to_json") else None
 
 
 def _progress_factory(bars: Progress) -> Callable[[str, int], Callable[[int], None]]:

@@ -13,6 +13,7 @@ from gcgbench.api.task import ScoringOptions
 from gcgbench.cli import options as opt
 from gcgbench.cli.render import print_results
 from gcgbench.data.paths import resolve_data_paths
+from gcgbench.runner.preflight import check_scoring_protocol
 from gcgbench.runner.results import build_results, environment_config, write_run_outputs
 from gcgbench.runner.preflight import check_output_folder
 from gcgbench.tasks.registry import check_overrides, get_task
@@ -35,6 +36,7 @@ def score(
     started = time.perf_counter()
     opt.check_min_mask_area(min_mask_area)
     chosen = get_task(task)
+    check_scoring_protocol([chosen], protocol)
     paths = resolve_data_paths(data_root, data_config)
     check_overrides(paths)
     if output is not None:
@@ -57,6 +59,7 @@ def score(
         "data_overrides": {k: dict(v) for k, v in paths.overrides.items()},
         "data_files": {chosen.name: paths.files_used(chosen.spec)},
         "seed": seed,
+        "scoring_protocol": protocol,
         **environment_config(chosen.annotation_files(paths)),
     }
     timing = {"load_ground_truth_s": loaded - started, "read_predictions_s": read - loaded, "score_s": scored - read}

@@ -35,7 +35,7 @@ from typing import Any, Mapping
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import RLE
 from gcgbench.api.jsonio import load_json, require
-from gcgbench.data.refer import _empty, _image_size, _index, annotation_mask
+from gcgbench.data.refer import annotation_mask, coco_image_size, empty_mask, index_by_id
 
 SPLITS = ("val", "testA", "testB")
 NO_TARGET_ANN_IDS = [-1]
@@ -74,8 +74,8 @@ def read_grefcoco(refs_path: Path, instances_path: Path, image_dir: Path, split:
     refs = load_json(refs_path, "gRefCOCO grefs(unc).json")
     require(isinstance(refs, list), refs_path, None, f"expected a list of refs, got {type(refs).__name__}")
     instances = load_json(instances_path, "gRefCOCO instances.json")
-    images = _index(instances, "images", instances_path)
-    annotations = _index(instances, "annotations", instances_path)
+    images = index_by_id(instances, "images", instances_path)
+    annotations = index_by_id(instances, "annotations", instances_path)
     records: list[GrefExpression] = []
     seen_refs: set[int] = set()
     seen_sentences: dict[int, str] = {}
@@ -93,14 +93,14 @@ def read_grefcoco(refs_path: Path, instances_path: Path, image_dir: Path, split:
         require(image_id in images, instances_path, f"image {image_id}",
                 f"referred to by {where} of {refs_path.name} but not in 'images'")
         image = images[image_id]
-        height, width = _image_size(image, instances_path, image_id)
+        height, width = coco_image_size(image, instances_path, image_id)
         file_name = image.get("file_name")
         require(isinstance(file_name, str), instances_path, f"image {image_id}", "'file_name' must be a string")
         ann_ids = _ann_ids(ref.get("ann_id"), refs_path, where)
         no_target = ann_ids == NO_TARGET_ANN_IDS
         require(no_target or -1 not in ann_ids, refs_path, where, f"'ann_id' mixes -1 (no target) with objects: {ann_ids}")
         if no_target:
-            mask, issue, crowd = _empty(height, width), None, 0
+            mask, issue, crowd = empty_mask(height, width), None, 0
         else:
             mask, issue, crowd = _union(ann_ids, annotations, image_id, height, width, instances_path, where, refs_path)
         sentences = ref.get("sentences")
@@ -144,7 +144,7 @@ def _union(ann_ids: list[int], annotations: Mapping[int, Mapping[str, Any]], ima
         parts.append(mask)
     if not parts:
         issues.append("a targeted expression with no usable annotation: empty mask (ReLA would fail here)")
-        return _empty(height, width), "; ".join(issues), crowd
+        return empty_mask(height, width), "; ".join(issues), crowd
     merged = mask_utils.merge([part.to_coco() for part in parts])
     return RLE(height, width, merged["counts"].decode("ascii")), "; ".join(issues) or None, crowd
 

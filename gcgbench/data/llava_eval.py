@@ -42,7 +42,6 @@ from gcgbench.api.errors import InputError
 from gcgbench.api.types import Doc, Prediction
 from gcgbench.api.jsonio import iter_jsonl, load_json, require
 from gcgbench.data.predictions import beyond_docs_allowed, read_prediction_jsonl, read_predictions
-from gcgbench.metrics.vqa_normalize import evalai_normalize
 
 QUESTION_FIELD = "{question}"
 LLAVA_ANSWERS = "llava_answers"
@@ -172,30 +171,6 @@ def read_llava_questions(path: Path, image_dir: Path, suffix: str, what: str,
                              {"question": without_suffix(line["text"], suffix)}, truth))
         records.append(record)
     return unique_ids(docs, path, records)
-
-
-def vqav2_upload(docs: Sequence[Doc], predictions: Mapping[str, Prediction]) -> bytes:
-    """The EvalAI upload as scripts/convert_vqav2_for_submission.py writes it: `[{question_id, answer}]` over
-    every question of the test2015 file, the EvalAI-normalised answer for test-dev ones and "" for the rest."""
-    if not docs:
-        return b"[]"
-    test_file = Path(docs[0].truth["upload_questions"])
-    answers = {doc.truth["question_id"]: predictions[doc.doc_id].text for doc in docs if doc.doc_id in predictions}
-    listed = question_lines(test_file, "VQAv2 test2015 question file", ("question_id",))
-    listed_ids = {line["question_id"] for _, line in listed}
-    missing = [doc.truth["question_id"] for doc in docs if doc.truth["question_id"] not in listed_ids]
-    require(not missing, test_file, None, f"{len(missing)} test-dev question(s) are not in the test2015 file "
-                                          f"(first: {missing[0] if missing else None!r})")
-    rows = [{"question_id": line["question_id"],
-             "answer": evalai_normalize(answers[line["question_id"]]) if line["question_id"] in answers else ""}
-            for _, line in listed]
-    return json.dumps(rows).encode("utf-8")
-
-
-def vizwiz_upload(docs: Sequence[Doc], predictions: Mapping[str, Prediction]) -> bytes:
-    """`[{image, answer}]` with EvalAI-normalised answers, one per question (convert_vizwiz_for_submission.py)."""
-    rows = [{"image": doc.truth["image"], "answer": evalai_normalize(predictions[doc.doc_id].text)} for doc in docs]
-    return json.dumps(rows).encode("utf-8")
 
 
 # ---------------------------------------------------------------- GQA, TextVQA, POPE

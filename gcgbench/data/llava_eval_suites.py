@@ -29,17 +29,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import math
 import os
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from gcgbench.api.errors import InputError
-from gcgbench.api.types import Doc, Prediction
+from gcgbench.api.types import Doc
 from gcgbench.runner.store import default_cache_dir
 from gcgbench.api.jsonio import load_json, require
 from gcgbench.data.llava_eval import ImageSizes, make_doc, question_lines, unique_ids, without_suffix
@@ -184,32 +183,6 @@ def read_mmbench(tsv: Path, image_cache: Path | None = None) -> list[Doc]:
                              {"question": prompt_question, "options": options, "category": truth["category"]}, truth))
         records.append(record)
     return unique_ids(docs, tsv, records)
-
-
-def can_write_xlsx() -> bool:
-    """Whether openpyxl, which pandas needs for .xlsx (and LLaVA's converter names), is installed."""
-    from importlib.util import find_spec
-
-    return find_spec("openpyxl") is not None
-
-
-def mmbench_upload(docs: Sequence[Doc], predictions: Mapping[str, Prediction]) -> bytes:
-    """The OpenCompass upload as scripts/convert_mmbench_for_submission.py writes it: the TSV without hint,
-    category, source, image, comment, l2-category, the raw prediction inserted as the 7th column; `.xlsx`
-    through pandas + openpyxl as upstream, or, without openpyxl (`can_write_xlsx()`), the same table as TSV."""
-    import pandas as pd
-
-    rows = [dict(doc.truth["upload_row"]) for doc in docs]
-    columns = list(rows[0]) if rows else ["index", "question", "A", "B", "C", "D", "answer"]
-    table = pd.DataFrame(rows, columns=columns)
-    table.insert(min(6, len(columns)), "prediction",
-                 [predictions[doc.doc_id].text if doc.doc_id in predictions else None for doc in docs])
-    buffer = io.BytesIO()
-    if can_write_xlsx():
-        table.to_excel(buffer, index=False, engine="openpyxl")
-    else:
-        table.to_csv(buffer, sep="\t", index=False)
-    return buffer.getvalue()
 
 
 # ---------------------------------------------------------------- ScienceQA-IMG

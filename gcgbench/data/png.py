@@ -20,6 +20,10 @@ F-LMM `flmm/datasets/png.py::PNGDataset`), and so how we do:
 - a narrative with no grounded phrase: the official dataloader drops it (its `labels` are all -2), F-LMM
   replaces it with a random other narrative. We keep it as a doc with no phrases (`truth["phrases"] == []`),
   and the task counts it in its notes rather than scoring it;
+- the request carries every segment's `utterance` verbatim (`inputs["utterances"]`, ungrounded ones
+  included) and each phrase its utterance index (`inputs["phrases"][i]["utterance"]`): a&s
+  `aas/infer_attn_png.py` and F-LMM `flmm/datasets/png.py:123-141` encode each utterance on its own
+  (`tokenizer.encode(utterance, add_special_tokens=False)`) and concatenate the ids;
 - the caption is the narrative's `caption`, and each utterance is located in it in order (only
   whitespace or punctuation may lie between two); when that fails, the caption is rebuilt as the
   utterances joined by single spaces — what F-LMM effectively feeds its model — and
@@ -84,6 +88,7 @@ class Narrative:
     caption: str
     caption_rebuilt: bool
     phrases: tuple[GroundedPhrase, ...]
+    utterances: tuple[str, ...] = ()     # every segment's utterance as the file has it, grounded or not
 
 
 def read_png_docs(narratives_path: Path, panoptic_path: Path, panoptic_png_dir: Path, image_dir: Path) -> list[Doc]:
@@ -125,7 +130,9 @@ def read_png_docs(narratives_path: Path, panoptic_path: Path, panoptic_png_dir: 
             height=image.height,
             width=image.width,
             inputs={"caption": narrative.caption,
-                    "phrases": [{"text": p.text, "start": p.start, "end": p.end} for p in narrative.phrases]},
+                    "phrases": [{"text": p.text, "start": p.start, "end": p.end, "utterance": p.utterance_index}
+                                for p in narrative.phrases],
+                    "utterances": list(narrative.utterances)},
             phrases=tuple(
                 Phrase(p.text, (masks[(narrative.image_id, p.segment_ids)],), p.start, p.end) for p in narrative.phrases
             ),
@@ -212,7 +219,8 @@ def read_narratives(path: Path) -> list[Narrative]:
             GroundedPhrase(caption[spans[n][0]:spans[n][1]], spans[n][0], spans[n][1], n, ids, plural, noun)
             for n, ids, plural, noun in grounded
         )
-        narratives.append(Narrative(index, image_id, raw.get("annotator_id"), caption, rebuilt, phrases))
+        narratives.append(Narrative(index, image_id, raw.get("annotator_id"), caption, rebuilt, phrases,
+                                    tuple(utterances)))
     return narratives
 
 

@@ -36,10 +36,10 @@ import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
-from gcgbench.api.types import RLE
+from gcgbench.api.types import RLE, Doc
 from gcgbench.api.jsonio import load_json, require
 
 SPLITS_BY_SCHEME: dict[str, tuple[str, ...]] = {
@@ -104,8 +104,8 @@ def read_refer_expressions(
     check_split(split, split_by, refs_path)
     refs = load_refs(refs_path)
     instances = load_json(instances_path, "refer instances.json")
-    images = _index(instances, "images", instances_path)
-    annotations = _index(instances, "annotations", instances_path)
+    images = index_by_id(instances, "images", instances_path)
+    annotations = index_by_id(instances, "annotations", instances_path)
 
     records: list[ReferExpression] = []
     seen_refs: set[int] = set()
@@ -129,7 +129,7 @@ def read_refer_expressions(
         annotation, image = annotations[ann_id], images[image_id]
         require(annotation.get("image_id") == image_id, instances_path, f"annotation {ann_id}",
                 f"belongs to image {annotation.get('image_id')!r}, but {where} of {refs_path.name} says {image_id}")
-        height, width = _image_size(image, instances_path, image_id)
+        height, width = coco_image_size(image, instances_path, image_id)
         file_name = image.get("file_name")
         require(isinstance(file_name, str), instances_path, f"image {image_id}", "'file_name' must be a string")
         mask, issue = annotation_mask(annotation.get("segmentation"), height, width, instances_path, f"annotation {ann_id}")
@@ -163,7 +163,7 @@ def annotation_mask(segmentation: Any, height: int, width: int, path: Path, reco
         segmentation = [segmentation]
     require(isinstance(segmentation, list), path, record, f"'segmentation' must be polygons or RLE, got {type(segmentation).__name__}")
     if not segmentation:
-        return _empty(height, width), "empty segmentation: all-zero mask (as LISA/GLaMM)"
+        return empty_mask(height, width), "empty segmentation: all-zero mask (as LISA/GLaMM)"
     if all(isinstance(part, Mapping) for part in segmentation):
         rles = [RLE.from_json(part, path, f"{record}.segmentation[{i}]") for i, part in enumerate(segmentation)]
         for i, rle in enumerate(rles):
@@ -183,7 +183,7 @@ def annotation_mask(segmentation: Any, height: int, width: int, path: Path, reco
             dropped += 1
     issue = f"{dropped} invalid polygon(s) dropped (odd length or < 3 points, as mmdet)" if dropped else None
     if not polygons:
-        return _empty(height, width), issue
+        return empty_mask(height, width), issue
     merged = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
     return RLE(height, width, merged["counts"].decode("ascii")), issue
 
@@ -237,7 +237,7 @@ def _decode_bytes(value: Any) -> Any:
 # ---------------------------------------------------------------- instances.json
 
 
-def _index(instances: Any, key: str, path: Path) -> dict[int, Mapping[str, Any]]:
+def index_by_id(instances: Any, key: str, path: Path) -> dict[int, Mapping[str, Any]]:
     require(isinstance(instances, dict), path, None, "expected a COCO instances JSON object")
     records = instances.get(key)
     require(isinstance(records, list), path, key, "missing or not a list")
@@ -252,7 +252,7 @@ def _index(instances: Any, key: str, path: Path) -> dict[int, Mapping[str, Any]]
     return table
 
 
-def _image_size(image: Mapping[str, Any], path: Path, image_id: int) -> tuple[int, int]:
+def coco_image_size(image: Mapping[str, Any], path: Path, image_id: int) -> tuple[int, int]:
     height, width = image.get("height"), image.get("width")
     require(
         all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (height, width)),
@@ -267,7 +267,64 @@ def _int_field(record: Mapping[str, Any], key: str, path: Path, where: str) -> i
     return value
 
 
-def _empty(height: int, width: int) -> RLE:
+def empty_mask(height: int, width: int) -> RLE:
     import numpy as np
 
     return RLE.from_mask(np.zeros((height, width), dtype=np.uint8))
+
+
+def flmm_selection(docs: Sequence[Doc], split: str) -> list[Doc]:
+    """The docs mmdet's RefCocoDataset(text_mode='select_first') scores (and F-LMM's `--concat` groups by
+    image, in this order): per ann_id, sentence 0 of the
+    last ref (in doc order) whose split equals `split` exactly; objects in order of first appearance."""
+    last_ref: dict[int, int] = {}  # ann_id -> ref_id of its last ref; insertion order = first appearance
+    first_sentence: dict[int, Doc] = {}  # ref_id -> the doc of its sentence 0
+    for doc in docs:
+        if doc.truth["split"] != split:
+            continue
+        last_ref[doc.truth["ann_id"]] = doc.truth["ref_id"]
+        if doc.truth["sentence_index"] == 0:
+            first_sentence[doc.truth["ref_id"]] = doc
+    return [first_sentence[ref_id] for ref_id in last_ref.values() if ref_id in first_sentence]
+
+
+def glamm_conversations(docs: Sequence[Doc], seed: int) -> list[list[Doc]]:
+    """GLaMM's RES evaluation, seeded: per image (docs of one `image_id`, in doc order = the refs' order and
+    their sentences', as `ReferSegmDataset.__getitem__` lists `sents`), a permutation of its n sentences drawn by
+    `numpy.random.RandomState(glamm_image_seed(seed, image_id)).permutation(n)` when n ≥ 3 (identity when n < 3):
+    upstream's `np.random.choice(n, size=3, replace=False)` (which IS `permutation(n)[:3]`, unseeded upstream)
+    is the first conversation; the rest of the permutation, three at a time, are further conversations (so
+    that every sentence is answered the same way; only the first is upstream's — `glamm_selection`).
+    Returns the conversations, each a list of ≤ 3 docs in turn order."""
+    import numpy as np
+
+    by_image: dict[Any, list[Doc]] = {}
+    for doc in docs:
+        by_image.setdefault(doc.truth["image_id"], []).append(doc)
+    conversations = []
+    for image_id, group in by_image.items():
+        order = (np.random.RandomState(glamm_image_seed(seed, image_id)).permutation(len(group)).tolist()
+                 if len(group) >= 3 else list(range(len(group))))
+        conversations += [[group[i] for i in order[start:start + 3]] for start in range(0, len(order), 3)]
+    return conversations
+
+
+def glamm_selection(docs: Sequence[Doc], seed: int) -> list[Doc]:
+    """The ≤ 3 sentences per image GLaMM's `eval/referring_seg/infer_and_evaluate.py` scores (seeded): the first
+    conversation of each image (`glamm_conversations`)."""
+    seen, selected = set(), []
+    for conversation in glamm_conversations(docs, seed):
+        image_id = conversation[0].truth["image_id"]
+        if image_id not in seen:
+            seen.add(image_id)
+            selected += conversation
+    return selected
+
+
+def glamm_image_seed(seed: int, image_id: Any) -> int:
+    """The 32-bit seed of one image's draws (its sentence permutation, and in the backend its question
+    templates and answers), from the run seed and the image id only."""
+    import hashlib
+
+    digest = hashlib.sha256(f"glamm-res:{seed}:{image_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")

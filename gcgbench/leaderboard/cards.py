@@ -43,7 +43,9 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
-from gcgbench.leaderboard.files import DEFAULT_DIRECTORY, SOURCES, Leaderboard
+from gcgbench.leaderboard.entry import SOURCES
+from gcgbench.leaderboard.files import DEFAULT_DIRECTORY, Leaderboard
+from gcgbench.tasks.registry import task_names
 
 CARD_VERSION = 1
 DEFAULT_CARDS = DEFAULT_DIRECTORY / "cards"
@@ -282,8 +284,6 @@ def _model_args(value: Any, source: Path) -> dict[str, str]:
 
 
 def _tasks(value: Any, source: Path) -> tuple[str, ...]:
-    from gcgbench.tasks.registry import task_names
-
     if not isinstance(value, list) or not value:
         raise InputError(source, "tasks", "must be a non-empty list of task names")
     known = set(task_names())

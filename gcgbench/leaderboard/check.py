@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gcgbench.api.errors import GcgbenchError, InputError
+from gcgbench.api.hashing import fingerprint_sha256
 from gcgbench.leaderboard import files, from_results, rows
 from gcgbench.metrics import stats
 from gcgbench.metrics.gcg import RENAMED
@@ -211,7 +212,7 @@ def _baselines(against: Path, results: Mapping[str, Any], model: str | None):
     boards = files.load_all(against) if against.is_dir() else [files.load(against)]
     if model is None:
         raise InputError(against, None, "the run names no model (a `gcgbench score` run?): pass --model NAME")
-    fingerprint = files.fingerprint_sha256((results.get("config") or {}).get("fingerprint") or {"name": model})
+    fingerprint = fingerprint_sha256((results.get("config") or {}).get("fingerprint") or {"name": model})
     entries = [entry for board in boards for entry in board.entries]
 
     def from_board(task: str, version: str, protocol: str) -> Baseline | str:

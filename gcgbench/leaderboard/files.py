@@ -29,10 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from gcgbench.api.errors import GcgbenchError, InputError
-from gcgbench.api.hashing import fingerprint_sha256  # noqa: F401  (check.py reads it from here)
-from gcgbench.leaderboard.entry import (  # noqa: F401  (the entry schema, re-exported for files' users)
-    ENTRY_KEYS, SCALE, SCHEMA_VERSION, SOURCES, Entry, is_points_metric, metric_range,
-)
+from gcgbench.leaderboard.entry import SCALE, SCHEMA_VERSION, Entry
 from gcgbench.tasks.registry import all_specs
 
 DEFAULT_DIRECTORY = Path("leaderboards")

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
-from gcgbench.leaderboard.files import SCALE, SOURCES, Entry, now
+from gcgbench.leaderboard.entry import SCALE, SOURCES, Entry
+from gcgbench.leaderboard.files import now
 from gcgbench.metrics.gcg import RENAMED
 from gcgbench.runner.run_dir import read_results_file, results_file
 from gcgbench.tasks.registry import canonical_task

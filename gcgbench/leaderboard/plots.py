@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from gcgbench.api.errors import GcgbenchError
 
 if TYPE_CHECKING:
-    from gcgbench.leaderboard.publish import PaperTable
+    from gcgbench.leaderboard.tables import PaperTable
 
 
 def plot_png(table: PaperTable) -> bytes | None:

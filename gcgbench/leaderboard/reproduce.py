@@ -22,11 +22,11 @@ from typing import Any, Mapping
 from gcgbench.api.errors import InputError
 from gcgbench.api.hashing import cached_sha256
 from gcgbench.leaderboard.cards import GLOB_CHARS, Card, alternatives
+from gcgbench.models.embedded import checkpoints_root
 
 
 def package_weights() -> Path:
     """`gcgbench/checkpoints`: the shipped tiny checkpoints (the `{weights}` of `weights: package` cards)."""
-    from gcgbench.models.embedded import checkpoints_root
 
     return checkpoints_root()
 

@@ -27,8 +27,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from gcgbench.metrics import png
-from gcgbench.metrics import res
+from gcgbench.metrics import gres, png, reasonseg, res
 from gcgbench.runner.run_dir import RunDir
 
 RecordStatistic = Callable[[np.ndarray], dict[str, float]]
@@ -104,15 +103,11 @@ def _res(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, 
 
 
 def _reasonseg(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, float]) -> RecordStatistic:
-    from gcgbench.metrics import reasonseg
-
     table = _res_table(rows, protocol if protocol in reasonseg.PROTOCOLS else "lisa")
     return lambda indices: reasonseg.aggregate(table, indices)
 
 
 def _gres(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str, float]) -> RecordStatistic:
-    from gcgbench.metrics import gres
-
     table = gres.GresStats(
         sample_ids=tuple(str(r["doc_id"]) for r in rows), image_ids=tuple(r.get("image_id", r["doc_id"]) for r in rows),
         intersection=np.array([int(r["intersection"]) for r in rows], dtype=np.int64),
@@ -126,8 +121,6 @@ def _gres(rows: Sequence[Mapping[str, Any]], protocol: str, stored: Mapping[str,
 
 
 def _res_table(rows: Sequence[Mapping[str, Any]], protocol: str) -> Any:
-    from gcgbench.metrics import res
-
     return res.ResStats(
         protocol=protocol, sample_ids=tuple(str(r["doc_id"]) for r in rows),
         image_ids=tuple(r.get("image_id", r["doc_id"]) for r in rows),

@@ -49,6 +49,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gcgbench.api.errors import GcgbenchError, InputError
+from gcgbench.metrics.meteor import MeteorScorer
+from gcgbench.metrics.meteor.resources import MeteorResourceError
 
 SUPPORTED_METRICS = ("meteor", "cider", "rouge")
 METRIC_KEYS = {"meteor": "meteor", "cider": "cider", "rouge": "rouge_l"}
@@ -288,8 +290,6 @@ def _tokenize(captions_for_image: dict[str, list[dict[str, str]]], implementatio
 
 def _python_meteor(gts: dict[str, list[str]], res: dict[str, list[str]]) -> tuple[float, list[float], np.ndarray]:
     """`Meteor().compute_score(gts, res)` in Python (`gcgbench.metrics.meteor`): same order, same values."""
-    from gcgbench.metrics.meteor import MeteorScorer
-    from gcgbench.metrics.meteor.resources import MeteorResourceError
 
     image_ids = list(gts)
     try:

@@ -26,7 +26,6 @@ from gcgbench.metrics.vqa import (
     PerRecordScores,
     SuiteResult,
     accuracy_and_group_means,
-    aggregate,  # noqa: F401  (re-exported: callers of this module need only one import)
     finish,
     group_means,
     require_records,

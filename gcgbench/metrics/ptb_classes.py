@@ -20,13 +20,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from gcgbench.api.errors import GcgbenchError
+from gcgbench.metrics.meteor.resources import pycocoevalcap_meteor_dir
 
 LEXER_CLASS = "edu/stanford/nlp/process/PTBLexer.class"
 
 
 def corenlp_jar() -> Path:
-    from gcgbench.metrics.meteor.resources import pycocoevalcap_meteor_dir
-
     return pycocoevalcap_meteor_dir().parent / "tokenizer" / "stanford-corenlp-3.4.1.jar"
 
 

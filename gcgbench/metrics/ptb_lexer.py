@@ -18,6 +18,7 @@ Each rule is (pattern, trailing context or None, action); `ptb_tokenize` runs th
 from __future__ import annotations
 
 import regex
+from gcgbench.metrics.ptb_classes import digit_units, letter_units
 
 
 def _caseless(pattern: str) -> str:
@@ -260,7 +261,6 @@ RULES: list[tuple[str, str | None, str]] = [
 def _expand(pattern: str) -> str:
     """Macros substituted, then `[:letter:]` / `[:digit:]` (written \\p{L} / \\p{Nd}, always inside a class)
     replaced by the lexer's own sets (`ptb_classes`)."""
-    from gcgbench.metrics.ptb_classes import digit_units, letter_units
 
     for key in sorted(M, key=len, reverse=True):
         pattern = pattern.replace("{" + key + "}", f"(?:{M[key]})")

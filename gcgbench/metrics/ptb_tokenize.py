@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import Mapping, Sequence
 
 import regex
+from gcgbench.metrics.ptb_lexer import compiled_rules
 
 PUNCTUATIONS = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--",
                           "...", ";"])
@@ -40,7 +41,6 @@ _JAVA_WHITESPACE_END = " \t\n\u000b\u000c\r\u0085"
 
 @lru_cache(maxsize=1)
 def _rules():  # noqa: ANN202
-    from gcgbench.metrics.ptb_lexer import compiled_rules
 
     return compiled_rules()
 

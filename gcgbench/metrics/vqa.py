@@ -28,7 +28,6 @@ from gcgbench.metrics.vqa_normalize import (
     VQAProtocol,
     evalai_normalize,
     gqa_clean_prediction,
-    official_vqa_score,  # noqa: F401  (re-exported with the other per-question scorers)
     vizwiz_processed_prediction,
     vqa_accuracy,
     vqav2_question_score,

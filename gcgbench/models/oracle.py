@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from gcgbench.api.backend import GenerationSettings
+from gcgbench.api.protocols import single_protocol_table
 from gcgbench.api.types import Doc, Prediction, Request
 
 ALL_KINDS = frozenset({"grounded_caption", "segment", "segment_phrases", "segment_categories", "caption", "answer"})
@@ -19,6 +20,7 @@ class OracleBackend:
     _answers: dict[str, Prediction] = field(default_factory=dict)
 
     ARGS = {}
+    PROTOCOLS = single_protocol_table("ground-truth", sorted(ALL_KINDS), "gcgbench", "the task's ground truth")
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> "OracleBackend":

@@ -1,7 +1,9 @@
 """Backend names → backend classes, imported only when asked for (so `import gcgbench` never imports torch).
 
 A backend of your own loads by `--model package.module:ClassName`. Each backend class has `from_args(args: dict[str, str]) -> Backend` and `ARGS: dict[str, str]`
-(argument → one-line help) shown by `gcgbench models`.
+(argument → one-line help); the built-in ones also declare `Options` (a typed `gcgbench.api.options.BackendOptions`
+dataclass, parsed once in `from_args`) and `PROTOCOLS` (a `gcgbench.api.protocols.ProtocolTable`), which
+`gcgbench models` lists and `gcgbench run` checks before any model loads.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ BACKENDS = {
     "oracle": ("gcgbench.models.oracle:OracleBackend", "answers with the ground truth: every metric perfect"),
     "replay": ("gcgbench.models.replay:ReplayBackend", "scores predictions made elsewhere through the runner"),
     "llava-as": ("gcgbench.models.llava_as.backend:LlavaAttendSegmentBackend",
-                 "LLaVA-1.5 (HF layout) + attend-and-segment grounding with a SAM refiner"),
+                 "LLaVA-1.5 (llava-hf or LLaVA-repo layouts) + attend-and-segment grounding with a SAM refiner"),
     "difflmm": ("gcgbench.models.difflmm.backend:DiffLmmBackend",
                 "DiffLMM (SD-1.5 U-Net + CLIP features, LLaVA LoRA checkpoint) + attend-and-segment"),
     "flmm": ("gcgbench.models.flmm.backend:FlmmBackend", "F-LMM: frozen LLaVA, mask head on word-pixel attention, SAM refiner"),

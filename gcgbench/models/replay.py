@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 from gcgbench.api.backend import GenerationSettings
 from gcgbench.api.errors import InputError
+from gcgbench.api.protocols import single_protocol_table
 from gcgbench.api.types import Doc, Prediction, Request
 from gcgbench.data.predictions import predictions_beyond_docs
 from gcgbench.models.oracle import ALL_KINDS
@@ -30,6 +31,7 @@ class ReplayBackend:
     _answers: dict[str, Prediction] = field(default_factory=dict)
 
     ARGS = {"predictions": "a predictions JSONL, a run directory, or a GLaMM per-image folder (required)"}
+    PROTOCOLS = single_protocol_table("replay", sorted(ALL_KINDS), "gcgbench", "the stored predictions, unchanged")
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> "ReplayBackend":

@@ -72,10 +72,13 @@ def infer_task(
     cache: GenerationCache | NullCache | None = None,
     provenance: Mapping[str, Any] | None = None,
     cache_stats: dict[str, Any] | None = None,
+    context_docs: Sequence[Doc] | None = None,
 ) -> list[Prediction]:
     """Predictions for `docs`, in order: cached ones first (never regenerated), then the misses,
     generated `settings.batch_size` requests at a time, each batch committed to the cache at once so a
-    killed run loses at most the batch in flight (docs/cache.md)."""
+    killed run loses at most the batch in flight (docs/cache.md). `context_docs` (default `docs`) is what
+    `backend.prepare` sees: the whole split, so that a protocol grouping docs (F-LMM's per-image RES sequence,
+    GLaMM's multi-turn RES) groups them the same whatever the shard or `--limit`."""
     check_supported(backend, task, docs)
     cache = cache or NullCache()
     requests = [task.requests(doc) for doc in docs]
@@ -91,7 +94,7 @@ def infer_task(
             progress(len(cached))
     missing = [request for request, key in zip(requests, keys) if key not in hits]
     if missing:
-        backend.prepare(task, docs)
+        backend.prepare(task, docs if context_docs is None else context_docs)
         step = max(1, settings.batch_size)
         for start in range(0, len(missing), step):
             batch = missing[start:start + step]
@@ -160,8 +163,9 @@ def run(plan: RunPlan, backend: Backend, progress_factory: Callable[[str, int], 
             label = task.name if shard.world_size == 1 else f"{task.name} (rank {shard.rank}: {len(mine)} of {len(docs)})"
             progress = progress_factory(label, len(mine)) if progress_factory else None
             provenance = {"world_size": shard.world_size, "rank": shard.rank}
+            context = docs if plan.limit is None else task.docs(plan.paths)
             gathered = gather_to_main(shard, infer_task(backend, task, mine, plan.settings, progress, plan.cache,
-                                                        provenance, cache_stats))
+                                                        provenance, cache_stats, context))
             if gathered is None:
                 continue
             position = {doc.doc_id: index for index, doc in enumerate(docs)}

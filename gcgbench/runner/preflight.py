@@ -18,6 +18,7 @@ from gcgbench.api.errors import GcgbenchError, InputError
 from gcgbench.api.task import DataPaths, Task
 from gcgbench.api.hashing import file_sha256
 from gcgbench.metrics.text_similarity import phrase_encoder
+from gcgbench.metrics.meteor.resources import MeteorResourceError, jar_path, paraphrase_path
 
 CAPTION_METRICS = {"meteor", "cider"}
 IMAGES_DECODED_PER_TASK = 3
@@ -54,6 +55,21 @@ def check_tasks(tasks: Sequence[Task], paths: DataPaths, text_model: str | None,
     return findings
 
 
+def check_scoring_protocol(tasks: Sequence[Task], protocol: str | None) -> None:
+    """`--protocol` must name a scoring protocol of every task of the run: never silently ignored."""
+    if protocol is None:
+        return
+    for task in tasks:
+        allowed = tuple(task.scoring_protocols)
+        if not allowed:
+            raise InputError("--protocol", None, f"task {task.name} is scored one way only; --protocol {protocol} "
+                                                 "does not apply to it (a generation protocol is the backend option "
+                                                 "protocol=NAME in --model-args)")
+        if protocol not in allowed:
+            raise InputError("--protocol", None, f"task {task.name} is scored under {', '.join(allowed)}, "
+                                                 f"not {protocol!r}")
+
+
 def check_output_folder(output: Path) -> None:
     """`--output` must be a folder this process can write, or a path it can create one at; checked before
     any model loads, without creating anything (a failed preflight leaves no folder behind)."""
@@ -82,7 +98,6 @@ def preflight(tasks: Sequence[Task], paths: DataPaths, text_model: str | None, j
 
 def _check_meteor_resources() -> Finding:
     """METEOR (either implementation) reads pycocoevalcap's meteor-1.5.jar and paraphrase table."""
-    from gcgbench.metrics.meteor.resources import MeteorResourceError, jar_path, paraphrase_path
 
     try:
         jar, table = jar_path(), paraphrase_path()

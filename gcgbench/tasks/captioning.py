@@ -41,6 +41,8 @@ METRICS = ("meteor", "cider")
 class CaptioningTask(SpecTask):
     """A captioning split; `spec.params["mode"]` is `region` or `image`."""
 
+    request_kind = "caption"
+
     @property
     def mode(self) -> str:
         mode = self.spec.params.get("mode")

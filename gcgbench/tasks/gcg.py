@@ -31,6 +31,8 @@ METRICS = ("meteor", "cider", "ap50", "miou", "mask_recall", "mask_recall_max_ma
 class GcgTask(SpecTask):
     """A GranD-f split. Files: `captions` (COCO caption GT), `masks` (COCO instance GT), `images`."""
 
+    request_kind = "grounded_caption"
+
     def annotation_files(self, paths: DataPaths) -> list[Path]:
         return [paths.file(self.spec, "captions"), paths.file(self.spec, "masks")]
 

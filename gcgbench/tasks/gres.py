@@ -37,6 +37,12 @@ from gcgbench.tasks.scoring import bootstrap_config, bootstrap_intervals
 class GresTask(SpecTask):
     """A gRefCOCO split. Files: `refs` (grefs(unc).json), `instances`, `images`. Params: `split`."""
 
+    request_kind = "segment"
+
+    @property
+    def scoring_protocols(self) -> tuple[str, ...]:
+        return ("rela",)
+
     def annotation_files(self, paths: DataPaths) -> list[Path]:
         return [paths.file(self.spec, "refs"), paths.file(self.spec, "instances")]
 

@@ -33,6 +33,8 @@ METRICS = ("ap", "ap50", "ap75", "point_accuracy")
 class InstancesTask(SpecTask):
     """Files: `instances` (COCO instances json), `images` (their folder)."""
 
+    request_kind = "segment_categories"
+
     def annotation_files(self, paths: DataPaths) -> list[Path]:
         return [paths.file(self.spec, "instances")]
 

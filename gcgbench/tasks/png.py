@@ -43,6 +43,12 @@ class PngTask(SpecTask):
     """A PNG split. Files: `narratives` (png_coco_*.json), `panoptic` (COCO panoptic json),
     `panoptic_masks` (folder of panoptic PNGs), `images`."""
 
+    request_kind = "segment_phrases"
+
+    @property
+    def scoring_protocols(self) -> tuple[str, ...]:
+        return tuple(png.PNG_PROTOCOLS)
+
     def annotation_files(self, paths: DataPaths) -> list[Path]:
         return [paths.file(self.spec, "narratives"), paths.file(self.spec, "panoptic")]
 
@@ -52,6 +58,8 @@ class PngTask(SpecTask):
 
     def requests(self, doc: Doc) -> Request:
         inputs = {"caption": doc.inputs["caption"], "phrases": [dict(p) for p in doc.inputs["phrases"]]}
+        if "utterances" in doc.inputs:          # the narrative as upstream encodes it: utterance by utterance
+            inputs["utterances"] = list(doc.inputs["utterances"])
         prompt = self.spec.prompt.format(caption=inputs["caption"])
         return Request(doc.doc_id, "segment_phrases", prompt, doc.image_path, doc.height, doc.width, inputs)
 

@@ -61,6 +61,12 @@ class ReasonSegTask(SpecTask):
     `alternatives`, `ReasonSeg/<split>`). Params: `split` (val | test), `subset`
     (all | short | long), `sentence_prompt` (the prompt of `is_sentence` queries; `prompt` is for the others)."""
 
+    request_kind = "segment"
+
+    @property
+    def scoring_protocols(self) -> tuple[str, ...]:
+        return tuple(reasonseg.PROTOCOLS)
+
     def annotation_files(self, paths: DataPaths) -> list[Path]:
         return []  # hundreds of per-image JSON files: one combined sha256 goes into metric_config instead
 

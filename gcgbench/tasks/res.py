@@ -11,7 +11,11 @@ metric formulas are `gcgbench.metrics.res`:
 
 * "lisa" — LISA `utils/dataset.py::ValDataset` + `train_ds.py::validate`, and GLaMM
   `eval/referring_seg/infer_and_evaluate.py`: every sentence of every ref of the split is scored.
-  (GLaMM's loader draws a random ≤ 3 sentences per image with no seed; we score them all, as LISA.)
+  (GLaMM's loader draws a random ≤ 3 sentences per image with no seed; "lisa" scores them all.)
+* "glamm" — GLaMM `eval/referring_seg/infer_and_evaluate.py` as it runs: LISA's metrics over the ≤ 3
+  sentences per image its `ReferSegmDataset` draws, drawn here with the run's `--seed`
+  (`gcgbench.data.refer.glamm_selection`; the glamm backend's `glamm-multiturn` protocol asks them in one
+  conversation per image with the same draw).
 * "flmm" — F-LMM `scripts/multiprocess_eval_refcoco.py`: mmdet `RefCocoDataset(text_mode=
   'select_first')` + `RefSegMetric`. Docs stay every sentence; `score` keeps, per annotation, the
   first sentence of the LAST ref (pickle order) whose split equals the task's split exactly —
@@ -33,7 +37,7 @@ from gcgbench.api.errors import InputError
 from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult
 from gcgbench.api.types import RLE, Doc, Phrase, Prediction, Request
 from gcgbench.data.predictions import read_predictions
-from gcgbench.data.refer import ReferExpression, check_split, read_refer_expressions
+from gcgbench.data.refer import ReferExpression, check_split, flmm_selection, glamm_selection, read_refer_expressions
 from gcgbench.metrics import res
 from gcgbench.metrics.masks import MaskSizeError
 from gcgbench.metrics.stats import cluster_indices
@@ -44,7 +48,10 @@ METRICS = ("ciou", "giou", *(f"precision_{threshold}" for threshold in res.PRECI
 SELECTION = {
     "lisa": "every sentence of every ref whose split matches as refer.py getRefIds does (LISA/GLaMM)",
     "flmm": "per ann_id, sentence 0 of the last ref with split == task split (mmdet text_mode='select_first')",
+    "glamm": "per image, <= 3 sentences drawn with the run seed (GLaMM ReferSegmDataset, data.refer.glamm_selection)",
 }
+PROTOCOLS = ("lisa", "flmm", "glamm")
+METRIC_PROTOCOL = {"lisa": "lisa", "flmm": "flmm", "glamm": "lisa"}   # glamm = LISA's formulas on its selection
 POINT_ACCURACY_NOTE = ("a&s: fraction of scored expressions whose attention point (extras.points[0]) lies in the "
                        "ground-truth mask; no point = miss (aas/eval_instance_seg.py)")
 
@@ -53,6 +60,12 @@ POINT_ACCURACY_NOTE = ("a&s: fraction of scored expressions whose attention poin
 class ResTask(SpecTask):
     """A RefCOCO-family split. Files: `refs` (refer pickle), `instances` (COCO instances), `images`.
     Params: `dataset`, `split_by` (unc | umd | google), `split`, optional default `protocol`."""
+
+    request_kind = "segment"
+
+    @property
+    def scoring_protocols(self) -> tuple[str, ...]:
+        return PROTOCOLS
 
     def annotation_files(self, paths: DataPaths) -> list[Path]:
         return [paths.file(self.spec, "refs"), paths.file(self.spec, "instances")]
@@ -77,7 +90,12 @@ class ResTask(SpecTask):
 
     def score(self, docs: Sequence[Doc], predictions: Mapping[str, Prediction], options: ScoringOptions) -> TaskResult:
         protocol = self.protocol(options)
-        scored = list(docs) if protocol == "lisa" else flmm_selection(docs, self._split()[0])
+        if protocol == "flmm":
+            scored = flmm_selection(docs, self._split()[0])
+        elif protocol == "glamm":
+            scored = glamm_selection(docs, options.seed)
+        else:
+            scored = list(docs)
         if not scored:
             raise InputError(self.name, None, "the split has no referring expressions to score")
         samples = []
@@ -87,7 +105,7 @@ class ResTask(SpecTask):
             samples.append(res.ResSample(doc.doc_id, doc.truth["image_id"], prediction_mask(predictions[doc.doc_id]),
                                          doc.phrases[0].masks[0]))
         try:
-            result = res.evaluate(samples, protocol)
+            result = res.evaluate(samples, METRIC_PROTOCOL[protocol])
         except MaskSizeError as error:
             raise InputError(self.name, None, str(error)) from None
         stats = result.stats
@@ -96,7 +114,7 @@ class ResTask(SpecTask):
         )
         metrics = {name: float(result.metrics[name]) for name in METRICS}
         metrics.update(point_accuracy_metric(self.name, [(predictions[d.doc_id], 0, d.phrases[0].masks) for d in scored]))
-        config = self._metric_config(result, options)
+        config = self._metric_config(result, options, protocol)
         if "point_accuracy" in metrics:
             config["point_accuracy"] = POINT_ACCURACY_NOTE
         return TaskResult(
@@ -113,8 +131,8 @@ class ResTask(SpecTask):
     def protocol(self, options: ScoringOptions) -> str:
         """The scoring protocol: the option, else the task file's `params.protocol`, else "lisa"."""
         protocol = options.protocol or self.spec.params.get("protocol") or res.DEFAULT_PROTOCOL
-        if protocol not in res.RES_PROTOCOLS:
-            raise InputError("--protocol", None, f"unknown RES protocol {protocol!r}; choose one of {', '.join(res.RES_PROTOCOLS)}")
+        if protocol not in PROTOCOLS:
+            raise InputError("--protocol", None, f"unknown RES protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
         return protocol
 
     def _split(self) -> tuple[str, str]:
@@ -124,33 +142,21 @@ class ResTask(SpecTask):
         check_split(split, split_by, self.spec.source)
         return split, split_by
 
-    def _metric_config(self, result: res.ResResult, options: ScoringOptions) -> dict[str, Any]:
+    def _metric_config(self, result: res.ResResult, options: ScoringOptions, protocol: str) -> dict[str, Any]:
         split, split_by = self._split()
         return {
             **result.metric_config(),
             "dataset": self.spec.params.get("dataset"),
             "split_by": split_by,
             "split": split,
-            "expression_selection": SELECTION[result.protocol],
+            "protocol": protocol,
+            "metric_formulas": result.protocol,
+            "expression_selection": SELECTION[protocol],
             "expression_text": "refer sent, stripped, lower case (LISA/GLaMM; F-LMM feeds raw.lower())",
             "gt_mask": "union of the referred annotation's polygons (pycocotools frPyObjects + merge)",
             "prediction_mask": "first predicted mask; no mask = empty prediction",
             "bootstrap": bootstrap_config(options),
         }
-
-
-def flmm_selection(docs: Sequence[Doc], split: str) -> list[Doc]:
-    """The docs mmdet's RefCocoDataset(text_mode='select_first') scores: per ann_id, sentence 0 of the
-    last ref (in doc order) whose split equals `split` exactly; objects in order of first appearance."""
-    last_ref: dict[int, int] = {}  # ann_id -> ref_id of its last ref; insertion order = first appearance
-    first_sentence: dict[int, Doc] = {}  # ref_id -> the doc of its sentence 0
-    for doc in docs:
-        if doc.truth["split"] != split:
-            continue
-        last_ref[doc.truth["ann_id"]] = doc.truth["ref_id"]
-        if doc.truth["sentence_index"] == 0:
-            first_sentence[doc.truth["ref_id"]] = doc
-    return [first_sentence[ref_id] for ref_id in last_ref.values() if ref_id in first_sentence]
 
 
 def prediction_mask(prediction: Prediction) -> RLE | None:
@@ -194,6 +200,8 @@ def _notes(docs: Sequence[Doc], scored: Sequence[Doc], predictions: Mapping[str,
     notes = []
     if protocol == "flmm":
         notes.append(f"flmm protocol: {len(scored)} of {len(docs)} sentences scored (the first sentence of each object)")
+    if protocol == "glamm":
+        notes.append(f"glamm protocol: {len(scored)} of {len(docs)} sentences scored (<= 3 per image, drawn with --seed)")
     masks = [len(predictions[doc.doc_id].masks()) for doc in scored]
     if none := sum(count == 0 for count in masks):
         notes.append(f"{none} prediction(s) have no mask and count as empty masks")

@@ -11,6 +11,7 @@ from gcgbench.api.errors import InputError
 from gcgbench.api.task import ScoringOptions
 from gcgbench.api.types import RLE, Prediction
 from gcgbench.metrics import stats
+from gcgbench.metrics.point_accuracy import point_accuracy, prediction_points
 
 
 def bootstrap_intervals(
@@ -45,7 +46,6 @@ def point_accuracy_metric(task_name: str, items: Sequence[tuple[Prediction, int,
     """`{"point_accuracy": …}` (metrics/point_accuracy.py) over `items` = (prediction, index of the phrase
     whose point is read, ground-truth masks), when every prediction records a&s points in `extras.points`
     (llava-as, difflmm, aas); `{}` for backends that record none. A malformed or out-of-image point → InputError."""
-    from gcgbench.metrics.point_accuracy import point_accuracy, prediction_points
 
     points, truths = [], []
     for prediction, index, truth in items:

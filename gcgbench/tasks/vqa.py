@@ -41,6 +41,12 @@ class VqaTask(SpecTask):
     """One VQA-style split. Params: `suite`, optional `protocol`, `scoring: server`, POPE `categories`,
     ScienceQA `split`, SEED `data_type`. File roles as in the task files (`images`/`benchmark` are folders)."""
 
+    request_kind = "answer"
+
+    @property
+    def scoring_protocols(self) -> tuple[str, ...]:
+        return tuple(self.suite.protocols)
+
     @property
     def suite(self) -> Suite:
         name = self.spec.params.get("suite")

@@ -16,6 +16,7 @@ from gcgbench.api.errors import InputError
 from gcgbench.api.types import Doc, Prediction
 from gcgbench.data import llava_eval as le
 from gcgbench.data import llava_eval_suites as les
+from gcgbench.data import llava_uploads as uploads
 from gcgbench.metrics import mmbench, vqa
 from gcgbench.metrics import multiple_choice as mc
 from gcgbench.metrics.vqa_normalize import evalai_normalize, vqa_accuracy, vqav2_question_score
@@ -99,7 +100,7 @@ class VqaV2(Suite):
                             lambda c, gt: vqav2_question_score(c, gt, "llava"))
 
     def upload(self, docs, predictions):
-        return le.vqav2_upload(docs, predictions)
+        return uploads.vqav2_upload(docs, predictions)
 
 
 class TextVqa(Suite):
@@ -150,7 +151,7 @@ class VizWiz(Suite):
         return le.read_llava_questions(file("questions"), file("images"), suffix, "LLaVA vizwiz question file", extra)
 
     def upload(self, docs, predictions):
-        return le.vizwiz_upload(docs, predictions)
+        return uploads.vizwiz_upload(docs, predictions)
 
 
 class Pope(Suite):
@@ -236,11 +237,11 @@ class MmBench(Suite):
         return {"choice": choice, "correct": choice == doc.truth["answer"]}
 
     def upload(self, docs, predictions):
-        return les.mmbench_upload(docs, predictions)
+        return uploads.mmbench_upload(docs, predictions)
 
     def upload_suffix(self):
         """`.xlsx` as LLaVA writes it, `.tsv` (same columns) where openpyxl is not installed."""
-        return ".xlsx" if les.can_write_xlsx() else ".tsv"
+        return ".xlsx" if uploads.can_write_xlsx() else ".tsv"
 
 
 class ScienceQa(Suite):

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from gcgbench.api.errors import GcgbenchError
+from gcgbench.metrics.meteor.java import java_tokens
 
 INDEX_VERSION = 1
 
@@ -85,7 +86,6 @@ def function_words() -> frozenset[str]:
 def nonbreaking_prefixes() -> dict[str, bool]:
     """`nonbreaking/english.prefixes` as {prefix: numeric_only} (Normalizer.nbpList: first token, '#' lines
     skipped, numeric-only when the second token is '#NUMERIC_ONLY#'; a later line overrides)."""
-    from gcgbench.metrics.meteor.java import java_tokens
 
     prefixes: dict[str, bool] = {}
     for line in _jar_lines("nonbreaking/english.prefixes"):
@@ -107,8 +107,6 @@ class Synonyms:
 
 @lru_cache(maxsize=1)
 def synonyms() -> Synonyms:
-    from gcgbench.metrics.meteor.java import java_tokens
-
     bases: dict[str, list[str]] = {}
     lines = _jar_lines("synonym/english.exceptions")
     for base, forms in zip(lines[0::2], lines[1::2]):
@@ -126,7 +124,6 @@ def synonyms() -> Synonyms:
 
 def _entries(path: Path) -> Iterator[tuple[list[str], list[str]]]:
     """(reference words, paraphrase words) of every entry, in file order (probability lines skipped)."""
-    from gcgbench.metrics.meteor.java import java_tokens
 
     with gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="") as stream:
         text_lines = (line.rstrip("\r\n") for line in stream)

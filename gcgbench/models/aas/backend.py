@@ -35,6 +35,7 @@ import torch
 from gcgbench.api import hashing
 from gcgbench.api.backend import GenerationSettings, sample_seed
 from gcgbench.api.errors import InputError
+from gcgbench.api.protocols import GenerationProtocol, ProtocolTable
 from gcgbench.api.types import RLE, Phrase, Prediction, Request
 from gcgbench.grounding import attend_segment as aas
 from gcgbench.grounding import heatmaps
@@ -44,7 +45,9 @@ from gcgbench.grounding.sam_refine import Proposals, SamRefiner, build_sam
 from gcgbench.grounding import attention_capture as ac
 from gcgbench.models.aas import family as fam
 from gcgbench.models.llava import loading as ll
-from gcgbench.models.llava_as.backend import COPULAS, RES_RULES, _span
+from gcgbench.models.llava.narrative import phrase_span as _span
+from gcgbench.models.llava_as.backend import COPULAS
+from gcgbench.models.llava_as.options import RES_RULES
 from gcgbench.models.llava_as.batch import eos_ids, read_image, until_eos
 
 AAS_QUESTION = "Describe the image in detail."                   # aas/more_models/*.py --question default
@@ -54,6 +57,17 @@ DEFAULTS = {"sam_type": "vit_h", "spacy_model": nps.DEFAULT_SPACY_MODEL, "max_ne
             "res_rule": "copula", "question": AAS_QUESTION, "skip_roots": "", "view": "fine",
             "min_pixels": "", "max_pixels": "", "min_tiles": "", "max_tiles": "", "heatmaps": "on"}
 FAMILY_OPTIONS = ("min_pixels", "max_pixels", "min_tiles", "max_tiles")
+DEFAULTS["protocol"] = ""
+KINDS = ("grounded_caption", "segment", "segment_phrases", "segment_categories")
+PROTOCOLS = ProtocolTable(
+    (GenerationProtocol("aas", KINDS, {
+        "grounded_caption": "Shengcao-Cao/groundLMM:aas/more_models/<family>.py",
+        "segment": "Shengcao-Cao/groundLMM:aas/more_models/<family>_res.py",
+        "segment_phrases": "Shengcao-Cao/groundLMM:aas/more_models/<family>_png.py",
+        "segment_categories": "Shengcao-Cao/groundLMM:aas/infer_attn.py + aas/instance_seg.py"},
+        'a&s: "Describe the image in detail." (question=), \'Describe the "{expression}" in the image.\' (res_template=)'),
+     GenerationProtocol("task-prompt", KINDS, "gcgbench", "the task's own prompt in the family's chat template")),
+    {kind: "aas" for kind in KINDS})
 
 
 @dataclass
@@ -94,13 +108,18 @@ class AasBackend:
         "min_tiles": "InternVL: fewest 448-px tiles (default 3, upstream a&s)",
         "max_tiles": "InternVL: most 448-px tiles (default 9, upstream a&s)",
         "heatmaps": "on (default): each phrase's map over the image, ≤32 px, in extras.heatmaps (the HTML report draws them); off",
+        "protocol": "generation protocol: aas (default, a&s's questions) or task-prompt (the task's prompt)",
     }
+    PROTOCOLS = PROTOCOLS
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> "AasBackend":
         if "model_path" not in args:
             raise InputError("--model-args", None, "aas needs model_path=FOLDER (a transformers VLM checkpoint)")
         options = {**DEFAULTS, **{k: v for k, v in args.items() if k in DEFAULTS}}
+        if options["protocol"] and options["protocol"] not in {p.name for p in PROTOCOLS.protocols}:
+            raise InputError("--model-args", "protocol", f"unknown generation protocol {options['protocol']!r}; "
+                                                         f"aas has {', '.join(p.name for p in PROTOCOLS.protocols)}")
         try:
             aas.AasOptions(options["query"], options["normalize"], options["aggregation"])
         except ValueError as error:
@@ -160,7 +179,8 @@ class AasBackend:
         return {
             "name": self.name,
             "family": self.model_type,
-            "args": dict(self.options),
+            "args": {k: v for k, v in self.options.items() if k != "protocol"},
+            "protocols": PROTOCOLS.resolved(self.options["protocol"] or None),
             "model_files_sha256": hashing.folder_sha256(self.model_path),
             "sam_checkpoint_sha256": hashing.cached_sha256(self.sam_checkpoint) if self.sam_checkpoint else None,
             "proposals_sha256": hashing.cached_sha256(self.proposals_path) if self.proposals_path and self.proposals_path.is_file() else None,
@@ -288,8 +308,14 @@ class AasBackend:
 
     # ------------------------------------------------------------------------------------------ kinds
 
+    def _task_prompt(self, request: Request) -> bool:
+        return PROTOCOLS.resolve(request.kind, self.options["protocol"] or None) == "task-prompt"
+
     def _question(self, request: Request) -> str:
-        return request.prompt if self.options["question"] == "task" else self.options["question"]
+        question = self.options["question"]
+        if question == "task" or (self._task_prompt(request) and question == AAS_QUESTION):
+            return request.prompt
+        return question
 
     def _gcg(self, request: Request) -> Prediction:
         nlp = nps.load_spacy(self.options["spacy_model"])
@@ -306,7 +332,7 @@ class AasBackend:
                           extras=self._extras(encoded, False, points, heats, roots=[p.root for p in found]))
 
     def _res(self, request: Request) -> Prediction:
-        template = self.options["res_template"]
+        template = "task" if self._task_prompt(request) else self.options["res_template"]
         question = request.prompt if template == "task" else template.format(expression=request.inputs["expression"])
         image = read_image(request)
         encoded = self._family.encode(image, question)

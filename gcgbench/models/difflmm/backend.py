@@ -7,15 +7,17 @@ or proposal, RES/PNG rules) is `LlavaAttendSegmentBackend`'s, inherited unchange
 only what differs in the LLaVA-repo code path DiffLMM runs in upstream (`aas/infer_attn.py` with
 `load_pretrained_model(model_path, model_base, ...)`):
 
-- inputs (`DiffLmmProcessor`): the llava_v1 prompt is tokenized as `llava/mm_utils.py::tokenizer_image_token`
-  does (the text split at `<image>`, each chunk tokenized on its own, BOS kept only on the first), and the
-  image placeholder (IMAGE_TOKEN_INDEX = −200) is repeated n = (R/16)² times, where upstream splices the n
-  image features in place of one −200 (`prepare_inputs_labels_for_multimodal`); same embedding sequence.
-  The image is padded and normalised with DiffLMM's effective CLIP mean/std (see `vision.py`).
+- inputs (`llava_as/batch.py::Prompting`): the llava_v1 prompt is tokenized as `llava/mm_utils.py::tokenizer_image_token`
+  does (the text split at `<image>`, each chunk tokenized on its own by the base's slow Llama tokenizer
+  upstream loads with `use_fast=False`, BOS kept only on the first), and the image placeholder
+  (IMAGE_TOKEN_INDEX = −200) is repeated n = (R/16)² times, where upstream splices the n image features in
+  place of one −200 (`prepare_inputs_labels_for_multimodal`); same embedding sequence. The image is padded
+  and normalised with DiffLMM's effective CLIP mean/std (see `vision.py`). `DiffLmmProcessor` is the same
+  construction over a transformers tokenizer, for the tiny model's training script.
 - image features: computed when the batch is built, one `torch.Generator` per doc seeded with
   `sample_seed(run_seed, doc_id)` for the VAE sample and the noise, so a doc's answer does not depend on
   its batch, shard or earlier calls. The batch's `pixel_values` then hold the projected image tokens.
-- the model (`DiffLmmLM`): embeds the ids, scatters the image tokens into the −200 positions and calls
+- the model (`DiffLmmLM` = `models/llava/spliced.SplicedLM`): embeds the ids, scatters the image tokens into the −200 positions and calls
   `LlamaForCausalLM.generate(input_ids=…, inputs_embeds=…)` (sequences = prompt ids + new tokens), with
   the `gcgbench_capture` attention of `grounding/attention_capture.py` so the a&s rows are captured as for llava-as.
 """
@@ -30,18 +32,19 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from gcgbench.api.backend import GenerationSettings, sample_seed
-from gcgbench.api import hashing
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import Prediction, Request
 from gcgbench.models.llava import loading as ll
 from gcgbench.models import embedded
-from gcgbench.models.difflmm.loading import DiffLmm, load_difflmm, read_json, weight_files
+from gcgbench.models.difflmm.loading import DiffLmm, load_difflmm
 from gcgbench.models.difflmm.vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, preprocess_image
+from gcgbench.models.llava.checkpoint import read_json, weight_files
+from gcgbench.models.llava.spliced import IMAGE_TOKEN_INDEX, SplicedLM
+from gcgbench.models.llava.tokenizer import SlowLlamaTokenizer
 from gcgbench.models.llava_as.backend import LlavaAttendSegmentBackend
-
-IMAGE_TOKEN_INDEX = -200   # llava/constants.py
-TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "added_tokens.json", "generation_config.json")
+from gcgbench.models.llava_as.batch import HfChunkEncoder, Prompting
+from gcgbench.models.llava_as.options import LlavaAsOptions
+from gcgbench.api.options import option
 
 
 def tokenizer_image_token(prompt: str, tokenizer: Any, n_image_tokens: int) -> list[int]:
@@ -78,68 +81,34 @@ class DiffLmmProcessor:
         return out
 
 
-def embed_with_image_tokens(llm: Any, input_ids: torch.Tensor, image_tokens: torch.Tensor | None) -> torch.Tensor:
-    """Token embeddings of `input_ids` with the image tokens (B, n, hidden) scattered, in order, into each row's
-    n IMAGE_TOKEN_INDEX positions (upstream `prepare_inputs_labels_for_multimodal`); differentiable."""
-    is_image = input_ids == IMAGE_TOKEN_INDEX
-    embeds = llm.get_input_embeddings()(input_ids.masked_fill(is_image, 0))
-    if image_tokens is None:
-        if bool(is_image.any()):
-            raise ValueError("image placeholders without image features")
-        return embeds
-    counts = is_image.sum(dim=1)
-    if image_tokens.shape[0] != input_ids.shape[0] or bool((counts != image_tokens.shape[1]).any()):
-        raise ValueError(f"{counts.tolist()} image placeholders for image tokens of shape {tuple(image_tokens.shape)}")
-    embeds[is_image] = image_tokens.reshape(-1, image_tokens.shape[-1]).to(embeds.dtype)
-    return embeds
+def DiffLmmLM(model: DiffLmm) -> SplicedLM:
+    """The LLaVA-repo multimodal LM over DiffLMM's merged LLM; `pixel_values` are image tokens."""
+    return SplicedLM(model.llm)
 
 
-class DiffLmmLM:
-    """The LLaVA-repo multimodal LM on top of the merged `LlamaForCausalLM`; `pixel_values` are image tokens."""
+@dataclass(frozen=True)
+class DiffLmmOptions(LlavaAsOptions):
+    """llava-as's options (protocols included) plus the DiffLMM release's four folders."""
 
-    def __init__(self, model: DiffLmm):
-        self.model = model
-        self.llm = model.llm
-        self.config = SimpleNamespace(image_token_id=IMAGE_TOKEN_INDEX)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.llm.dtype
-
-    @property
-    def generation_config(self) -> Any:
-        return self.llm.generation_config
-
-    def embed(self, input_ids: torch.Tensor, image_tokens: torch.Tensor | None) -> torch.Tensor:
-        return embed_with_image_tokens(self.llm, input_ids, image_tokens)
-
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 pixel_values: torch.Tensor | None = None, **kwargs: Any) -> Any:
-        embeds = self.embed(input_ids, pixel_values)
-        return self.llm.generate(input_ids=input_ids, inputs_embeds=embeds, attention_mask=attention_mask, **kwargs)
-
-    def __call__(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None, **kwargs: Any) -> Any:
-        return self.llm(inputs_embeds=self.embed(input_ids, pixel_values), **kwargs)
+    model_path: Path | None = option("DiffLMM LoRA folder, Shengcao1006/difflmm-llava-v1.5-7b-lora layout: config.json, "
+                                     "adapter_config.json, adapter_model.{safetensors,bin}, non_lora_trainables.bin "
+                                     "(the four folders together; none given: the shipped tiny DiffLMM)", None, path=True)
+    model_base: Path | None = option("base LLM folder, lmsys/vicuna-7b-v1.5 layout (weights + tokenizer)", None,
+                                     path=True)
+    clip_path: Path | None = option("CLIP folder, openai/clip-vit-large-patch14-336 layout", None, path=True)
+    sd_path: Path | None = option("Stable Diffusion v1.5 folder, diffusers layout: unet/, vae/, scheduler/", None,
+                                  path=True)
 
 
 @dataclass
 class DiffLmmBackend(LlavaAttendSegmentBackend):
-    model_base: Path | None = None
-    sd_path: Path | None = None
-    clip_path: Path | None = None
+    options: DiffLmmOptions
     name: str = "difflmm"
     _difflmm: DiffLmm | None = None
     _run_seed: int = 0
 
-    ARGS = {
-        "model_path": "DiffLMM LoRA folder, Shengcao1006/difflmm-llava-v1.5-7b-lora layout: config.json, "
-                      "adapter_config.json, adapter_model.{safetensors,bin}, non_lora_trainables.bin",
-        "model_base": "base LLM folder, lmsys/vicuna-7b-v1.5 layout (weights + tokenizer)",
-        "sd_path": "Stable Diffusion v1.5 folder, diffusers layout: unet/, vae/, scheduler/",
-        "clip_path": "CLIP folder, openai/clip-vit-large-patch14-336 layout (all four folders are required "
-                     "together; none given: the shipped tiny DiffLMM)",
-        **{k: v for k, v in LlavaAttendSegmentBackend.ARGS.items() if k != "model_path"},
-    }
+    Options = DiffLmmOptions
+    ARGS = {info.name: info.help for info in DiffLmmOptions.describe()}
     PATH_ARGS = ("model_path", "model_base", "sd_path", "clip_path")
 
     @classmethod
@@ -148,14 +117,24 @@ class DiffLmmBackend(LlavaAttendSegmentBackend):
         missing = [key for key in cls.PATH_ARGS if not args.get(key)]
         if missing:
             raise InputError("--model-args", None, f"difflmm needs {', '.join(f'{k}=FOLDER' for k in missing)}")
-        paths = {key: Path(args[key]).expanduser() for key in cls.PATH_ARGS}
-        for key, path in paths.items():
-            if not path.is_dir():
-                raise InputError(key, str(path), "no such folder")
-        parent_args = {k: v for k, v in args.items() if k in LlavaAttendSegmentBackend.ARGS}
-        backend = super().from_args(parent_args)
-        backend.model_base, backend.sd_path, backend.clip_path = paths["model_base"], paths["sd_path"], paths["clip_path"]
-        return backend
+        options = DiffLmmOptions.parse(args, "difflmm")
+        for key in cls.PATH_ARGS:
+            if not getattr(options, key).is_dir():
+                raise InputError(key, str(getattr(options, key)), "no such folder")
+        cls.check_paths(options)
+        return cls(options)
+
+    @property
+    def model_base(self) -> Path:
+        return self.options.model_base
+
+    @property
+    def sd_path(self) -> Path:
+        return self.options.sd_path
+
+    @property
+    def clip_path(self) -> Path:
+        return self.options.clip_path
 
     # ------------------------------------------------------------------------------------------ protocol
 
@@ -165,31 +144,34 @@ class DiffLmmBackend(LlavaAttendSegmentBackend):
 
     def fingerprint(self) -> Mapping[str, Any]:
         base = dict(super().fingerprint())
-        base["name"] = self.name
-        base["args"] = {**base["args"], "model_base": str(self.model_base), "sd_path": str(self.sd_path),
-                        "clip_path": str(self.clip_path)}
-        base["lora_files_sha256"] = base.pop("model_files_sha256")
-        base["base_files_sha256"] = _hashes(self.model_base, weight_files(self.model_base) +
-                                            [self.model_base / n for n in TOKENIZER_FILES])
-        base["sd_files_sha256"] = _hashes(self.sd_path, _diffusers_files(self.sd_path))
-        base["clip_files_sha256"] = _hashes(self.clip_path, weight_files(self.clip_path) + [self.clip_path / "config.json"])
         base["vision_noise"] = "VAE sample then U-Net noise from torch.Generator(cpu).manual_seed(sample_seed(seed, doc_id))"
         return base
+
+    def checkpoint_files(self) -> dict[str, Any]:
+        files = super().checkpoint_files()
+        files["clip"] = (self.clip_path, weight_files(self.clip_path) + [self.clip_path / "config.json"])
+        files["sd"] = (self.sd_path, _diffusers_files(self.sd_path))
+        return files
 
     # ------------------------------------------------------------------------------------------ hooks
 
     def _load(self, device: str) -> None:
         if self._model is not None and device == self._device:
             return
-        dtype = ll.resolve_dtype(self.options["dtype"], device)
+        dtype = ll.resolve_dtype(self.options.dtype, device)
         self._difflmm = load_difflmm(self.model_path, self.model_base, self.sd_path, self.clip_path, dtype, device)
         vision = self._difflmm.vision
-        self._model = DiffLmmLM(self._difflmm)
-        self._processor = DiffLmmProcessor(self._difflmm.tokenizer, vision.resolution, vision.num_patches)
+        self._model, self._tokenizer = DiffLmmLM(self._difflmm), self._difflmm.tokenizer
+        encoder = (SlowLlamaTokenizer.from_folder(self.model_base) if (self.model_base / "tokenizer.model").is_file()
+                   else HfChunkEncoder(self._tokenizer))
+        self._prompting = Prompting(encoder, IMAGE_TOKEN_INDEX, vision.num_patches,
+                                    lambda image: preprocess_image(image, vision.resolution),
+                                    tuple(int(v * 255) for v in OPENAI_CLIP_MEAN))
         self._device = device
         self._sam = None
 
-    def _batch(self, requests: Sequence[Request], questions: Sequence[str], answers: Sequence[str] | None = None) -> Any:
+    def _batch(self, requests: Sequence[Request], questions: Sequence[str],
+               answers: Sequence[Sequence[str]] | None = None) -> Any:
         batch = super()._batch(requests, questions, answers)
         if batch.pixel_values is not None:
             batch.pixel_values = self.image_tokens(batch.pixel_values, [r.doc_id for r in requests if r.image_path])
@@ -199,10 +181,6 @@ class DiffLmmBackend(LlavaAttendSegmentBackend):
         """Pre-processed images of `doc_ids` → (B, n, hidden) image tokens, noise seeded per doc."""
         generators = [torch.Generator().manual_seed(sample_seed(self._run_seed, doc_id)) for doc_id in doc_ids]
         return self._difflmm.image_tokens(pixel_values, generators)
-
-
-def _hashes(root: Path, files: Sequence[Path]) -> dict[str, str]:
-    return {str(path.relative_to(root)): hashing.cached_sha256(path) for path in files if path.is_file()}
 
 
 def _diffusers_files(sd: Path) -> list[Path]:

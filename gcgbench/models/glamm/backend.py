@@ -14,10 +14,9 @@ upstream always loads separately). Per request kind (upstream script followed):
   state used for the j-th generated [SEG] is the one at the position before it (the state that predicted
   it). The decoded text is parsed as upstream (parse.py) and phrase i gets mask i.
 - segment, `inputs["expression"]` (RES, eval/referring_seg/infer_and_evaluate.py): teacher-forced, one
-  forward pass over "<question> ASSISTANT: <answer></s>" with the task prompt as question and `res_answer`
-  ("It is [SEG]." by default) as answer; the [SEG] states come from the input ids. Upstream draws the answer
-  from ANSWER_LIST and packs up to 3 random expressions of an image into one multi-turn conversation,
-  unseeded; here every expression is its own single-turn conversation, so results are deterministic.
+  forward pass over the conversation; the [SEG] states come from the input ids. Protocol `glamm-multiturn`
+  (default, upstream's): the image's sentences, ≤ 3 per conversation with random templates and answers drawn
+  from `--seed` (`options.py`); `per-sentence`: "<task prompt> ASSISTANT: <res_answer></s>" per sentence.
 - caption (region captioning, eval/region_captioning/infer.py): greedy generation; the task prompt's `<bbox>`
   token embedding is replaced by the region encoder's feature of `inputs["region"]` ([x, y, w, h] pixels →
   xyxy → ×336/W, ×336/H → /336, float64 → half → model dtype, as upstream). Without a region the prompt is
@@ -43,15 +42,17 @@ import torch
 
 from gcgbench.api.backend import GenerationSettings
 from gcgbench.api.errors import GcgbenchError, InputError
+from gcgbench.api.hashing import backend_fingerprint
+from gcgbench.api.protocols import ProtocolTable
+from gcgbench.data.refer import glamm_conversations, glamm_image_seed
 from gcgbench.api.types import Doc, Phrase, Prediction, RLE, Request
 from gcgbench.models.glamm import tokenizer as gt
 from gcgbench.models.glamm.modules import ClipPreprocess, GlammNetwork, load_clip, load_network, sam_pixels
 from gcgbench.models.glamm.parse import clean_caption, pair_phrases, parse_glamm_output
-from gcgbench.api.hashing import folder_sha256
-from gcgbench.models.llava.loading import DTYPES, resolve_dtype
+from gcgbench.models.glamm.options import PROTOCOLS, GlammOptions, conversation_turns
+from gcgbench.models.llava.loading import resolve_dtype
 
-IMPLEMENTATION = "1"   # bump when a change alters what the backend answers (invalidates cached generations)
-DEFAULTS = {"max_new_tokens": "512", "dtype": "auto", "kv_cache": "true", "attn": "eager", "res_answer": "It is [SEG]."}
+IMPLEMENTATION = "2"   # bump when a change alters what the backend answers (invalidates cached generations)
 CLIP_SIDE = 336   # eval/region_captioning/infer.py rescales boxes to 336×336, whatever the CLIP crop
 ENTITY = re.compile(r"&(?!(#\d+|#x[0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);)")
 
@@ -85,49 +86,48 @@ class _Glamm:
 
 @dataclass
 class GlammBackend:
-    model_path: Path
-    clip_path: Path
-    options: dict[str, str] = field(default_factory=dict)
+    options: GlammOptions
     name: str = "glamm"
     supported_kinds: frozenset[str] = frozenset({"grounded_caption", "segment", "caption"})
     _loaded: _Glamm | None = None
+    _res_docs: list[Doc] = field(default_factory=list)
+    _turns: dict[tuple[int, str], tuple[list[Doc], int]] = field(default_factory=dict)   # (seed, doc id) → conversation
+    _turn_masks: dict[tuple[int, str], RLE] = field(default_factory=dict)
 
-    ARGS = {
-        "model_path": "GLaMM checkpoint folder (MBZUAI/GLaMM-GCG, -RefSeg, -FullScope, … HF layout) (required)",
-        "clip_path": "openai/clip-vit-large-patch14-336 folder: GLaMM's global image encoder (required)",
-        "max_new_tokens": "generation length limit (default 512, eval/gcg/infer.py)",
-        "dtype": "auto (bfloat16 on GPU as upstream, float32 on CPU), bfloat16, float16 or float32",
-        "kv_cache": "true (default): KV-cached greedy decoding; false: upstream's full recompute per step",
-        "attn": "eager (default: transformers 4.28's attention arithmetic) or sdpa",
-        "res_answer": 'teacher-forced RES answer holding [SEG] (default "It is [SEG]."; upstream draws from ANSWER_LIST)',
-    }
+    Options = GlammOptions
+    PROTOCOLS: ProtocolTable = PROTOCOLS
+    ARGS = {info.name: info.help for info in GlammOptions.describe()}
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> "GlammBackend":
         for required in ("model_path", "clip_path"):
             if required not in args:
                 raise InputError("--model-args", None, f"glamm needs {required}=FOLDER ({cls.ARGS[required]})")
-        options = {**DEFAULTS, **{k: v for k, v in args.items() if k in DEFAULTS}}
-        if not options["max_new_tokens"].isdigit() or int(options["max_new_tokens"]) < 1:
-            raise InputError("--model-args", "max_new_tokens", "must be a positive integer")
-        if options["dtype"] not in ("auto", *DTYPES):
-            raise InputError("--model-args", "dtype", f"must be auto, {', '.join(DTYPES)}")
-        if options["kv_cache"] not in ("true", "false"):
-            raise InputError("--model-args", "kv_cache", "must be true or false")
-        if options["attn"] not in ("eager", "sdpa"):
-            raise InputError("--model-args", "attn", "must be eager or sdpa")
-        if gt.SEG_TOKEN not in options["res_answer"]:
-            raise InputError("--model-args", "res_answer", "must contain [SEG]")
-        model_path, clip_path = Path(args["model_path"]).expanduser(), Path(args["clip_path"]).expanduser()
-        for label, folder in (("model_path", model_path), ("clip_path", clip_path)):
-            if not (folder / "config.json").is_file():
-                raise InputError(label, str(folder), "not a model folder (no config.json)")
-        return cls(model_path, clip_path, options)
+        options = GlammOptions.parse(args, "glamm")
+        for label in ("model_path", "clip_path"):
+            if not (getattr(options, label) / "config.json").is_file():
+                raise InputError(label, str(getattr(options, label)), "not a model folder (no config.json)")
+        return cls(options)
+
+    @property
+    def model_path(self) -> Path:
+        return self.options.model_path
+
+    @property
+    def clip_path(self) -> Path:
+        return self.options.clip_path
+
+    def protocol_for(self, kind: str) -> str:
+        return PROTOCOLS.resolve(kind, self.options.protocol or None)
 
     # ------------------------------------------------------------------------------------------ protocol
 
     def prepare(self, task: Any, docs: Sequence[Doc]) -> None:
-        return None
+        """`glamm-multiturn` asks an image's sentences together: keep the task's docs to group them."""
+        self._res_docs, self._turns, self._turn_masks = [], {}, {}
+        family = getattr(getattr(task, "spec", None), "family", None)
+        if family == "res" and self.protocol_for("segment") == "glamm-multiturn":   # GLaMM's RefCOCO evaluation
+            self._res_docs = list(docs)
 
     def generate(self, requests: Sequence[Request], settings: GenerationSettings) -> list[Prediction]:
         glamm = self._load(settings.device)
@@ -137,7 +137,7 @@ class GlammBackend:
                 if request.kind == "grounded_caption":
                     answers.append(self._gcg(glamm, request))
                 elif request.kind == "segment":
-                    answers.append(self._res(glamm, request))
+                    answers.append(self._res(glamm, request, settings.seed))
                 elif request.kind == "caption":
                     answers.append(self._caption(glamm, request))
                 else:
@@ -145,16 +145,10 @@ class GlammBackend:
         return answers
 
     def fingerprint(self) -> Mapping[str, Any]:
-        return {
-            "name": self.name,
-            "args": {"model_path": str(self.model_path), "clip_path": str(self.clip_path), **self.options},
-            "model_files_sha256": folder_sha256(self.model_path),
-            "clip_files_sha256": folder_sha256(self.clip_path),
-            "implementation": IMPLEMENTATION,
-            "conversation": "llava_v1",
-            "tokenizer": "transformers 4.28 slow LlamaTokenizer semantics (sentencepiece)",
-            "image_aspect": "clip center crop; sam longest side, bottom/right pad",
-        }
+        return backend_fingerprint(self.name, self.options, {"model": self.model_path, "clip": self.clip_path}, PROTOCOLS,
+                                   implementation=IMPLEMENTATION, conversation="llava_v1",
+                                   tokenizer="transformers 4.28 slow LlamaTokenizer semantics (sentencepiece)",
+                                   image_aspect="clip center crop; sam longest side, bottom/right pad")
 
     # ------------------------------------------------------------------------------------------ loading
 
@@ -163,7 +157,7 @@ class GlammBackend:
             return self._loaded
         dtype = self._dtype(device)
         tokenizer = gt.GlammTokenizer.from_folder(self.model_path)
-        network = load_network(self.model_path, dtype, device, self.options["attn"])
+        network = load_network(self.model_path, dtype, device, self.options.attn)
         spec = network.spec
         if tokenizer.vocab_size != int(spec.llama["vocab_size"]):
             raise InputError(self.model_path, "config.json", f"vocab_size {spec.llama['vocab_size']} differs from the "
@@ -171,7 +165,7 @@ class GlammBackend:
         if spec.bbox_token_idx is not None and int(spec.bbox_token_idx) != tokenizer.token_id(gt.BBOX_TOKEN):
             raise InputError(self.model_path, "config.json", f"bbox_token_idx {spec.bbox_token_idx} is not the "
                                                              f"<bbox> id {tokenizer.token_id(gt.BBOX_TOKEN)} of added_tokens.json")
-        clip = load_clip(self.clip_path, dtype, device, self.options["attn"])
+        clip = load_clip(self.clip_path, dtype, device, self.options.attn)
         if clip.config.hidden_size != spec.region.embed_dims:
             raise InputError("clip_path", str(self.clip_path), f"CLIP width {clip.config.hidden_size} differs from the "
                                                                f"checkpoint's mm_hidden_size {spec.region.embed_dims}")
@@ -179,7 +173,7 @@ class GlammBackend:
         return self._loaded
 
     def _dtype(self, device: str) -> torch.dtype:
-        return resolve_dtype(self.options["dtype"], device, cuda_default=torch.bfloat16)  # GLaMM runs in bf16
+        return resolve_dtype(self.options.dtype, device, cuda_default=torch.bfloat16)  # GLaMM runs in bf16
 
     # ------------------------------------------------------------------------------------------ kinds
 
@@ -190,7 +184,7 @@ class GlammBackend:
         ids = gt.tokenizer_image_token(gt.llava_v1_prompt([(gt.with_image(question), None)]), glamm.tokenizer)
         features, _ = encode_image(glamm, image, None)
         embeds, _ = embed_sequence(glamm, ids, features, None)
-        tokens, states = greedy(glamm, embeds, int(self.options["max_new_tokens"]), self.options["kv_cache"] == "true")
+        tokens, states = greedy(glamm, embeds, self.options.max_new_tokens, self.options.kv_cache)
         rows = [embeds.shape[1] + j - 1 for j, token in enumerate(tokens) if token == glamm.seg_id]
         masks = decode_masks(glamm, states[rows], image) if rows else []
         parsed = parse_glamm_output(glamm.tokenizer.decode(ids_without_image(ids) + tokens))
@@ -199,18 +193,51 @@ class GlammBackend:
                           extras={"answer": parsed.answer, "seg_offsets": list(parsed.seg_offsets),
                                   "generated_tokens": len(tokens)})
 
-    def _res(self, glamm: _Glamm, request: Request) -> Prediction:
+    def _res(self, glamm: _Glamm, request: Request, seed: int) -> Prediction:
+        expression = str(request.inputs["expression"])
+        conversation = self._conversation(request.doc_id, seed)
+        if conversation is None:
+            answer = self.options.res_answer
+            masks = self._teacher_forced(glamm, request, [(request.prompt, answer)])
+            return Prediction(request.doc_id, expression, (Phrase(expression, tuple(masks[:1])),), tuple(masks[1:]),
+                              extras={"answer": answer, "glamm_protocol": "per-sentence" if self.protocol_for(
+                                  "segment") == "per-sentence" else "per-sentence (not a RefCOCO task)"})
+        docs, turn = conversation
+        key = (seed, request.doc_id)
+        turns = conversation_turns([str(d.inputs["expression"]) for d in docs],
+                                   glamm_image_seed(seed, docs[0].truth["image_id"]))
+        if key not in self._turn_masks:
+            masks = self._teacher_forced(glamm, request, turns)
+            if len(masks) != len(docs):
+                raise GcgbenchError(f"doc {request.doc_id!r}: {len(masks)} [SEG] masks for {len(docs)} turns")
+            self._turn_masks.update({(seed, d.doc_id): mask for d, mask in zip(docs, masks)})
+        return Prediction(request.doc_id, expression, (Phrase(expression, (self._turn_masks[key],)),),
+                          extras={"glamm_protocol": "glamm-multiturn", "turn": turn, "turns": len(docs),
+                                  "question": turns[turn][0], "answer": turns[turn][1]})
+
+    def _conversation(self, doc_id: str, seed: int) -> tuple[list[Doc], int] | None:
+        """The (docs, turn index) of `doc_id`'s conversation under `glamm-multiturn` (None: per-sentence)."""
+        if self.protocol_for("segment") != "glamm-multiturn":
+            return None
+        if not self._res_docs:
+            return None                      # not a RefCOCO task: each sentence on its own
+        if (seed, doc_id) not in self._turns:
+            for docs in glamm_conversations(self._res_docs, seed):
+                self._turns.update({(seed, d.doc_id): (docs, turn) for turn, d in enumerate(docs)})
+        return self._turns.get((seed, doc_id))
+
+    def _teacher_forced(self, glamm: _Glamm, request: Request, turns: Sequence[tuple[str, str]]) -> list[RLE]:
+        """One forward over the conversation `turns` (the first question after the begin string and image);
+        the mask of every [SEG] of the input, in order (`_inference_path`, `_create_seg_token_mask`)."""
         image = read_image(request)
-        prompt = gt.llava_v1_prompt([(gt.with_image(request.prompt), self.options["res_answer"])])
+        first, *rest = turns
+        prompt = gt.llava_v1_prompt([(gt.with_image(first[0]), first[1]), *rest])
         ids = gt.tokenizer_image_token(prompt, glamm.tokenizer)
         features, _ = encode_image(glamm, image, None)
         embeds, positions = embed_sequence(glamm, ids, features, None)
         states = glamm.network.model(inputs_embeds=embeds, use_cache=False).last_hidden_state[0]
         rows = [positions[i] - 1 for i, token in enumerate(ids) if token == glamm.seg_id and i > 0]
-        masks = decode_masks(glamm, states[rows], image)
-        expression = str(request.inputs["expression"])
-        return Prediction(request.doc_id, expression, (Phrase(expression, tuple(masks[:1])),), tuple(masks[1:]),
-                          extras={"answer": self.options["res_answer"]})
+        return decode_masks(glamm, states[rows], image)
 
     def _caption(self, glamm: _Glamm, request: Request) -> Prediction:
         image = read_image(request)
@@ -222,7 +249,7 @@ class GlammBackend:
         ids = gt.tokenizer_image_token(gt.llava_v1_prompt([(gt.with_image(prompt), None)]), glamm.tokenizer)
         features, region_features = encode_image(glamm, image, boxes)
         embeds, _ = embed_sequence(glamm, ids, features, region_features)
-        tokens, _ = greedy(glamm, embeds, int(self.options["max_new_tokens"]), self.options["kv_cache"] == "true")
+        tokens, _ = greedy(glamm, embeds, self.options.max_new_tokens, self.options.kv_cache)
         decoded = glamm.tokenizer.decode(ids_without_image(ids) + tokens)
         return Prediction(request.doc_id, clean_caption(decoded), extras={"generated_tokens": len(tokens)})
 

@@ -101,3 +101,32 @@ def region_text(region: Sequence[float], height: int, width: int) -> str:
     x, y, w, h = (float(v) for v in region)
     values = [(x + left) / side, (y + top) / side, (x + w + left) / side, (y + h + top) / side]
     return "[" + ", ".join(f"{min(1.0, max(0.0, v)):.2f}" for v in values) + "]"
+
+
+def pil_image_processor(folder: Path, label: str = "model_path") -> Any:
+    """The folder's image processor on the PIL path (what LLaVA's transformers 4.37 `CLIPImageProcessor` did:
+    PIL bicubic resize of the shortest edge, centre crop, rescale, normalise). transformers 5 picks its
+    torchvision backend whenever torchvision is installed, which resizes with torch's bicubic instead; the
+    backend is therefore asked for by name and checked."""
+    from transformers import AutoImageProcessor
+
+    try:
+        processor = AutoImageProcessor.from_pretrained(folder, backend="pil", local_files_only=True)
+    except (OSError, ValueError, TypeError) as error:
+        raise InputError(label, str(folder), f"cannot load the image processor: {str(error).splitlines()[0]}") from None
+    if getattr(processor, "backend", "pil") != "pil":
+        raise InputError(label, str(folder), f"image processor {type(processor).__name__} is not on the PIL path")
+    return processor
+
+
+def pixel_function(processor: Any) -> Any:
+    """image → (3, H, W) float32 pixel values through `processor` (one image at a time)."""
+    return lambda image: processor(images=[image], return_tensors="pt")["pixel_values"][0]
+
+
+def hf_image_tokens(config: Any) -> int:
+    """How many image features an HF `LlavaForConditionalGeneration` splices per image: (side/patch)² (+1 CLS
+    with vision_feature_select_strategy `full`)."""
+    vision = config.vision_config
+    extra = 1 if getattr(config, "vision_feature_select_strategy", "default") == "full" else 0
+    return (vision.image_size // vision.patch_size) ** 2 + extra

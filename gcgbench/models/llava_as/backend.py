@@ -1,8 +1,13 @@
-"""`llava-as`: LLaVA-1.5 (HF layout) + attend-and-segment grounding (Cao et al., `Shengcao-Cao/groundLMM`).
+"""`llava-as`: LLaVA-1.5 + attend-and-segment grounding (Cao et al., `Shengcao-Cao/groundLMM`).
+
+Checkpoints: the llava-hf layout (`llava-hf/llava-1.5-7b-hf`, `models/llava/loading.py`) or the LLaVA-repo
+layouts a&s itself runs (`liuhaotian/llava-v1.5-7b`, `liuhaotian/llava-v1.5-7b-lora` + `model_base`, with
+`clip_path`: `models/llava/repo.py`). Options and generation protocols (`aas`, the default, and
+`task-prompt`): `options.py`. Prompt ids, pixels and teacher-forced pieces: `batch.py`.
 
 Per request kind (what upstream script each follows):
-- grounded_caption (GCG, `aas/infer_attn.py` + `aas/gcg.py`): greedy generation with the task prompt (or
-  `question=`) in the llava_v1 conversation, the image padded to a square; per generated token the attention
+- grounded_caption (GCG, `aas/infer_attn.py` + `aas/gcg.py`): greedy generation with the protocol's question
+  (`aas`: "Describe the image in detail.") in the llava_v1 conversation, the image padded to a square; per generated token the attention
   row predicting it, averaged over layers and heads, minus the mean over the answer; per spaCy noun chunk the
   max over its root word's tokens; argmax → one positive point → SAM, last multimask output.
 - segment, `inputs["expression"]` (RES, `aas/infer_attn_res.py` + `aas/res.py` b77f8895): greedy generation
@@ -10,12 +15,10 @@ Per request kind (what upstream script each follows):
   "is"/"are"/"be" (`res_rule=copula`; `first8` = 651d68d0's max over the first 8 maps); the mask is the best
   proposal containing the point (`proposals=`), or SAM's mask for the point without proposals.
 - segment_phrases, `inputs["phrases"]` (PNG, `aas/infer_attn_png.py` + `aas/png.py`): the narrative is teacher-forced
-  after the prompt in one forward pass; maps of the narrative tokens (their own rows), minus their mean; per
+  after the prompt in one forward pass, each utterance tokenized on its own (`models/llava/narrative.py`); maps of the narrative tokens (their own rows), minus their mean; per
   requested phrase the max over its tokens; point → proposal or SAM; one phrase per requested phrase, in order.
 - caption, answer: plain greedy generation (no capture).
 Greedy decoding is deterministic; each batch still seeds torch with `sample_seed` of its first doc.
-The prompt batch (llava_v1 conversation, square-padded image, left padding) and the pad/EOS ids are
-`batch.py`.
 """
 
 from __future__ import annotations
@@ -29,87 +32,91 @@ import torch
 
 from gcgbench.api.backend import GenerationSettings, sample_seed
 from gcgbench.api import hashing
+from gcgbench.api.protocols import ProtocolTable
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import RLE, Doc, Phrase, Prediction, Request
 from gcgbench.grounding import attend_segment as aas
 from gcgbench.grounding import phrases as nps
 from gcgbench.grounding.sam_refine import Proposals, SamRefiner, build_sam
 from gcgbench.grounding import attention_capture as ac
-from gcgbench.models.llava import loading as ll
 from gcgbench.models import embedded
-from gcgbench.models.llava_as.batch import Batch, build_batch, eos_ids, pad_id, until_eos
+from gcgbench.models.llava import loading as ll
+from gcgbench.models.llava.checkpoint import read_json, weight_files
+from gcgbench.models.llava.narrative import narrative_pieces
+from gcgbench.models.llava.repo import is_repo_layout, load_llava_repo
+from gcgbench.models.llava.spliced import IMAGE_TOKEN_INDEX, SplicedLM
+from gcgbench.models.llava.tokenizer import SlowLlamaTokenizer
+from gcgbench.models.llava_as.batch import Batch, HfChunkEncoder, Prompting, build_batch, eos_ids, pad_id, until_eos
+from gcgbench.models.llava_as.options import PROTOCOLS, LlavaAsOptions
 
-RES_TEMPLATE = 'Describe the "{expression}".'   # aas/infer_attn_res.sh, the runs over all eight RES splits
-RES_RULES = ("copula", "first8")
 COPULAS = ("is", "are", "be")
-DEFAULTS = {"sam_type": "vit_h", "spacy_model": nps.DEFAULT_SPACY_MODEL, "max_new_tokens": "512", "dtype": "auto",
-            "query": "auto", "normalize": "mean", "aggregation": "max", "res_template": RES_TEMPLATE,
-            "res_rule": "copula", "question": "task", "skip_roots": ""}
+TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json", "generation_config.json")
+CLIP_FILES = ("config.json", "preprocessor_config.json")
+IMPLEMENTATION = "2"   # 2: named protocols, chunk-by-chunk prompt ids, PIL image processor, PNG per utterance
 
 
 @dataclass
 class LlavaAttendSegmentBackend:
-    model_path: Path
-    sam_checkpoint: Path | None = None
-    proposals_path: Path | None = None
-    options: dict[str, str] = field(default_factory=dict)
+    options: LlavaAsOptions
     name: str = "llava-as"
     supported_kinds: frozenset[str] = frozenset({"grounded_caption", "segment", "segment_phrases", "caption", "answer"})
     _model: Any = None
-    _processor: Any = None
+    _tokenizer: Any = None
+    _prompting: Prompting | None = None
+    _image_encoder: Any = None
     _device: str | None = None
     _sam: SamRefiner | None = None
     _proposals: Proposals | None = None
     _image_ids: dict[str, str] = field(default_factory=dict)
 
-    ARGS = {
-        "model_path": "folder in the llava-hf/llava-1.5-7b-hf layout (default: the shipped tiny model)",
-        "sam_checkpoint": "SAM weights, e.g. sam_vit_h_4b8939.pth (GCG; RES/PNG without proposals)",
-        "sam_type": "segment-anything model type of the checkpoint: vit_h (default), vit_l, vit_b",
-        "spacy_model": "spaCy pipeline (package name or folder) for noun chunks; default en_core_web_lg",
-        "proposals": "COCO results JSON [{image_id, segmentation RLE, score}] of mask proposals for RES/PNG",
-        "max_new_tokens": "generation length limit (default 512, aas/gcg.sh)",
-        "dtype": "auto (float16 on GPU, float32 on CPU), float16, bfloat16 or float32",
-        "query": "attention row of a token: auto (predicting for generated, own for teacher-forced), predicting, own",
-        "normalize": "mean (subtract the mean map over the answer, a&s) or none",
-        "aggregation": "maps of a phrase's tokens: max (default), mean, first",
-        "res_template": 'RES question with {expression} (default: Describe the "{expression}".); "task" = task prompt',
-        "res_rule": "RES point: copula (token after the first is/are/be, b77f8895) or first8 (651d68d0)",
-        "question": "GCG/PNG question: task (default, the task's prompt) or the text to ask instead",
-        "skip_roots": "GCG: root words whose noun chunks get no mask, '|'-separated (default none, as a&s)",
-    }
+    Options = LlavaAsOptions
+    PROTOCOLS: ProtocolTable = PROTOCOLS
+    ARGS = {info.name: info.help for info in LlavaAsOptions.describe()}
 
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> "LlavaAttendSegmentBackend":
         args = embedded.with_tiny_defaults(dict(args))  # no model_path: the shipped tiny checkpoints (models/embedded.py)
-        if "model_path" not in args:
-            raise InputError("--model-args", None, "llava-as needs model_path=FOLDER (llava-hf/llava-1.5-7b-hf layout)")
-        options = {**DEFAULTS, **{k: v for k, v in args.items() if k in DEFAULTS}}
-        try:
-            aas.AasOptions(options["query"], options["normalize"], options["aggregation"])
-        except ValueError as error:
-            raise InputError("--model-args", None, str(error)) from None
-        if options["res_rule"] not in RES_RULES:
-            raise InputError("--model-args", "res_rule", f"must be one of {', '.join(RES_RULES)}")
-        if not options["max_new_tokens"].isdigit() or int(options["max_new_tokens"]) < 1:
-            raise InputError("--model-args", "max_new_tokens", "must be a positive integer")
-        ll.resolve_dtype(options["dtype"], "cpu")
-        model_path = Path(args["model_path"]).expanduser()
-        if not (model_path / "config.json").is_file():
-            raise InputError("model_path", str(model_path), "not a model folder (no config.json)")
-        sam = Path(args["sam_checkpoint"]).expanduser() if args.get("sam_checkpoint") else None
-        if sam is not None and not sam.is_file():
-            raise InputError("sam_checkpoint", str(sam), "no such file")
-        proposals = Path(args["proposals"]).expanduser() if args.get("proposals") else None
-        return cls(model_path, sam, proposals, options)
+        options = LlavaAsOptions.parse(args, "llava-as")
+        cls.check_paths(options)
+        return cls(options)
+
+    @staticmethod
+    def check_paths(options: LlavaAsOptions) -> None:
+        """The files the options name exist (before any model loads)."""
+        if options.model_path is None:
+            raise InputError("--model-args", None, "llava-as needs model_path=FOLDER")
+        if not (options.model_path / "config.json").is_file():
+            raise InputError("model_path", str(options.model_path), "not a model folder (no config.json)")
+        for label in ("model_base", "clip_path"):
+            folder = getattr(options, label)
+            if folder is not None and not folder.is_dir():
+                raise InputError(label, str(folder), "no such folder")
+        if options.sam_checkpoint is not None and not options.sam_checkpoint.is_file():
+            raise InputError("sam_checkpoint", str(options.sam_checkpoint), "no such file")
+
+    @property
+    def model_path(self) -> Path:
+        return self.options.model_path
+
+    @property
+    def sam_checkpoint(self) -> Path | None:
+        return self.options.sam_checkpoint
+
+    @property
+    def proposals_path(self) -> Path | None:
+        return self.options.proposals
+
+    def protocol_for(self, kind: str) -> str:
+        return PROTOCOLS.resolve(kind, self.options.protocol or None)
 
     @property
     def skip_roots(self) -> frozenset[str]:
-        return frozenset(w.strip().lower() for w in self.options["skip_roots"].split("|") if w.strip())
+        return frozenset(w.strip().lower() for w in self.options.skip_roots.split("|") if w.strip())
 
     @property
     def aas_options(self) -> aas.AasOptions:
-        return aas.AasOptions(self.options["query"], self.options["normalize"], self.options["aggregation"])
+        return aas.AasOptions(self.options.query, self.options.normalize, self.options.aggregation)
 
     # ------------------------------------------------------------------------------------------ protocol
 
@@ -134,16 +141,20 @@ class LlavaAttendSegmentBackend:
         return [answers[i] for i in range(len(requests))]
 
     def fingerprint(self) -> Mapping[str, Any]:
-        # paths are left out on purpose: the files are identified by their hashes, so moving them keeps the cache
+        return hashing.backend_fingerprint(
+            self.name, self.options, self.checkpoint_files(), PROTOCOLS,
+            spacy_model=nps.spacy_model_id(nps.load_spacy(self.options.spacy_model)),
+            conversation="llava_v1", image_aspect="pad", implementation=IMPLEMENTATION)
+
+    def checkpoint_files(self) -> dict[str, Any]:
+        """{role: folder, file or (root, files)} of every file the backend reads (hashed, never by path)."""
+        base, clip = self.options.model_base, self.options.clip_path
         return {
-            "name": self.name,
-            "args": dict(self.options),
-            "model_files_sha256": hashing.folder_sha256(self.model_path),
-            "sam_checkpoint_sha256": hashing.cached_sha256(self.sam_checkpoint) if self.sam_checkpoint else None,
-            "proposals_sha256": hashing.cached_sha256(self.proposals_path) if self.proposals_path and self.proposals_path.is_file() else None,
-            "spacy_model": nps.spacy_model_id(nps.load_spacy(self.options["spacy_model"])),
-            "conversation": "llava_v1",
-            "image_aspect": "pad",
+            "model": self.model_path,
+            "model_base": (base, weight_files(base) + [base / n for n in TOKENIZER_FILES]) if base else None,
+            "clip": (clip, weight_files(clip) + [clip / n for n in CLIP_FILES]) if clip else None,
+            "sam_checkpoint": self.sam_checkpoint,
+            "proposals": self.proposals_path if self.proposals_path and self.proposals_path.is_file() else None,
         }
 
     # ------------------------------------------------------------------------------------------ loading
@@ -151,8 +162,21 @@ class LlavaAttendSegmentBackend:
     def _load(self, device: str) -> None:
         if self._model is not None and device == self._device:
             return
-        dtype = ll.resolve_dtype(self.options["dtype"], device)
-        self._model, self._processor = ll.load_llava(self.model_path, dtype, device)
+        dtype = ll.resolve_dtype(self.options.dtype, device)
+        if is_repo_layout(read_json(self.model_path / "config.json")):
+            repo = load_llava_repo(self.model_path, self.options.model_base, self.options.clip_path, dtype, device)
+            self._model, self._tokenizer, self._image_encoder = SplicedLM(repo.llm), repo.tokenizer, repo.image_tokens
+            encoder: Any = SlowLlamaTokenizer.from_folder(repo.tokenizer_folder)
+            processor = ll.pil_image_processor(self.options.clip_path, "clip_path")
+            image_id, n_image = IMAGE_TOKEN_INDEX, repo.n_image_tokens
+        else:
+            self._model, hf_processor = ll.load_llava(self.model_path, dtype, device)
+            self._tokenizer, self._image_encoder = hf_processor.tokenizer, None
+            encoder = (SlowLlamaTokenizer.from_folder(self.model_path) if (self.model_path / "tokenizer.model").is_file()
+                       else HfChunkEncoder(self._tokenizer))
+            processor = ll.pil_image_processor(self.model_path)
+            image_id, n_image = self._model.config.image_token_id, ll.hf_image_tokens(self._model.config)
+        self._prompting = Prompting(encoder, image_id, n_image, ll.pixel_function(processor), ll.mean_colour(processor))
         self._device = device
         self._sam = None
 
@@ -161,19 +185,21 @@ class LlavaAttendSegmentBackend:
             if self.sam_checkpoint is None:
                 raise InputError("--model-args", "sam_checkpoint",
                                  "llava-as needs sam_checkpoint=PATH (e.g. sam_vit_h_4b8939.pth) to turn points into masks")
-            self._sam = SamRefiner(build_sam(self.options["sam_type"], self.sam_checkpoint), self._device or "cpu")
+            self._sam = SamRefiner(build_sam(self.options.sam_type, self.sam_checkpoint), self._device or "cpu")
         return self._sam
-
-    @property
-    def _tokenizer(self) -> Any:
-        return self._processor.tokenizer
 
     # ------------------------------------------------------------------------------------------ inputs
 
     def _batch(self, requests: Sequence[Request], questions: Sequence[str],
-               answers: Sequence[str] | None = None) -> Batch:
-        """The model inputs of `questions` (and teacher-forced `answers`); a hook difflmm/backend.py overrides."""
-        return build_batch(self._processor, self._model, self._device, requests, questions, answers)
+               answers: Sequence[Sequence[str]] | None = None) -> Batch:
+        """The model inputs of `questions` (and each request's teacher-forced answer pieces); pixels become image
+        tokens for a LLaVA-repo checkpoint (difflmm overrides this hook with its own vision tower)."""
+        batch = build_batch(self._prompting, pad_id(self._tokenizer, self._model), self._model.dtype, self._device,
+                            requests, questions, answers)
+        if self._image_encoder is not None and batch.pixel_values is not None:
+            with torch.inference_mode():
+                batch.pixel_values = self._image_encoder(batch.pixel_values)
+        return batch
 
     def _image_columns(self, input_ids: torch.Tensor) -> torch.Tensor:
         image_id = self._model.config.image_token_id
@@ -188,7 +214,7 @@ class LlavaAttendSegmentBackend:
         """Greedy generation; per sample the new tokens up to and including EOS, and (if asked) the maps
         (B, T_max, n_img) of the query position the options select."""
         kwargs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                      max_new_tokens=int(self.options["max_new_tokens"]), do_sample=False, num_beams=1,
+                      max_new_tokens=self.options.max_new_tokens, do_sample=False, num_beams=1,
                       return_dict_in_generate=True, pad_token_id=pad_id(self._tokenizer, self._model))
         if batch.pixel_values is not None:
             kwargs["pixel_values"] = batch.pixel_values
@@ -242,16 +268,16 @@ class LlavaAttendSegmentBackend:
 
     def _extras(self, kind: str, points: Sequence[tuple[int, int] | None], **more: Any) -> dict[str, Any]:
         query = self.aas_options.query_for(teacher_forced=kind == "png")
-        return {"aas": {"query": query, "normalize": self.options["normalize"], "aggregation": self.options["aggregation"]},
+        return {"aas": {"query": query, "normalize": self.options.normalize, "aggregation": self.options.aggregation},
                 "points": [list(p) if p is not None else None for p in points], **more}
 
     # ------------------------------------------------------------------------------------------ kinds
 
     def _question(self, request: Request) -> str:
-        return request.prompt if self.options["question"] == "task" else self.options["question"]
+        return self.options.question_for(self.protocol_for(request.kind), request.prompt)
 
     def _gcg(self, requests: Sequence[Request]) -> list[Prediction]:
-        nlp = nps.load_spacy(self.options["spacy_model"])
+        nlp = nps.load_spacy(self.options.spacy_model)
         batch = self._batch(requests, [self._question(r) for r in requests])
         tokens, maps = self._generate(batch, capture_rows=True)
         out = []
@@ -259,8 +285,8 @@ class LlavaAttendSegmentBackend:
             ids = tokens[index]
             text, spans = nps.strip_text(*nps.decoded_token_spans(self._tokenizer, ids))
             found = nps.noun_phrases(nlp, text, spans, self.skip_roots)
-            grid = aas.normalize_maps(self._grid(maps[index, :len(ids)]), self.options["normalize"])
-            points = aas.peak_points(aas.phrase_maps(grid, [p.tokens for p in found], self.options["aggregation"]),
+            grid = aas.normalize_maps(self._grid(maps[index, :len(ids)]), self.options.normalize)
+            points = aas.peak_points(aas.phrase_maps(grid, [p.tokens for p in found], self.options.aggregation),
                                      request.height, request.width)
             masks = self._masks(request, batch.images[index], points, use_proposals=False)
             phrases = tuple(Phrase(p.text, m, p.start, p.end) for p, m in zip(found, masks))
@@ -269,17 +295,16 @@ class LlavaAttendSegmentBackend:
         return out
 
     def _res(self, requests: Sequence[Request]) -> list[Prediction]:
-        template = self.options["res_template"]
-        questions = [r.prompt if template == "task" else template.format(expression=r.inputs["expression"])
+        questions = [self.options.res_question(self.protocol_for(r.kind), r.inputs["expression"], r.prompt)
                      for r in requests]
         batch = self._batch(requests, questions)
         tokens, maps = self._generate(batch, capture_rows=True)
         out = []
         for index, request in enumerate(requests):
             ids = tokens[index]
-            grid = aas.normalize_maps(self._grid(maps[index, :len(ids)]), self.options["normalize"])
+            grid = aas.normalize_maps(self._grid(maps[index, :len(ids)]), self.options.normalize)
             point, chosen = None, None
-            if self.options["res_rule"] == "first8":
+            if self.options.res_rule == "first8":
                 point = aas.peak_point_of_max(grid[:8], request.height, request.width)
             else:
                 words = [self._tokenizer.decode([t]).lower().strip() for t in ids]
@@ -289,14 +314,14 @@ class LlavaAttendSegmentBackend:
             masks = self._masks(request, batch.images[index], [point], use_proposals=True)[0] if point is not None else ()
             text = self._tokenizer.decode(ids, skip_special_tokens=True).strip()
             out.append(Prediction(request.doc_id, text, (Phrase(request.inputs["expression"], masks),),
-                                  extras=self._extras("res", [point], res_rule=self.options["res_rule"], res_token=chosen)))
+                                  extras=self._extras("res", [point], res_rule=self.options.res_rule, res_token=chosen)))
         return out
 
     def _png(self, requests: Sequence[Request]) -> list[Prediction]:
-        captions = [r.inputs["caption"] for r in requests]
-        batch = self._batch(requests, [self._question(r) for r in requests], answers=captions)
+        narratives = [narrative_pieces(r.inputs) for r in requests]
+        batch = self._batch(requests, [self._question(r) for r in requests], answers=[n[0] for n in narratives])
         query = self.aas_options.query_for(teacher_forced=True)
-        lengths = [len(o) for o in batch.answer_offsets]
+        lengths = [ranges[-1][1] if ranges else 0 for ranges in batch.answer_ranges]
         total = batch.input_ids.shape[1]
         shift = 0 if query == "own" else -1
         rows = torch.zeros((len(requests), max(lengths + [1])), dtype=torch.long)
@@ -306,11 +331,12 @@ class LlavaAttendSegmentBackend:
         maps = self._forward_rows(batch.input_ids, batch.attention_mask, batch.pixel_values, rows.to(self._device))
         out = []
         for index, request in enumerate(requests):
-            grid = aas.normalize_maps(self._grid(maps[index, :lengths[index]]), self.options["normalize"])
+            grid = aas.normalize_maps(self._grid(maps[index, :lengths[index]]), self.options.normalize)
             wanted = request.inputs["phrases"]
-            groups = [nps.offsets_tokens(batch.answer_offsets[index], *_span(captions[index], p)) for p in wanted]
+            ranges = batch.answer_ranges[index]
+            groups = [list(range(*ranges[owner])) if owner is not None else [] for owner in narratives[index][1]]
             covered = [i for i, g in enumerate(groups) if g]
-            found = aas.peak_points(aas.phrase_maps(grid, [groups[i] for i in covered], self.options["aggregation"]),
+            found = aas.peak_points(aas.phrase_maps(grid, [groups[i] for i in covered], self.options.aggregation),
                                     request.height, request.width)
             points: list[tuple[int, int] | None] = [None] * len(wanted)
             for i, point in zip(covered, found):
@@ -319,7 +345,7 @@ class LlavaAttendSegmentBackend:
             by_phrase = dict(zip(covered, masks))
             phrases = tuple(Phrase(p["text"], by_phrase.get(i, ()), p.get("start"), p.get("end"))
                             for i, p in enumerate(wanted))
-            out.append(Prediction(request.doc_id, captions[index], phrases, extras=self._extras("png", points)))
+            out.append(Prediction(request.doc_id, request.inputs["caption"], phrases, extras=self._extras("png", points)))
         return out
 
     def _plain(self, requests: Sequence[Request]) -> list[Prediction]:
@@ -335,10 +361,3 @@ class LlavaAttendSegmentBackend:
         return [Prediction(r.doc_id, self._tokenizer.decode(ids, skip_special_tokens=True).strip())
                 for r, ids in zip(requests, tokens)]
 
-
-def _span(caption: str, phrase: Mapping[str, Any]) -> tuple[int, int]:
-    """A requested phrase's [start, end) in the narrative; found by text when the request gives no span."""
-    if phrase.get("start") is not None and phrase.get("end") is not None:
-        return int(phrase["start"]), int(phrase["end"])
-    start = caption.find(phrase["text"])
-    return (start, start + len(phrase["text"])) if start >= 0 else (0, 0)

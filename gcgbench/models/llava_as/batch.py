@@ -1,22 +1,30 @@
-"""`llava-as` model inputs and outputs at the token level: the batch of llava_v1 prompts, pad and EOS ids.
+"""`llava-as` model inputs and outputs at the token level: prompt ids, pixels, the left-padded batch, pad/EOS.
 
-`build_batch` reads each request's image (checked against the annotated size), pads it to a square of the
-image processor's mean colour, puts the question in the llava_v1 conversation and, for teacher forcing,
-appends the answer's tokens with their character offsets; rows are left-padded with `pad_id`. `until_eos`
-cuts a generation after its first EOS. `LlavaAttendSegmentBackend._batch` (llava_as/backend.py, overridden by
-difflmm/backend.py) calls `build_batch` with the loaded processor and model.
+`Prompting` is the code path upstream runs for the checkpoint (a&s `aas/infer_attn*.py` in the LLaVA repo):
+- prompt ids: the llava_v1 conversation through `tokenizer_image_token` (`models/llava/tokenizer.py`): the
+  text chunks around `<image>` tokenized one by one (BOS kept once), joined by `n_image_tokens` copies of
+  the model's image id. The chunk tokenizer is the slow Llama tokenizer upstream uses (`SlowLlamaTokenizer`,
+  from the folder's `tokenizer.model` and its `legacy` flag) or, for a folder without a sentencepiece model
+  (the embedded tiny model's word-level tokenizer), the folder's own tokenizer called the same way;
+- pixels: the image padded to a square of the processor's mean colour (`expand2square`), then the image
+  processor on the PIL path (bicubic resize, centre crop, rescale, normalise: `llava/loading.pil_image_processor`);
+- teacher-forced answers (PNG): a list of pieces, each `encode(piece, add_special_tokens=False)` on its own and
+  concatenated (a&s `aas/infer_attn_png.py`: one piece per utterance); `Batch.answer_ranges` gives each
+  piece's token range within the answer.
+Rows are left-padded with `pad_id`. `until_eos` cuts a generation after its first EOS.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import Request
 from gcgbench.models.llava import loading as ll
+from gcgbench.models.llava.tokenizer import tokenizer_image_token
 
 
 @dataclass
@@ -25,7 +33,48 @@ class Batch:
     attention_mask: torch.Tensor     # (B, L)
     pixel_values: torch.Tensor | None
     images: list[Any]                # PIL RGB originals (None without an image)
-    answer_offsets: list[list[tuple[int, int]]] = field(default_factory=list)
+    answer_ranges: list[list[tuple[int, int]]] = field(default_factory=list)   # per row: [start, end) per piece
+
+
+class HfChunkEncoder:
+    """A transformers tokenizer called as `tokenizer_image_token` calls it (`tokenizer(chunk).input_ids`)."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+
+    @property
+    def bos_token_id(self) -> int | None:
+        return self.tokenizer.bos_token_id
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+
+@dataclass
+class Prompting:
+    """How a question (and an answer) about an image become ids and pixels for one checkpoint."""
+
+    encoder: Any                                   # .encode(text, add_special_tokens) and .bos_token_id
+    image_id: int                                  # the id the model replaces by image features
+    n_image_tokens: int
+    preprocess: Callable[[Any], torch.Tensor]      # square PIL image → (3, H, W)
+    background: tuple[int, int, int]
+
+    def prompt_ids(self, question: str, with_image: bool = True) -> list[int]:
+        text = ll.llava_v1_prompt(question, with_image)
+        if not with_image:
+            return self.encoder.encode(text)
+        return tokenizer_image_token(text, self.encoder.encode, self.encoder.bos_token_id, self.image_id,
+                                     self.n_image_tokens)
+
+    def answer_ids(self, pieces: Sequence[str]) -> tuple[list[int], list[tuple[int, int]]]:
+        ids: list[int] = []
+        ranges = []
+        for piece in pieces:
+            encoded = self.encoder.encode(piece, add_special_tokens=False) if piece else []
+            ranges.append((len(ids), len(ids) + len(encoded)))
+            ids.extend(encoded)
+        return ids, ranges
 
 
 def read_image(request: Request) -> Any:
@@ -43,38 +92,32 @@ def read_image(request: Request) -> Any:
     return image
 
 
-def build_batch(processor: Any, model: Any, device: str | None, requests: Sequence[Request],
-                questions: Sequence[str], answers: Sequence[str] | None = None) -> Batch:
-    """One left-padded batch of `questions` about `requests`' images (with `answers` teacher-forced after
-    them, their token offsets in `answer_offsets`), on `device`; pixels in the model's dtype."""
-    tokenizer = processor.tokenizer
-    rows, pixels, images, offsets = [], [], [], []
-    background = ll.mean_colour(processor.image_processor)
-    for request, question in zip(requests, questions):
+def build_batch(prompting: Prompting, pad: int, dtype: torch.dtype, device: str | None, requests: Sequence[Request],
+                questions: Sequence[str], answers: Sequence[Sequence[str]] | None = None) -> Batch:
+    """One left-padded batch of `questions` about `requests`' images (with each request's answer pieces
+    teacher-forced after its prompt), on `device`; pixels in `dtype`."""
+    rows, pixels, images, ranges = [], [], [], []
+    for index, (request, question) in enumerate(zip(requests, questions)):
         with_image = request.image_path is not None
-        text = ll.llava_v1_prompt(question, with_image)
+        ids = prompting.prompt_ids(question, with_image)
+        image = None
         if with_image:
             image = read_image(request)
-            encoded = processor(text=[text], images=[ll.expand_to_square(image, background)], return_tensors="pt")
-            pixels.append(encoded["pixel_values"])
-        else:
-            image, encoded = None, tokenizer([text], return_tensors="pt")
-        rows.append(encoded["input_ids"][0])
+            pixels.append(prompting.preprocess(ll.expand_to_square(image, prompting.background)))
+        if answers is not None:
+            answer, spans = prompting.answer_ids(answers[index])
+            ids = ids + answer
+            ranges.append(spans)
+        rows.append(torch.tensor(ids, dtype=torch.long))
         images.append(image)
-    if answers is not None:
-        for index, answer in enumerate(answers):
-            encoded = tokenizer(answer, add_special_tokens=False, return_offsets_mapping=True)
-            rows[index] = torch.cat([rows[index], torch.tensor(encoded["input_ids"], dtype=torch.long)])
-            offsets.append([tuple(o) for o in encoded["offset_mapping"]])
     length = max(len(r) for r in rows)
-    pad = pad_id(tokenizer, model)
     input_ids = torch.full((len(rows), length), pad, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
     for index, row in enumerate(rows):
         input_ids[index, length - len(row):] = row
         attention_mask[index, length - len(row):] = 1
     return Batch(input_ids.to(device), attention_mask.to(device),
-                 torch.cat(pixels).to(device, model.dtype) if pixels else None, images, offsets)
+                 torch.stack(pixels).to(device, dtype) if pixels else None, images, ranges)
 
 
 def pad_id(tokenizer: Any, model: Any) -> int:

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from gcgbench.api.errors import InputError
-from gcgbench.leaderboard.diagnose import gcg as gcg_diagnosis
-from gcgbench.leaderboard.diagnose import png as png_diagnosis
-from gcgbench.leaderboard.diagnose import res as res_diagnosis
-from gcgbench.leaderboard.run_reader import RunReader
+from gcgbench.views.diagnose import gcg as gcg_diagnosis
+from gcgbench.views.diagnose import png as png_diagnosis
+from gcgbench.views.diagnose import res as res_diagnosis
+from gcgbench.views.run_reader import RunReader
+from gcgbench.metrics.text_similarity import phrase_encoder
+from gcgbench.views.diagnose.render import diagnosis_page
 
 FAMILIES = ("gcg", "res", "png")
 SCHEMA_VERSION = 1
@@ -59,8 +61,6 @@ def diagnose_task(reader: RunReader, task: str, text_model: str | None = None) -
 
 
 def _gcg(reader: RunReader, task: str, text_model: str | None) -> TaskDiagnosis:
-    from gcgbench.tasks.gcg import phrase_encoder
-
     docs = reader.scored_docs(task)
     predictions = reader.predictions(task, docs)
     encoder = phrase_encoder(text_model_of(reader, task, text_model))
@@ -138,7 +138,6 @@ def diagnose_run(run_dir: Path, output: Path | None = None, data_root: Path | No
                  text_model: str | None = None, tasks: Sequence[str] | None = None) -> tuple[Path, list[Path]]:
     """Write `diagnosis.json` and `<task>.html` into `output` (default RUN_DIR/diagnosis); returns the paths.
     Tasks of families without a diagnosis are skipped when not asked for by name."""
-    from gcgbench.leaderboard.diagnose.render import diagnosis_page
 
     reader = RunReader.open(run_dir, data_root)
     chosen = list(tasks) if tasks else [t for t in reader.tasks if reader.family(t) in FAMILIES]

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gcgbench.api.types import Doc
-from gcgbench.leaderboard.diagnose.gcg import size_group
+from gcgbench.views.diagnose.gcg import size_group
 from gcgbench.metrics import png
 
 SEGMENT_GROUPS = ("1 segment", "2 segments", "3 segments", "4+ segments", "unknown")

@@ -18,7 +18,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gcgbench.api.types import Doc, Prediction
-from gcgbench.leaderboard.diagnose.gcg import size_group
+from gcgbench.views.diagnose.gcg import size_group
+from gcgbench.tasks.res import prediction_mask
 
 FAILURE_IOU = 0.5
 # spatial words of RefCOCO-style expressions (RefCOCO testA/testB are full of them)
@@ -66,8 +67,6 @@ def length_group(expression: str) -> str:
 
 def diagnose_res(rows: Sequence[Mapping[str, Any]], docs: Mapping[str, Doc],
                  predictions: Mapping[str, Prediction] | None) -> list[ResSampleDiagnosis]:
-    from gcgbench.tasks.res import prediction_mask
-
     samples = []
     for row in rows:
         doc_id = str(row["doc_id"])

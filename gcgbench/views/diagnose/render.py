@@ -6,25 +6,13 @@ strings) and a note; the family modules' summaries become sections here, so the 
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
-from gcgbench.leaderboard.diagnose.gcg import BUCKETS
-from gcgbench.leaderboard.diagnose.plots import bars
+from gcgbench.html.pages import render
+from gcgbench.views.diagnose.gcg import BUCKETS
+from gcgbench.views.diagnose.plots import bars
 
 TOP_IMAGES = 40
-
-
-@lru_cache(maxsize=1)
-def environment():
-    import jinja2
-
-    return jinja2.Environment(loader=jinja2.PackageLoader("gcgbench.leaderboard", "templates"), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-
-
-def render(template: str, **context: Any) -> str:
-    return environment().get_template(template).render(**context)
 
 
 def points(value: float | None, signed: bool = False) -> str:

@@ -24,8 +24,8 @@ import numpy as np
 
 from gcgbench.api.errors import GcgbenchError, InputError
 from gcgbench.leaderboard import rows as row_tools
-from gcgbench.leaderboard.diagnose.build import TaskDiagnosis, diagnose_task
-from gcgbench.leaderboard.run_reader import RunReader
+from gcgbench.views.diagnose.build import FAMILIES, TaskDiagnosis, diagnose_task, json_safe
+from gcgbench.views.run_reader import RunReader
 from gcgbench.metrics import gcg, stats
 
 SCORING_KEYS = ("protocol", "iou_threshold", "text_similarity_threshold", "text_similarity_model")
@@ -156,7 +156,6 @@ def compare_runs(paths: Sequence[Path], data_root: Path | None = None, text_mode
         if missing:
             raise InputError("--task", None, f"{missing[0]} is not a task of every run (shared: {', '.join(shared) or 'none'})")
         shared = list(tasks)
-    from gcgbench.leaderboard.diagnose.build import FAMILIES
 
     comparison = Comparison(readers, [], resamples=resamples, seed=seed)
     for task in shared:
@@ -210,7 +209,6 @@ def _task_deltas(readers: Sequence[RunReader], labels: Sequence[str], task: str,
 
 def summary(comparison: Comparison) -> dict[str, Any]:
     """JSON-native form (compare.json)."""
-    from gcgbench.leaderboard.diagnose.build import json_safe
 
     return json_safe({
         "schema_version": 1,

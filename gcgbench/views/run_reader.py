@@ -22,7 +22,9 @@ from gcgbench.api.errors import InputError
 from gcgbench.runner.run_dir import RunDir
 from gcgbench.api.task import DataPaths
 from gcgbench.api.types import Doc, Prediction
-from gcgbench.leaderboard import files, from_results, report, rows
+from gcgbench.leaderboard import files, from_results, rows
+from gcgbench.views import run_report as report
+from gcgbench.tasks.registry import get_task
 
 
 @dataclass
@@ -91,7 +93,6 @@ class RunReader:
 
     def annotation_paths(self, task: str) -> list[Path]:
         """Where the run read the task's annotation files (its recorded data root and overrides)."""
-        from gcgbench.tasks.registry import get_task
 
         root = self.config.get("data_root")
         if not root:
@@ -128,7 +129,6 @@ class RunReader:
 
     def predictions(self, task: str, docs: Sequence[Doc]) -> dict[str, Prediction]:
         """The run's predictions for `docs`: `predictions/<task>.jsonl`, else the source a `score` run names."""
-        from gcgbench.tasks.registry import get_task
 
         own = RunDir(self.path).predictions_path(task)
         if own.is_file():

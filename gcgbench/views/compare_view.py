@@ -15,11 +15,12 @@ import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from gcgbench.leaderboard import report
-from gcgbench.leaderboard.compare import Comparison
-from gcgbench.leaderboard.diagnose.gcg import BUCKETS
-from gcgbench.leaderboard.diagnose.plots import bars
-from gcgbench.leaderboard.diagnose.render import points, render
+from gcgbench.views import run_report as report
+from gcgbench.views.compare import Comparison
+from gcgbench.views.diagnose.gcg import BUCKETS
+from gcgbench.views.diagnose.plots import bars
+from gcgbench.html.pages import render
+from gcgbench.views.diagnose.render import points
 
 DEFAULT_MAX_SAMPLES = 100
 OTHER_BUCKETS = {"matched": "matched (GCG)", "iou_50": "IoU ≥ 0.5", "failure": "IoU < 0.5", "empty_mask": "empty mask"}

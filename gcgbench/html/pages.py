@@ -1,4 +1,4 @@
-"""HTML pages from jinja2 templates (`gcgbench/leaderboard/templates/`, shipped as package data).
+"""HTML pages from jinja2 templates (`gcgbench/html/templates/`, shipped as package data).
 
 Every template is rendered with autoescaping on, so model names, citations, answers and any other value
 from a file are text on the page, never markup; a value that is already HTML must be passed as
@@ -17,7 +17,7 @@ def environment():
     import jinja2
 
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("gcgbench.leaderboard", "templates"),
+        loader=jinja2.PackageLoader("gcgbench.html", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -25,10 +25,12 @@ from gcgbench.api.errors import InputError
 from gcgbench.api.task import DataPaths
 from gcgbench.data.sample import sample_root
 from gcgbench.api.types import RLE, Doc, Prediction
-from gcgbench.leaderboard import files, from_results, pages
+from gcgbench.leaderboard import files, from_results
+from gcgbench.html import pages
 from gcgbench.leaderboard.rows import read_rows
 from gcgbench.runner.run_dir import RunDir
 from gcgbench.tasks.registry import get_task
+from gcgbench.grounding import heatmaps
 
 # distinct on the sample scenes' red/green/blue/yellow shapes and gray/beige/white backgrounds
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -246,8 +248,6 @@ def heatmaps_html(prediction: Prediction, doc: Doc | None, size: Sequence[int], 
     heatmap over the image (α = 0.55), the attention point as a white cross, captioned with the phrase
     (templates/report_heatmaps.html, as Markup; "" when the prediction has none)."""
     from PIL import Image
-
-    from gcgbench.grounding import heatmaps
 
     stored = (prediction.extras or {}).get("heatmaps")
     if not isinstance(stored, list):

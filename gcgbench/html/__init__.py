@@ -1,0 +1,1 @@
+"""HTML pages from jinja2 templates (autoescaped), shared by the leaderboard pages and the run viewers."""
