@@ -2,15 +2,26 @@
 
 Everything gcgbench keeps between runs lives under `$XDG_CACHE_HOME` (default `~/.cache`): the generation
 cache (`gcgbench/`, runner/store.py `default_cache_dir`), the bundled sample data (`gcgbench/sample-v1`,
-data/sample.py `default_cache_dir`) and the file-hash cache (`gcgbench/file-sha256.json`,
+data/sample/root.py `default_cache_dir`) and the file-hash cache (`gcgbench/file-sha256.json`,
 api/hashing.py). For the whole session `XDG_CACHE_HOME` points at one temporary folder, so the bundled
 sample (slow to generate) is made once per session and shared by every test, and `make test` leaves
 `~/.cache/gcgbench` as it found it. Subprocesses started by tests inherit the variable.
+
+One cache outlives the session: the METEOR paraphrase index (metrics/meteor/resources.py, ~1 min and
+~370 MB to build, named by the paraphrase table's fingerprint and the index version, so it can never be
+stale). `GCGBENCH_METEOR_INDEX_DIR` points it at `out/test-cache/meteor` in this checkout (git-ignored,
+removed by `make clean`), built by the first session and read by every later one.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
 import pytest
+
+METEOR_INDEX_DIR = Path(__file__).resolve().parents[1] / "out" / "test-cache" / "meteor"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -19,7 +30,62 @@ def isolated_user_cache(tmp_path_factory):
     folder = tmp_path_factory.mktemp("xdg-cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(folder))
+        patch.setenv("GCGBENCH_METEOR_INDEX_DIR", str(METEOR_INDEX_DIR))
         # results of these tests must not depend on where a developer keeps the leaderboards or data
         patch.delenv("GCGBENCH_DATA", raising=False)
         patch.delenv("GCGBENCH_LEADERBOARDS", raising=False)
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            _build_meteor_index_in_one_worker()
         yield folder
+
+
+def _build_meteor_index_in_one_worker() -> None:
+    """Under pytest-xdist on a fresh checkout: one worker builds the METEOR index while the others wait for
+    it, instead of every worker building its own copy at once (~1 min of both cores). A no-op once built."""
+    import fcntl
+
+    from gcgbench.metrics.meteor import resources
+
+    METEOR_INDEX_DIR.mkdir(parents=True, exist_ok=True)
+    with open(METEOR_INDEX_DIR / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            resources.paraphrase_index()
+        except resources.MeteorResourceError:
+            pass  # no pycocoevalcap: the METEOR tests say so themselves
+
+
+class TinyRuns(Mapping):
+    """model -> run folder of `gcgbench run --model M --task gcg_val --bootstrap 50` (the embedded tiny model,
+    no model args, the bundled sample), each made on first access (~10-30 s on 2 cores) and kept for the
+    session. Generations go to the session's generation cache, so a later run of the same model on the same
+    data (e.g. `gcgbench reproduce tiny-llava-as-sample`) reads them instead of generating again."""
+
+    MODELS = ("llava-as", "difflmm")
+
+    def __init__(self, tmp_path_factory):
+        self._factory, self._runs = tmp_path_factory, {}
+
+    def __getitem__(self, model: str) -> Path:
+        if model not in self.MODELS:
+            raise KeyError(model)
+        if model not in self._runs:
+            from gcgbench.cli.app import main
+
+            out = self._factory.mktemp(model)
+            assert main(["run", "--model", model, "--task", "gcg_val", "--output", str(out), "--bootstrap", "50"]) == 0
+            self._runs[model] = out
+        return self._runs[model]
+
+    def __iter__(self):
+        return iter(self.MODELS)
+
+    def __len__(self) -> int:
+        return len(self.MODELS)
+
+
+@pytest.fixture(scope="session")
+def tiny_gcg_runs(tmp_path_factory, isolated_user_cache) -> TinyRuns:
+    """Runs of the embedded tiny models on gcg_val, shared by tests that only read a run's outputs (compare,
+    diagnose, the tiny reproduction card); a model runs only when a test asks for it."""
+    return TinyRuns(tmp_path_factory)

@@ -28,15 +28,9 @@ TASK = "gcg_val"
 
 
 @pytest.fixture(scope="session")
-def tiny_runs(tmp_path_factory):
-    """The embedded tiny llava-as and DiffLMM on the bundled sample's gcg_val (each ~15-60 s here)."""
-    runs = {}
-    for model in ("llava-as", "difflmm"):
-        out = tmp_path_factory.mktemp(model)
-        assert run_cli(["run", "--model", model, "--task", TASK, "--output", str(out), "--no-cache",
-                        "--bootstrap", "50"]) == 0
-        runs[model] = out
-    return runs
+def tiny_runs(tiny_gcg_runs):
+    """The embedded tiny llava-as and DiffLMM on the bundled sample's gcg_val (tests/conftest.py, once per session)."""
+    return tiny_gcg_runs
 
 
 @pytest.fixture(scope="session")

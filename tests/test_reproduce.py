@@ -222,8 +222,11 @@ def test_generation_protocol_travels_as_a_model_arg():
 
 
 @pytest.mark.java
-def test_tiny_card_passes_end_to_end(tmp_path, capsys):
-    code = main(["reproduce", "tiny-llava-as-sample", "--cards", str(CARDS), "--no-cache", "--bootstrap", "50",
+def test_tiny_card_passes_end_to_end(tmp_path, capsys, tiny_gcg_runs):
+    # the card spells out `--model llava-as` with no model args, so its generations are the session run's
+    # (tests/conftest.py tiny_gcg_runs, in the session's generation cache): read back, not generated again
+    plain = json.loads((tiny_gcg_runs["llava-as"] / "results.json").read_text())
+    code = main(["reproduce", "tiny-llava-as-sample", "--cards", str(CARDS), "--bootstrap", "50",
                  "--output", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -232,6 +235,8 @@ def test_tiny_card_passes_end_to_end(tmp_path, capsys):
     assert verdict["passed"] is True and {r["metric"] for r in verdict["rows"]} >= {"mask_recall", "miou", "ap50"}
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["n_samples"]["gcg_val"] == 12
+    assert results["timing"]["gcg_val.cached_docs"] == 12 and results["timing"]["gcg_val.generated_docs"] == 0
+    assert results["results"] == plain["results"]
 
 
 def test_tiny_cards_spell_out_the_no_model_args_run():

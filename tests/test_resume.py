@@ -4,6 +4,7 @@ a corrupted cache row is reported and regenerated, never scored."""
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from gcgbench.cli.app import main
 from gcgbench.data.sample import write_sample
 
 pytestmark = pytest.mark.java
@@ -48,12 +50,19 @@ def generated(log: Path) -> list[str]:
     return log.read_text().split() if log.exists() else []
 
 
-def test_sigkilled_run_resumes_without_regenerating(sample, tmp_path):
-    reference_log = tmp_path / "reference.log"
-    done = subprocess.run(command(sample, tmp_path / "ref-cache", tmp_path / "reference", reference_log),
-                          env=environment(), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+@pytest.fixture(scope="module")
+def reference(sample, tmp_path_factory):
+    """One uninterrupted run with a fresh cache (in this process: here the process is not under test), its
+    generation log and its cache; tests copy the cache before changing it."""
+    folder = tmp_path_factory.mktemp("reference")
+    argv = command(sample, folder / "cache", folder / "out", folder / "gen.log")[3:]   # after `-m gcgbench`
+    assert main(argv) == 0
+    assert len(generated(folder / "gen.log")) == 24
+    return folder
 
+
+def test_sigkilled_run_resumes_without_regenerating(sample, reference, tmp_path):
+    reference_log = reference / "gen.log"
     log, cache = tmp_path / "killed.log", tmp_path / "cache"
     process = subprocess.Popen(command(sample, cache, tmp_path / "killed", log, delay="0.3"), env=environment(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -73,7 +82,7 @@ def test_sigkilled_run_resumes_without_regenerating(sample, tmp_path):
     # every doc generated exactly once over both processes, except at most the batch in flight at the kill
     assert sorted(set(after)) == sorted(set(generated(reference_log)))
     assert len(after) - len(set(after)) <= 1
-    assert comparable(tmp_path / "killed") == comparable(tmp_path / "reference")
+    assert comparable(tmp_path / "killed") == comparable(reference / "out")
 
 
 def test_two_runs_sharing_a_cache_both_finish(sample, tmp_path):
@@ -88,10 +97,11 @@ def test_two_runs_sharing_a_cache_both_finish(sample, tmp_path):
     assert rows == 24
 
 
-def test_corrupted_row_is_reported_and_regenerated(sample, tmp_path):
+def test_corrupted_row_is_reported_and_regenerated(sample, reference, tmp_path):
+    # the reference run's cache and log stand for a first run of this test
     cache, log = tmp_path / "cache", tmp_path / "gen.log"
-    assert subprocess.run(command(sample, cache, tmp_path / "first", log), env=environment(),
-                          capture_output=True, timeout=300).returncode == 0
+    shutil.copytree(reference / "cache", cache)
+    shutil.copy(reference / "gen.log", log)
     database = sqlite3.connect(cache / "generations.sqlite")
     key, payload = database.execute("select key, payload from entries where doc_id = 'sa_90000002'").fetchone()
     corrupted = payload.replace("a yellow", "a purple") if isinstance(payload, str) else payload.replace(b"a yellow", b"a purple")
@@ -103,4 +113,4 @@ def test_corrupted_row_is_reported_and_regenerated(sample, tmp_path):
     assert second.returncode == 0, second.stderr
     assert "corrupted entry" in second.stderr and "sa_90000002" in second.stderr
     assert generated(log).count("sa_90000002") == 2 and len(generated(log)) == 25
-    assert comparable(tmp_path / "second") == comparable(tmp_path / "first")
+    assert comparable(tmp_path / "second") == comparable(reference / "out")

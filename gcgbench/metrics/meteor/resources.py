@@ -7,11 +7,12 @@
   `util/Normalizer.java` `nbpList` (cmu-mtlab/meteor).
 - `data/paraphrase-en.gz`: 5.27 M entries of three lines (probability, reference phrase, paraphrase),
   read by `aligner/ParaphraseTransducer.java`. Python cannot afford to parse it on every call (~15 s), so
-  the first use writes an index next to the other gcgbench caches (`$XDG_CACHE_HOME/gcgbench/meteor/`,
-  SQLite, keyed by the table's size and sha256 prefix): every entry, in file order, under its rarest word
-  (counted over the whole table). A batch of captions then reads only the entries whose key word occurs
-  in it and keeps those whose words all occur in it; an entry with any other word cannot match (a
-  paraphrase match needs every word of both phrases in the two sentences), so this filter is exact.
+  the first use writes an index next to the other gcgbench caches (`$XDG_CACHE_HOME/gcgbench/meteor/`, or
+  `$GCGBENCH_METEOR_INDEX_DIR` when set; SQLite, keyed by the table's size and sha256 prefix): every entry,
+  in file order, under its rarest word (counted over the whole table). A batch of captions then reads only
+  the entries whose key word occurs in it and keeps those whose words all occur in it; an entry with any
+  other word cannot match (a paraphrase match needs every word of both phrases in the two sentences), so
+  this filter is exact.
 """
 
 from __future__ import annotations
@@ -142,7 +143,16 @@ def _fingerprint(path: Path) -> str:
     return f"{path.stat().st_size}-{digest.hexdigest()[:16]}"
 
 
+INDEX_DIR_ENV = "GCGBENCH_METEOR_INDEX_DIR"
+
+
 def index_dir() -> Path:
+    """`$GCGBENCH_METEOR_INDEX_DIR` when set (the test suite keeps one index across sessions there), else
+    `$XDG_CACHE_HOME/gcgbench/meteor` (default `~/.cache/gcgbench/meteor`). The file name carries the table's
+    fingerprint and the index version, so a shared folder never serves a stale index."""
+    override = os.environ.get(INDEX_DIR_ENV)
+    if override:
+        return Path(override)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gcgbench" / "meteor"
 
 
