@@ -82,7 +82,7 @@ def test_meteor_equals_the_jar_line_by_line_and_in_the_corpus(meteor_cases):
 def test_gcg_sample_scores_the_same_with_python_and_java(tmp_path):
     from gcgbench.api.task import DataPaths
     from gcgbench.cli.app import main
-    from gcgbench.data.predictions import write_prediction_jsonl
+    from gcgbench.runner.run_dir import write_prediction_jsonl
     from gcgbench.data.sample import write_sample
     from gcgbench.tasks.registry import get_task
 

@@ -28,11 +28,11 @@ def sample(tmp_path_factory):
     return write_sample(tmp_path_factory.mktemp("sample"), n_images=8)
 
 
-def start(sample, folder: Path, delay: str) -> subprocess.Popen:
+def start(sample, folder: Path, delay: str, *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "gcgbench", "run", "--model", "counting_backend:CountingBackend",
                "--model-args", f"log={folder / 'log'},delay={delay}", "--task", "gcg_val,gcg_test",
                "--data-root", str(sample), "--text-model", "minilm", "--bootstrap", "5",
-               "--cache", str(folder / "cache"), "--output", str(folder / "out")]
+               "--cache", str(folder / "cache"), "--output", str(folder / "out"), *extra]
     environment = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     return subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -110,7 +110,7 @@ def test_sigint_during_generation(sample, tmp_path):
 
 
 def test_sigint_during_meteor_kills_java(sample, tmp_path):
-    process = start(sample, tmp_path, delay="0")
+    process = start(sample, tmp_path, "0", "--meteor", "java")   # the jar: the Python METEOR starts no JVM
 
     def meteor_running():
         return [pid for pid in java_children(process)

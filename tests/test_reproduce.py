@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from gcgbench.api.errors import InputError
+from gcgbench.cli import reproduce as reproduce_module
 from gcgbench.cli import run as run_module
 from gcgbench.cli.app import main
 from gcgbench.leaderboard import files
@@ -108,7 +109,7 @@ def no_model_loads(monkeypatch):
         raise AssertionError("a model was loaded")
 
     monkeypatch.setattr(run_module, "load_backend", refuse)
-    monkeypatch.setattr(run_module, "execute", refuse)
+    monkeypatch.setattr(reproduce_module, "execute", refuse)
 
 
 def test_missing_weights_exit_2_one_line_before_any_model(tmp_path, capsys, no_model_loads):
@@ -203,7 +204,7 @@ def test_cli_exit_1_on_fail(tmp_path, capsys, monkeypatch):
         seen.update(model=model, model_args=model_args, task=task)
         return _results(**{**card.reported["gcg_val"], "mask_recall": 0.5})
 
-    monkeypatch.setattr(run_module, "execute", fake_execute)
+    monkeypatch.setattr(reproduce_module, "execute", fake_execute)
     assert main(["reproduce", "tiny-llava-as-sample", "--cards", str(CARDS), "--output", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "FAIL |Δ| 0.25 > tolerance 0.005" in out and "5 PASS, 1 FAIL" in out
