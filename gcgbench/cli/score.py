@@ -9,9 +9,11 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from gcgbench.api.phases import listening, phase
 from gcgbench.api.task import ScoringOptions
 from gcgbench.cli import options as opt
 from gcgbench.cli.render import print_results
+from gcgbench.cli.status import PhaseRows, progress_display
 from gcgbench.data.paths import resolve_data_paths
 from gcgbench.runner.results import build_results, environment_config, write_run_outputs
 from gcgbench.tasks.registry import get_task
@@ -37,7 +39,9 @@ def score(
     read = time.perf_counter()
     options = ScoringOptions(text_model=default_text_model(text_model, paths.is_sample), bootstrap_resamples=bootstrap,
                              seed=seed, protocol=protocol)
-    result = chosen.score(docs, predicted, options)
+    with progress_display(Console(stderr=True), transient=True) as bars, listening(PhaseRows(bars)):
+        with phase(f"scoring {chosen.name}"):
+            result = chosen.score(docs, predicted, options)
     scored = time.perf_counter()
     config = {
         "model": None,

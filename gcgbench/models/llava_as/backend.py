@@ -30,6 +30,7 @@ import torch
 from gcgbench.api.backend import GenerationSettings, sample_seed
 from gcgbench.api import hashing
 from gcgbench.api.errors import InputError
+from gcgbench.api.phases import phase
 from gcgbench.api.types import RLE, Doc, Phrase, Prediction, Request
 from gcgbench.grounding import attend_segment as aas
 from gcgbench.grounding import phrases as nps
@@ -152,7 +153,8 @@ class LlavaAttendSegmentBackend:
         if self._model is not None and device == self._device:
             return
         dtype = ll.resolve_dtype(self.options["dtype"], device)
-        self._model, self._processor = ll.load_llava(self.model_path, dtype, device)
+        with phase(f"loading {self.name}"):
+            self._model, self._processor = ll.load_llava(self.model_path, dtype, device)
         self._device = device
         self._sam = None
 
@@ -161,7 +163,8 @@ class LlavaAttendSegmentBackend:
             if self.sam_checkpoint is None:
                 raise InputError("--model-args", "sam_checkpoint",
                                  "llava-as needs sam_checkpoint=PATH (e.g. sam_vit_h_4b8939.pth) to turn points into masks")
-            self._sam = SamRefiner(build_sam(self.options["sam_type"], self.sam_checkpoint), self._device or "cpu")
+            with phase("loading SAM"):
+                self._sam = SamRefiner(build_sam(self.options["sam_type"], self.sam_checkpoint), self._device or "cpu")
         return self._sam
 
     @property
