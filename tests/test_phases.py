@@ -78,3 +78,16 @@ def test_a_run_announces_import_scoring_and_writing(tmp_path):
     started = [name for kind, name in recorder.events if kind == "start"]
     assert started == ["importing oracle", "scoring res_refcoco_val", "bootstrap", "writing results"]
     assert {"generation", "printing results"} <= set(phases.timings())   # recorded, not announced
+
+
+def test_task_bars_keep_counting_while_phase_rows_come_and_go():
+    from gcgbench.cli.status import progress_factory
+
+    bars = progress_display(Console(file=open("/dev/null", "w")), transient=True)
+    with bars, phases.listening(PhaseRows(bars)):
+        with phases.phase("loading the model"):
+            advance = progress_factory(bars)("gcg_val", 3)   # the bar is added after a phase row
+        advance(1)                                           # the row is gone: positions shifted
+        advance(2)
+        (bar,) = bars.tasks
+        assert (bar.description, bar.completed, bar.total) == ("gcg_val", 3, 3)

@@ -60,11 +60,13 @@ def progress_factory(bars: Progress) -> Callable[[str, int], Callable[[int], Non
     def factory(name: str, total: int) -> Callable[[int], None]:
         bar = bars.add_task(name, total=total, rate="")
         started = time.perf_counter()
+        done = 0   # counted here: `bars.tasks` is a list, positions shift as phase rows come and go
 
         def advance(count: int) -> None:
-            bars.advance(bar, count)
-            done = bars.tasks[bar].completed
-            bars.update(bar, rate=f"{done / max(time.perf_counter() - started, 1e-9):.1f} samples/s")
+            nonlocal done
+            done += count
+            bars.update(bar, completed=done,
+                        rate=f"{done / max(time.perf_counter() - started, 1e-9):.1f} samples/s")
 
         return advance
 
