@@ -294,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--res-template", default=RES_TEMPLATE, help="RES question around {expression} (res task)")
     parser.add_argument("--res-per-scene", type=int, default=2, help="RES examples per scene (res task)")
     parser.add_argument("--state-every", type=int, default=100, help="difflmm: steps between resumable states")
+    parser.add_argument("--freeze-vision", action="store_true",
+                        help="difflmm: CLIP and the projector stay frozen and each scene's image tokens are computed "
+                             "once; only LoRA (and new vocabulary rows) train")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint-minutes", type=float, default=3.0)
     parser.add_argument("--keep-state", action="store_true", help="keep DIR/.train_state.pt after the last step")

@@ -231,6 +231,19 @@ def load_trainables(llm, loras: dict[str, LoraLinear], folder: Path) -> None:
         raise ValueError(f"{folder}: adapter keys without a LoRA module: {sorted(adapter)[:3]}")
 
 
+def frozen_image_tokens(tower, projector, images, args, chunk: int = 32) -> torch.Tensor:
+    """`--freeze-vision`: every scene's image tokens (N, n, hidden) computed once, without gradients, through
+    the same vision path (VAE sample and t = 100 noise from a generator seeded by (seed, scene position))."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), chunk):
+            part = images[start:start + chunk].float()
+            generators = [torch.Generator().manual_seed(args.seed * 1_000_003 + start + i) for i in range(len(part))]
+            out.append(projector(*tower.features_with_grad(part, generators, projector)))
+    log(f"image tokens of {len(images)} scenes computed once (vision path frozen)")
+    return torch.cat(out)
+
+
 def train_lmm(parts, images, chosen, args, output: Path, init: Path | None = None) -> dict[str, LoraLinear]:
     """Stage 3 on `chosen` (scripts/tiny_tasks.py examples); with `init` (a trained tiny DiffLMM folder) the
     projector and LoRA start from its `lora/` folder instead of random (CLIP, SD and base come in `parts`)."""
@@ -242,13 +255,16 @@ def train_lmm(parts, images, chosen, args, output: Path, init: Path | None = Non
     loras = add_lora(llm)
     if init is not None:
         load_trainables(llm, loras, init / embedded.DIFFLMM_PARTS["model_path"])
-    clip.requires_grad_(True).train()
+    clip.requires_grad_(not args.freeze_vision).train(not args.freeze_vision)
+    if args.freeze_vision:
+        llm.model.mm_projector.requires_grad_(False)
     tower = DiffLmmVisionTower(vision, unet, vae, clip, scheduler)
     processor = DiffLmmProcessor(tokenizer, vision.resolution, vision.num_patches)
     prompts, answers, starts = tiny_tasks.tokenize(
         chosen, tokenizer, lambda question: processor(text=[ll.llava_v1_prompt(question)])["input_ids"][0])
     owners = torch.tensor([example.scene for example in chosen])
-    trainable = [p for p in llm.parameters() if p.requires_grad] + list(clip.parameters())
+    trainable = [p for p in llm.parameters() if p.requires_grad] + [p for p in clip.parameters() if p.requires_grad]
+    cached = frozen_image_tokens(tower, llm.model.mm_projector, images, args) if args.freeze_vision else None
     log(f"lmm stage: {sum(p.numel() for p in trainable) / 1e6:.2f}M trainable parameters, {len(chosen)} examples")
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.01)
     per_epoch = math.ceil(len(chosen) / args.batch)
@@ -261,9 +277,12 @@ def train_lmm(parts, images, chosen, args, output: Path, init: Path | None = Non
         picks = epoch_batch(len(chosen), args.batch, args.seed, step, per_epoch)
         generators = [torch.Generator().manual_seed(args.seed * 1_000_003 + step * 1000 + i) for i in range(len(picks))]
         ids, labels, mask = mixed_batch(prompts, answers, starts, picks, 0)   # prompts hold the −200 placeholders
-        sd_features, clip_grid = tower.features_with_grad(images[owners[picks]].float(), generators,
-                                                          llm.model.mm_projector)
-        tokens = llm.model.mm_projector(sd_features, clip_grid)
+        if cached is not None:
+            tokens = cached[owners[picks]].float()
+        else:
+            sd_features, clip_grid = tower.features_with_grad(images[owners[picks]].float(), generators,
+                                                              llm.model.mm_projector)
+            tokens = llm.model.mm_projector(sd_features, clip_grid)
         embeds = embed_with_image_tokens(llm, ids, tokens)
         loss = llm(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
         optimizer.zero_grad()

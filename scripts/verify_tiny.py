@@ -27,14 +27,15 @@ from gcgbench.models import embedded  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 # The recipe that produced the shipped files (`make train-tiny`, docs/tiny_models.md), in training order;
 # "llava-8ep" is only DiffLMM's base LLM.
-FINETUNE = ["--tasks", "gcg|res|png", "--steps", "120", "--lr", "1e-3", "--warmup", "10", "--threads", "2"]
+FINETUNE = ["--tasks", "gcg|res|png", "--lr", "1e-3", "--warmup", "20", "--threads", "1"]
 TRAINING = {
     "llava-8ep": ["--model", "llava-as", "--epochs", "8", "--threads", "1"],
     "sam": ["--model", "sam", "--threads", "1"],
     "difflmm-4ep": ["--model", "difflmm", "--threads", "2"],
     "llava-12ep": ["--model", "llava-as", "--epochs", "12", "--threads", "2"],
-    "llava-as": ["--model", "llava-as", "--scenes", "960", "--batch", "32", *FINETUNE],
-    "difflmm": ["--model", "difflmm", "--scenes", "480", "--batch", "16", "--state-every", "10", *FINETUNE],
+    "llava-as": ["--model", "llava-as", "--scenes", "6400", "--steps", "400", "--batch", "64", *FINETUNE],
+    "difflmm": ["--model", "difflmm", "--scenes", "2400", "--steps", "600", "--batch", "32", "--state-every", "50",
+                "--freeze-vision", *FINETUNE],
 }
 # the folder each step starts from (--base-llava for DiffLMM's pre-training, --init-from for the fine-tunes)
 STARTS = {"difflmm-4ep": ("--base-llava", "llava-8ep"), "llava-as": ("--init-from", "llava-12ep"),
