@@ -44,9 +44,13 @@ train-tiny: install
 	    --output out/tiny-train/difflmm-4ep
 	$(BIN)/python scripts/train_tiny.py --model llava-as --epochs 12 --threads 2 --output out/tiny-train/llava-12ep
 	$(BIN)/python scripts/train_tiny.py --model llava-as --init-from out/tiny-train/llava-12ep --scenes 6400 \
-	    --steps 400 --batch 64 $(FINETUNE) --output gcgbench/checkpoints/tiny-llava-as
+	    --steps 400 --batch 64 $(FINETUNE) --output out/tiny-train/llava-ft1
+	$(BIN)/python scripts/train_tiny.py --model llava-as --init-from out/tiny-train/llava-ft1 --start 110000 \
+	    --scenes 1600 --res-per-scene 6 --steps 200 --batch 64 $(FINETUNE) --warmup 10 \
+	    --output gcgbench/checkpoints/tiny-llava-as
 	$(BIN)/python scripts/train_tiny.py --model difflmm --init-from out/tiny-train/difflmm-4ep --scenes 2400 \
-	    --steps 600 --batch 32 --state-every 50 --freeze-vision $(FINETUNE) --output gcgbench/checkpoints/tiny-difflmm
+	    --res-per-scene 4 --steps 600 --batch 32 --state-every 50 --freeze-vision $(FINETUNE) \
+	    --output gcgbench/checkpoints/tiny-difflmm
 
 # Retrain into out/retrain and compare the retrained models' sample GCG, RES and PNG scores with the shipped ones.
 verify-tiny: install

@@ -223,6 +223,15 @@ def load_trainables(llm, loras: dict[str, LoraLinear], folder: Path) -> None:
     projector = torch.load(folder / "non_lora_trainables.bin", map_location="cpu", weights_only=True)
     llm.model.mm_projector.load_state_dict({k[len(prefix):]: v for k, v in projector.items() if k.startswith(prefix)},
                                            strict=True)
+    for key, module in (("base_model.model.model.embed_tokens.weight", llm.model.embed_tokens),
+                        ("base_model.model.lm_head.weight", llm.lm_head)):
+        if key in projector:   # a grown vocabulary trained before: its new rows continue from there
+            if not isinstance(module, GrownMatrix) or projector[key].shape != module.weight.shape:
+                raise ValueError(f"{folder}: {key} has shape {tuple(projector[key].shape)}, the model "
+                                 f"{tuple(module.weight.shape)}")
+            if not torch.equal(projector[key][:len(module.frozen)], module.frozen):
+                raise ValueError(f"{folder}: {key} disagrees with the base's rows")
+            module.extra.data.copy_(projector[key][len(module.frozen):])
     adapter = load_file(str(folder / "adapter_model.safetensors"))
     for name, module in loras.items():
         module.lora_A.weight.data.copy_(adapter.pop(f"base_model.model.{name}.lora_A.weight"))
@@ -251,6 +260,9 @@ def train_lmm(parts, images, chosen, args, output: Path, init: Path | None = Non
     mm = tiny_builders.tiny_difflmm_mm_config(clip.config.hidden_size, llm.config.hidden_size)
     vision = DiffLmmVisionConfig.from_llava_config({**llm.config.to_dict(), **mm})
     llm.requires_grad_(False)
+    for module in llm.modules():   # the base is frozen, but a grown vocabulary's new rows train
+        if isinstance(module, GrownMatrix):
+            module.extra.requires_grad_(True)
     llm.model.mm_projector = SDCLIPBlock.from_config(vision)
     loras = add_lora(llm)
     if init is not None:

@@ -33,12 +33,15 @@ TRAINING = {
     "sam": ["--model", "sam", "--threads", "1"],
     "difflmm-4ep": ["--model", "difflmm", "--threads", "2"],
     "llava-12ep": ["--model", "llava-as", "--epochs", "12", "--threads", "2"],
-    "llava-as": ["--model", "llava-as", "--scenes", "6400", "--steps", "400", "--batch", "64", *FINETUNE],
-    "difflmm": ["--model", "difflmm", "--scenes", "2400", "--steps", "600", "--batch", "32", "--state-every", "50",
-                "--freeze-vision", *FINETUNE],
+    "llava-ft1": ["--model", "llava-as", "--scenes", "6400", "--steps", "400", "--batch", "64", *FINETUNE],
+    "llava-as": ["--model", "llava-as", "--start", "110000", "--scenes", "1600", "--res-per-scene", "6", "--steps", "200",
+                 "--batch", "64", *FINETUNE, "--warmup", "10"],
+    "difflmm": ["--model", "difflmm", "--scenes", "2400", "--res-per-scene", "4", "--steps", "600", "--batch", "32",
+                "--state-every", "50", "--freeze-vision", *FINETUNE],
 }
 # the folder each step starts from (--base-llava for DiffLMM's pre-training, --init-from for the fine-tunes)
-STARTS = {"difflmm-4ep": ("--base-llava", "llava-8ep"), "llava-as": ("--init-from", "llava-12ep"),
+STARTS = {"difflmm-4ep": ("--base-llava", "llava-8ep"), "llava-ft1": ("--init-from", "llava-12ep"),
+          "llava-as": ("--init-from", "llava-ft1"),
           "difflmm": ("--init-from", "difflmm-4ep")}
 METRICS = {"gcg_val": ("mask_recall", "miou", "ap50", "mask_recall_strict", "meteor", "cider"),
            "res_refcoco_val": ("ciou", "giou"), "png_val": ("ar",)}

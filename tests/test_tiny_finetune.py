@@ -126,7 +126,7 @@ def test_llava_finetune_is_deterministic_and_grows_the_vocabulary(tmp_path):
 
 
 @pytest.mark.slow
-def test_difflmm_finetune_keeps_base_and_sd_and_loads(tmp_path):
+def test_difflmm_finetune_keeps_base_sd_and_frozen_clip_and_loads(tmp_path):
     import torch
 
     from gcgbench.models.difflmm.loading import load_difflmm
@@ -134,14 +134,17 @@ def test_difflmm_finetune_keeps_base_and_sd_and_loads(tmp_path):
     train = _train_module()
     out = tmp_path / "difflmm"
     assert train.main(["--model", "difflmm", "--init-from", str(embedded.tiny_difflmm_path()), *FINETUNE,
-                       "--output", str(out)]) == 0
+                       "--freeze-vision", "--output", str(out)]) == 0
     shipped = embedded.tiny_difflmm_path()
     assert _digest(out / "base" / "model.safetensors") == _digest(shipped / "base" / "model.safetensors")
+    assert _digest(out / "clip" / "model.safetensors") == _digest(shipped / "clip" / "model.safetensors")
     for file in (shipped / "sd").rglob("*"):
         if file.is_file():
             assert _digest(out / "sd" / file.relative_to(shipped / "sd")) == _digest(file)
     folders = {key: out / sub for key, sub in embedded.DIFFLMM_PARTS.items()}
     model = load_difflmm(folders["model_path"], folders["model_base"], folders["sd_path"], folders["clip_path"],
                          torch.float32, "cpu")
-    assert model.llm.get_input_embeddings().weight.shape[0] == len(model.tokenizer)
-    assert "detail" in model.tokenizer.get_vocab()
+    rows = model.llm.get_input_embeddings().weight
+    assert rows.shape[0] == len(model.tokenizer) and "detail" in model.tokenizer.get_vocab()
+    new = [model.tokenizer.get_vocab()[word] for word in ("it", "is")]
+    assert not torch.equal(rows[new[0]], rows[new[1]])   # the new rows trained (they start equal, at the mean)
