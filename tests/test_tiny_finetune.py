@@ -29,9 +29,8 @@ pytestmark = pytest.mark.skipif(not (embedded.tiny_llava_path() / "model.safeten
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(embedded.tiny_llava_path())
+    """The pre-training vocabulary (the shipped tokenizer already holds the fine-tune's words)."""
+    return tiny_builders.build_tiny_llava(text_layers=1, vision_layers=1)[1].tokenizer
 
 
 def test_examples_per_scene_ask_each_task_and_res_answers_with_the_colour_after_the_copula():
