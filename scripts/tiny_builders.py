@@ -16,6 +16,13 @@ TRAIN_SCENE_START = 100_000
 CAPTION_WORDS = ("a two three red green blue yellow circle circles square squares triangle triangles to the left of "
                  "and on gray beige white background .").split()
 PROMPT_WORDS = ("USER ASSISTANT : Describe image").split()
+# The words the fine-tune on GCG + RES + PNG adds (appended after the pre-training vocabulary, so every old id
+# keeps its meaning): the a&s GCG question's "in detail", the RES template's quotes (the Whitespace
+# pre-tokenizer splits `"the red circle".` into `"` … `".`), the RES answer "it is", the referring
+# expressions' words and the PNG narratives' (scripts/tiny_tasks.py). Training refuses any `<unk>`.
+PRETRAIN_QUESTION = "Describe the image ."
+FINETUNE_WORDS = ('in detail " ". it is shape leftmost middle rightmost right one picture '
+                  'In this we can see with').split()
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
 IMAGE_TOKEN = "<image>"
 TINY_DIFFLMM_RESOLUTION = 128      # R: U-Net up_blocks[1] at R/16 = 8 → 64 image tokens, as the tiny LLaVA
@@ -67,6 +74,26 @@ def build_tiny_llava(seed: int = 0, vision_hidden: int = 128, vision_layers: int
     model.generation_config.pad_token_id = 0
     model.generation_config.bos_token_id = 1
     return model, processor
+
+
+def extend_vocabulary(tokenizer: Any, words: Sequence[str]) -> Any:
+    """The word-level `tokenizer` with `words` appended to its vocabulary (ids after the highest one; words it
+    already has are skipped); special and added tokens keep their ids."""
+    import json
+
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    vocab = state["model"]["vocab"]
+    for word in dict.fromkeys(words):
+        if word not in vocab:
+            vocab[word] = max(vocab.values()) + 1
+    extended = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(state)), bos_token="<s>",
+                                       eos_token="</s>", pad_token="<pad>", unk_token="<unk>",
+                                       clean_up_tokenization_spaces=False)
+    extended.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]})
+    return extended
 
 
 def build_tiny_sam(sam_type: str = TINY_SAM_TYPE) -> Any:

@@ -56,6 +56,22 @@ def llava_batch(prompt_ids, captions, picks, pad_id):
     return ids, labels, mask
 
 
+def mixed_batch(prompts, answers, starts, picks, pad_id):
+    """(ids, labels, attention mask) of examples with their own prompts, right-padded; the loss covers each
+    answer from its token `starts[i]` on (+ EOS). With one shared prompt and starts 0 it is `llava_batch`."""
+    length = max(len(prompts[i]) + len(answers[i]) for i in picks)
+    ids = torch.full((len(picks), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(picks), length), -100, dtype=torch.long)
+    mask = torch.zeros((len(picks), length), dtype=torch.long)
+    for row, i in enumerate(picks):
+        prompt, answer = prompts[i], torch.tensor(answers[i])
+        end = len(prompt) + len(answer)
+        ids[row, :len(prompt)] = prompt
+        ids[row, len(prompt):end] = answer
+        labels[row, len(prompt) + starts[i]:end] = answer[starts[i]:]
+        mask[row, :end] = 1
+    return ids, labels, mask
+
 
 def save_state(output: Path, model, optimizer, schedule, step: int) -> None:
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),

@@ -41,29 +41,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))   # tiny_builders, tiny
 from gcgbench.data.sample.scenes import make_scene  # noqa: E402
 from gcgbench.models.llava import loading as ll  # noqa: E402
 from gcgbench.models import embedded  # noqa: E402
+from gcgbench.models.llava_as.backend import RES_TEMPLATE  # noqa: E402
 import tiny_builders  # noqa: E402
-from tiny_training import STATE, epoch_batch, jpeg_roundtrip, llava_batch, log, resume, save_state, warmup_cosine  # noqa: E402
+import tiny_tasks  # noqa: E402
+from tiny_training import STATE, epoch_batch, jpeg_roundtrip, log, mixed_batch, resume, save_state, warmup_cosine  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------- llava
 
-def llava_data(processor, indices, log_every: int = 2000):
-    """(pixel_values (N,3,S,S) float16, prompt ids (P,), caption ids list[list[int]])."""
+def llava_pixels(processor, scenes, log_every: int = 2000):
+    """pixel_values (N,3,S,S) float16 of the scenes, JPEG round-tripped and square-padded as the backend does."""
     background = ll.mean_colour(processor.image_processor)
-    tokenizer = processor.tokenizer
-    prompt = ll.llava_v1_prompt(embedded.TINY_QUESTION)
-    pixels, captions, images = [], [], []
-    for n, index in enumerate(indices):
-        scene = make_scene(index)
+    pixels, images = [], []
+    for n, scene in enumerate(scenes):
         images.append(ll.expand_to_square(jpeg_roundtrip(scene.render()), background))
-        text, _ = scene.caption()
-        captions.append(tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
-        if len(images) == 256 or n == len(indices) - 1:
+        if len(images) == 256 or n == len(scenes) - 1:
             pixels.append(processor.image_processor(images, return_tensors="pt")["pixel_values"].half())
             images = []
         if (n + 1) % log_every == 0:
             log(f"prepared {n + 1} scenes")
-    prompt_ids = processor(text=[prompt], images=[Image_blank(processor)], return_tensors="pt")["input_ids"][0]
-    return torch.cat(pixels), prompt_ids, captions
+    return torch.cat(pixels)
 
 
 def Image_blank(processor):
@@ -72,14 +68,42 @@ def Image_blank(processor):
     return Image.new("RGB", (64, 64), (0, 0, 0))
 
 
+def llava_start(args):
+    """(model, processor): a random-init tiny LLaVA, or with `--init-from` a trained one whose vocabulary gets
+    `tiny_builders.FINETUNE_WORDS` (new embedding and output rows start at the mean of the old rows)."""
+    if not args.init_from:
+        return tiny_builders.build_tiny_llava(seed=args.seed)
+    from transformers import LlavaForConditionalGeneration, LlavaProcessor
+
+    model = LlavaForConditionalGeneration.from_pretrained(args.init_from, dtype=torch.float32)
+    processor = LlavaProcessor.from_pretrained(args.init_from)
+    processor.tokenizer = tiny_builders.extend_vocabulary(processor.tokenizer, tiny_builders.FINETUNE_WORDS)
+    old = model.get_input_embeddings().weight.shape[0]
+    model.resize_token_embeddings(len(processor.tokenizer), mean_resizing=False)
+    with torch.no_grad():
+        for weight in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
+            weight[old:] = weight[:old].mean(dim=0)
+    log(f"initialised from {args.init_from}; vocabulary {old} -> {len(processor.tokenizer)} words")
+    return model, processor
+
+
 def train_llava(args) -> None:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    model, processor = tiny_builders.build_tiny_llava(seed=args.seed)
+    model, processor = llava_start(args)
     log(f"tiny LLaVA: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters")
-    pixels, prompt_ids, captions = llava_data(processor, tiny_builders.scene_indices(args.scenes, args.start))
-    log(f"prompt {len(prompt_ids)} tokens; {len(captions)} scenes")
-    steps_per_epoch = math.ceil(len(captions) / args.batch)
+    scenes = [make_scene(i) for i in tiny_builders.scene_indices(args.scenes, args.start)]
+    pixels = llava_pixels(processor, scenes)
+    blank = Image_blank(processor)
+
+    def prompt_ids(question: str):
+        return processor(text=[ll.llava_v1_prompt(question)], images=[blank], return_tensors="pt")["input_ids"][0]
+
+    chosen = tiny_tasks.examples(scenes, args.tasks, args.question, args.res_template, args.res_per_scene, args.seed)
+    prompts, answers, starts = tiny_tasks.tokenize(chosen, processor.tokenizer, prompt_ids)
+    owners = torch.tensor([example.scene for example in chosen])
+    log(f"{len(chosen)} examples ({', '.join(args.tasks)}) over {len(scenes)} scenes")
+    steps_per_epoch = math.ceil(len(chosen) / args.batch)
     total = args.steps or steps_per_epoch * args.epochs
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     schedule = warmup_cosine(optimizer, total, args.warmup)
@@ -87,10 +111,11 @@ def train_llava(args) -> None:
     model.train()
     started, saved = time.time(), time.time()
     while step < total:
-        picks = epoch_batch(len(captions), args.batch, args.seed, step, steps_per_epoch)
-        ids, labels, mask = llava_batch(prompt_ids, captions, picks, 0)
+        picks = epoch_batch(len(chosen), args.batch, args.seed, step, steps_per_epoch)
+        ids, labels, mask = mixed_batch(prompts, answers, starts, picks, 0)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-            loss = model(input_ids=ids, attention_mask=mask, pixel_values=pixels[picks].float(), labels=labels).loss
+            loss = model(input_ids=ids, attention_mask=mask, pixel_values=pixels[owners[picks]].float(),
+                         labels=labels).loss
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -257,11 +282,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-steps", type=int, default=300, help="difflmm stage 1 (VAE) steps, batch 16")
     parser.add_argument("--unet-steps", type=int, default=500, help="difflmm stage 2 (U-Net) steps, batch 32")
     parser.add_argument("--sam-type", default=embedded.TINY_SAM_TYPE, help="registered small SAM type (sam)")
+    parser.add_argument("--init-from", default=None,
+                        help="fine-tune: start from this trained tiny LLaVA folder (llava-as) or tiny-difflmm folder "
+                             "(difflmm: its LoRA, projector, CLIP, SD and base) instead of random weights, and add "
+                             "tiny_builders.FINETUNE_WORDS to the vocabulary")
+    parser.add_argument("--tasks", default="gcg",
+                        help="'|'-separated training tasks of scripts/tiny_tasks.py: gcg (captions), res, png")
+    parser.add_argument("--question", default=None,
+                        help="the GCG/PNG question (default: 'Describe the image .' from scratch, the embedded "
+                             "default question embedded.TINY_QUESTION with --init-from)")
+    parser.add_argument("--res-template", default=RES_TEMPLATE, help="RES question around {expression} (res task)")
+    parser.add_argument("--res-per-scene", type=int, default=2, help="RES examples per scene (res task)")
+    parser.add_argument("--state-every", type=int, default=100, help="difflmm: steps between resumable states")
+    parser.add_argument("--freeze-vision", action="store_true",
+                        help="difflmm: CLIP and the projector stay frozen and each scene's image tokens are computed "
+                             "once; only LoRA (and new vocabulary rows) train")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint-minutes", type=float, default=3.0)
     parser.add_argument("--keep-state", action="store_true", help="keep DIR/.train_state.pt after the last step")
     args = parser.parse_args(argv)
     args.batch = args.batch or (32 if args.model == "difflmm" else 64)
+    args.tasks = tuple(t for t in args.tasks.split("|") if t)
+    args.question = args.question or (embedded.TINY_QUESTION if args.init_from else tiny_builders.PRETRAIN_QUESTION)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     if args.model == "llava-as":

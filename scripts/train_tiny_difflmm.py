@@ -45,23 +45,21 @@ from gcgbench.models.difflmm.backend import DiffLmmProcessor
 from gcgbench.models.llava.spliced import embed_with_image_tokens
 from gcgbench.models.difflmm.vision import DiffLmmVisionConfig, DiffLmmVisionTower, SDCLIPBlock, preprocess_image
 
-from tiny_training import epoch_batch, jpeg_roundtrip, llava_batch, log, resume, save_state, warmup_cosine
+import tiny_tasks
+from tiny_training import epoch_batch, jpeg_roundtrip, log, mixed_batch, resume, save_state, warmup_cosine
 
 CAPTION_LENGTH = 20
 VAE_BATCH, UNET_BATCH = 16, 32
 
 
-def scene_data(indices, tokenizer):
-    """(images (N,3,R,R) float16 as DiffLMM pre-processes them, caption ids list[list[int]])."""
-    images, captions = [], []
-    for n, index in enumerate(indices):
-        scene = make_scene(index)
+def scene_images(scenes):
+    """images (N,3,R,R) float16 as DiffLMM pre-processes them (JPEG round trip as the sample, then R = 128)."""
+    images = []
+    for n, scene in enumerate(scenes):
         images.append(preprocess_image(jpeg_roundtrip(scene.render()), tiny_builders.TINY_DIFFLMM_RESOLUTION).half())
-        text, _ = scene.caption()
-        captions.append(tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
         if (n + 1) % 2000 == 0:
             log(f"prepared {n + 1} scenes")
-    return torch.stack(images), captions
+    return torch.stack(images)
 
 
 # ---------------------------------------------------------------------------------------------- stage 1: VAE
@@ -186,32 +184,118 @@ def base_llm_from_tiny_llava(path: Path):
     return llm, AutoTokenizer.from_pretrained(path)
 
 
-def train_lmm(parts, images, captions, args, output: Path) -> dict[str, LoraLinear]:
+class GrownMatrix(torch.nn.Module):
+    """An embedding (`kind="embedding"`) or output layer (`"head"`) whose frozen (V, h) weight gets `extra`
+    trainable rows appended (the fine-tune's new words); `weight` is the (V + extra, h) whole."""
+
+    def __init__(self, frozen: torch.Tensor, extra: int, kind: str):
+        super().__init__()
+        self.frozen = torch.nn.Parameter(frozen.detach().clone(), requires_grad=False)
+        self.extra = torch.nn.Parameter(frozen.detach().mean(dim=0, keepdim=True).repeat(extra, 1))
+        self.kind = kind
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return torch.cat([self.frozen, self.extra])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.embedding(x, self.weight) if self.kind == "embedding" else F.linear(x, self.weight)
+
+
+def grow_vocabulary(llm, size: int) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    """Give the frozen base LLM `size` words: new embedding/output rows trainable (initialised at the mean of the
+    old rows), the old rows frozen. Returns the original (embedding, head) modules for the export, or None."""
+    old = llm.get_input_embeddings().weight.shape[0]
+    if size == old:
+        return None
+    originals = (llm.model.embed_tokens, llm.lm_head)
+    llm.model.embed_tokens = GrownMatrix(originals[0].weight, size - old, "embedding")
+    llm.lm_head = GrownMatrix(originals[1].weight, size - old, "head")
+    llm.config.vocab_size = size   # the loss reshapes the logits by it
+    return originals
+
+
+def load_trainables(llm, loras: dict[str, LoraLinear], folder: Path) -> None:
+    """The projector (`non_lora_trainables.bin`) and LoRA A/B (`adapter_model.safetensors`) of a trained tiny
+    DiffLMM's LoRA folder into the training modules (key names as `export` writes them)."""
+    from safetensors.torch import load_file
+
+    prefix = "base_model.model.model.mm_projector."
+    projector = torch.load(folder / "non_lora_trainables.bin", map_location="cpu", weights_only=True)
+    llm.model.mm_projector.load_state_dict({k[len(prefix):]: v for k, v in projector.items() if k.startswith(prefix)},
+                                           strict=True)
+    for key, module in (("base_model.model.model.embed_tokens.weight", llm.model.embed_tokens),
+                        ("base_model.model.lm_head.weight", llm.lm_head)):
+        if key in projector:   # a grown vocabulary trained before: its new rows continue from there
+            if not isinstance(module, GrownMatrix) or projector[key].shape != module.weight.shape:
+                raise ValueError(f"{folder}: {key} has shape {tuple(projector[key].shape)}, the model "
+                                 f"{tuple(module.weight.shape)}")
+            if not torch.equal(projector[key][:len(module.frozen)], module.frozen):
+                raise ValueError(f"{folder}: {key} disagrees with the base's rows")
+            module.extra.data.copy_(projector[key][len(module.frozen):])
+    adapter = load_file(str(folder / "adapter_model.safetensors"))
+    for name, module in loras.items():
+        module.lora_A.weight.data.copy_(adapter.pop(f"base_model.model.{name}.lora_A.weight"))
+        module.lora_B.weight.data.copy_(adapter.pop(f"base_model.model.{name}.lora_B.weight"))
+    if adapter:
+        raise ValueError(f"{folder}: adapter keys without a LoRA module: {sorted(adapter)[:3]}")
+
+
+def frozen_image_tokens(tower, projector, images, args, chunk: int = 32) -> torch.Tensor:
+    """`--freeze-vision`: every scene's image tokens (N, n, hidden) computed once, without gradients, through
+    the same vision path (VAE sample and t = 100 noise from a generator seeded by (seed, scene position))."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), chunk):
+            part = images[start:start + chunk].float()
+            generators = [torch.Generator().manual_seed(args.seed * 1_000_003 + start + i) for i in range(len(part))]
+            out.append(projector(*tower.features_with_grad(part, generators, projector)))
+    log(f"image tokens of {len(images)} scenes computed once (vision path frozen)")
+    return torch.cat(out)
+
+
+def train_lmm(parts, images, chosen, args, output: Path, init: Path | None = None) -> dict[str, LoraLinear]:
+    """Stage 3 on `chosen` (scripts/tiny_tasks.py examples); with `init` (a trained tiny DiffLMM folder) the
+    projector and LoRA start from its `lora/` folder instead of random (CLIP, SD and base come in `parts`)."""
     llm, tokenizer, unet, vae, scheduler, clip = parts
     mm = tiny_builders.tiny_difflmm_mm_config(clip.config.hidden_size, llm.config.hidden_size)
     vision = DiffLmmVisionConfig.from_llava_config({**llm.config.to_dict(), **mm})
     llm.requires_grad_(False)
+    for module in llm.modules():   # the base is frozen, but a grown vocabulary's new rows train
+        if isinstance(module, GrownMatrix):
+            module.extra.requires_grad_(True)
     llm.model.mm_projector = SDCLIPBlock.from_config(vision)
     loras = add_lora(llm)
-    clip.requires_grad_(True).train()
+    if init is not None:
+        load_trainables(llm, loras, init / embedded.DIFFLMM_PARTS["model_path"])
+    clip.requires_grad_(not args.freeze_vision).train(not args.freeze_vision)
+    if args.freeze_vision:
+        llm.model.mm_projector.requires_grad_(False)
     tower = DiffLmmVisionTower(vision, unet, vae, clip, scheduler)
     processor = DiffLmmProcessor(tokenizer, vision.resolution, vision.num_patches)
-    prompt = processor(text=[ll.llava_v1_prompt(embedded.TINY_QUESTION)])["input_ids"][0]
-    trainable = [p for p in llm.parameters() if p.requires_grad] + list(clip.parameters())
-    log(f"lmm stage: {sum(p.numel() for p in trainable) / 1e6:.2f}M trainable parameters")
+    prompts, answers, starts = tiny_tasks.tokenize(
+        chosen, tokenizer, lambda question: processor(text=[ll.llava_v1_prompt(question)])["input_ids"][0])
+    owners = torch.tensor([example.scene for example in chosen])
+    trainable = [p for p in llm.parameters() if p.requires_grad] + [p for p in clip.parameters() if p.requires_grad]
+    cached = frozen_image_tokens(tower, llm.model.mm_projector, images, args) if args.freeze_vision else None
+    log(f"lmm stage: {sum(p.numel() for p in trainable) / 1e6:.2f}M trainable parameters, {len(chosen)} examples")
     optimizer = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.01)
-    per_epoch = math.ceil(len(captions) / args.batch)
+    per_epoch = math.ceil(len(chosen) / args.batch)
     total = args.steps or per_epoch * args.epochs
     schedule = warmup_cosine(optimizer, total, args.warmup)
     holder = torch.nn.ModuleDict({"llm": llm, "clip": clip})
     step = resume(output, holder, optimizer, schedule)
     started = time.time()
     while step < total:
-        picks = epoch_batch(len(captions), args.batch, args.seed, step, per_epoch)
+        picks = epoch_batch(len(chosen), args.batch, args.seed, step, per_epoch)
         generators = [torch.Generator().manual_seed(args.seed * 1_000_003 + step * 1000 + i) for i in range(len(picks))]
-        ids, labels, mask = llava_batch(prompt, captions, picks, 0)   # the prompt holds the −200 placeholders
-        sd_features, clip_grid = tower.features_with_grad(images[picks].float(), generators, llm.model.mm_projector)
-        tokens = llm.model.mm_projector(sd_features, clip_grid)
+        ids, labels, mask = mixed_batch(prompts, answers, starts, picks, 0)   # prompts hold the −200 placeholders
+        if cached is not None:
+            tokens = cached[owners[picks]].float()
+        else:
+            sd_features, clip_grid = tower.features_with_grad(images[owners[picks]].float(), generators,
+                                                              llm.model.mm_projector)
+            tokens = llm.model.mm_projector(sd_features, clip_grid)
         embeds = embed_with_image_tokens(llm, ids, tokens)
         loss = llm(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
         optimizer.zero_grad()
@@ -223,14 +307,18 @@ def train_lmm(parts, images, captions, args, output: Path) -> dict[str, LoraLine
         if step % 20 == 0 or step == total:
             log(f"lmm step {step}/{total} epoch {step / per_epoch:.2f} loss {loss.item():.4f} "
                 f"elapsed {(time.time() - started) / 60:.1f} min")
-        if step % 100 == 0 or step == total:
+        if step % args.state_every == 0 or step == total:
             save_state(output, holder, optimizer, schedule, step)
     return loras
 
 
 # ---------------------------------------------------------------------------------------------- export
 
-def export(output: Path, parts, loras: dict[str, LoraLinear], vision_mm: dict) -> None:
+def export(output: Path, parts, loras: dict[str, LoraLinear], vision_mm: dict, originals=None) -> None:
+    """With `originals` (the base's own embedding and head, `grow_vocabulary`), the grown vocabulary is saved
+    as upstream saves a resized one: the base keeps its weights, `non_lora_trainables.bin` holds the whole
+    `embed_tokens` and `lm_head`, the LoRA folder's config.json the new `vocab_size`, the base folder the
+    tokenizer with the new words (`difflmm/loading.py` step 1)."""
     from safetensors.torch import save_file
 
     llm, tokenizer, unet, vae, scheduler, clip = parts
@@ -240,6 +328,13 @@ def export(output: Path, parts, loras: dict[str, LoraLinear], vision_mm: dict) -
         folder.mkdir(parents=True)
     projector = {f"base_model.model.model.mm_projector.{k}": v.detach().clone()
                  for k, v in llm.model.mm_projector.state_dict().items()}
+    vocab_size = None
+    if originals is not None:
+        vocab_size = llm.model.embed_tokens.weight.shape[0]
+        projector["base_model.model.model.embed_tokens.weight"] = llm.model.embed_tokens.weight.detach().clone()
+        projector["base_model.model.lm_head.weight"] = llm.lm_head.weight.detach().clone()
+        llm.model.embed_tokens, llm.lm_head = originals
+        llm.config.vocab_size = originals[0].weight.shape[0]
     adapter = {}
     for name, module in loras.items():
         adapter[f"base_model.model.{name}.lora_A.weight"] = module.lora_A.weight.detach().clone()
@@ -251,6 +346,8 @@ def export(output: Path, parts, loras: dict[str, LoraLinear], vision_mm: dict) -
     llm.save_pretrained(base)
     tokenizer.save_pretrained(base)
     config = {**json.loads((base / "config.json").read_text()), **vision_mm}
+    if vocab_size is not None:
+        config["vocab_size"] = vocab_size
     (lora / "config.json").write_text(json.dumps(config, indent=2))
     (lora / "adapter_config.json").write_text(json.dumps({
         "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": "tiny-llava-as language model",
@@ -265,12 +362,54 @@ def export(output: Path, parts, loras: dict[str, LoraLinear], vision_mm: dict) -
     clip.eval().save_pretrained(clip_dir)
 
 
+def load_trained(init: Path):
+    """(llm, tokenizer, unet, vae, scheduler, clip) of a trained tiny DiffLMM folder (`base/`, `sd/`, `clip/`)."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import AutoTokenizer, CLIPVisionModel, LlamaForCausalLM
+
+    parts = {key: init / sub for key, sub in embedded.DIFFLMM_PARTS.items()}
+    llm = LlamaForCausalLM.from_pretrained(parts["model_base"], dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(parts["model_base"])
+    unet = UNet2DConditionModel.from_pretrained(parts["sd_path"] / "unet")
+    vae = AutoencoderKL.from_pretrained(parts["sd_path"] / "vae")
+    scheduler = DDIMScheduler.from_pretrained(parts["sd_path"] / "scheduler")
+    clip = CLIPVisionModel.from_pretrained(parts["clip_path"], dtype=torch.float32)
+    return llm, tokenizer, unet.eval().requires_grad_(False), vae.eval().requires_grad_(False), scheduler, clip
+
+
+def finetune_difflmm(args) -> None:
+    """`--init-from`: stage 3 only, continued from a trained tiny DiffLMM (its LoRA, projector and CLIP train on;
+    SD and the base LLM stay frozen), with `FINETUNE_WORDS` added to the vocabulary (new rows only train)."""
+    init, output = Path(args.init_from), Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    llm, tokenizer, unet, vae, scheduler, clip = load_trained(init)
+    tokenizer = tiny_builders.extend_vocabulary(tokenizer, tiny_builders.FINETUNE_WORDS)
+    originals = grow_vocabulary(llm, len(tokenizer))
+    log(f"initialised from {init}; vocabulary {originals[0].weight.shape[0] if originals else len(tokenizer)} -> {len(tokenizer)} words")
+    scenes = [make_scene(i) for i in tiny_builders.scene_indices(args.scenes, args.start)]
+    images = scene_images(scenes)
+    chosen = tiny_tasks.examples(scenes, args.tasks, args.question, args.res_template, args.res_per_scene, args.seed)
+    parts = (llm, tokenizer, unet, vae, scheduler, clip)
+    loras = train_lmm(parts, images, chosen, args, output, init)
+    export(output, parts, loras, tiny_builders.tiny_difflmm_mm_config(clip.config.hidden_size, llm.config.hidden_size),
+           originals)
+    sd = output / embedded.DIFFLMM_PARTS["sd_path"]   # frozen: the trained folder's files, byte for byte
+    shutil.rmtree(sd)
+    shutil.copytree(init / embedded.DIFFLMM_PARTS["sd_path"], sd)
+    log("exported " + ", ".join(sorted(p.name for p in output.iterdir() if not p.name.startswith("."))))
+
+
 def train_difflmm(args) -> None:
+    if args.init_from:
+        return finetune_difflmm(args)
     output = Path(args.output)
     stages = output / ".stages"
     stages.mkdir(parents=True, exist_ok=True)
     llm, tokenizer = base_llm_from_tiny_llava(Path(args.base_llava))
-    images, captions = scene_data(tiny_builders.scene_indices(args.scenes, args.start), tokenizer)
+    scenes = [make_scene(i) for i in tiny_builders.scene_indices(args.scenes, args.start)]
+    images = scene_images(scenes)
+    chosen = tiny_tasks.examples(scenes, args.tasks, args.question, args.res_template, args.res_per_scene, args.seed)
+    captions = tiny_tasks.tokenize(chosen, tokenizer, lambda question: torch.zeros(0, dtype=torch.long))[1]
     unet, vae, scheduler = tiny_builders.build_tiny_sd(args.seed)
     if (stages / "vae").is_dir():
         vae = type(vae).from_pretrained(stages / "vae")
@@ -286,6 +425,6 @@ def train_difflmm(args) -> None:
     unet.eval().requires_grad_(False)
     clip = tiny_builders.build_tiny_clip(args.seed)
     parts = (llm, tokenizer, unet, vae, scheduler, clip)
-    loras = train_lmm(parts, images, captions, args, output)
+    loras = train_lmm(parts, images, chosen, args, output)
     export(output, parts, loras, tiny_builders.tiny_difflmm_mm_config(clip.config.hidden_size, llm.config.hidden_size))
     log("exported " + ", ".join(sorted(p.name for p in output.iterdir() if not p.name.startswith("."))))

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from gcgbench.api.phases import phase
 from gcgbench.cli.run import execute
 from gcgbench.views.run_report import build_report
 
@@ -26,5 +27,6 @@ def demo(
     console.print(f"demo: the embedded tiny {model} model on the bundled sample GCG split (no downloads)")
     execute(model, None, "gcg_val", data_root=None, data_config=None, limit=None, output=output, batch_size=1,
             device="cpu", seed=0, text_model=None, bootstrap=bootstrap, protocol=None, cache_folder=None, score=True)
-    report = build_report(output, output / "report.html")
+    with console.status("writing the HTML report …"), phase("writing the HTML report", show=False):
+        report = build_report(output, output / "report.html")
     console.print(f"report: {report} (open it in a browser)")

@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
 from gcgbench.api.backend import GenerationSettings, parse_model_args
+from gcgbench.api.phases import listening, phase
 from gcgbench.api.task import ScoringOptions
 from gcgbench.cli import options as opt
 from gcgbench.cli.render import print_results
+from gcgbench.cli.status import PhaseRows, progress_display, progress_factory
 from gcgbench.cli.score import default_text_model
 from gcgbench.data.paths import resolve_data_paths
 from gcgbench.api.errors import InputError
@@ -113,7 +108,8 @@ def execute(model, model_args, task, data_root, data_config, limit, output, batc
     note = embedded_model_note(model, arguments)
     if note and shard.is_main:
         console.print(note)
-    backend = load_backend(model, arguments)
+    with phase(f"importing {model}"):   # torch, transformers: seconds on a cold start
+        backend = load_backend(model, arguments)
     plan = RunPlan(
         model=model, model_args=arguments, tasks=tasks, paths=paths,
         settings=GenerationSettings(seed=seed, batch_size=batch_size, device=shard.device(device)),
@@ -122,17 +118,16 @@ def execute(model, model_args, task, data_root, data_config, limit, output, batc
         extra_config={"generation_protocol": generation_protocols, "scoring_protocol": protocol,
                       "model_options": _model_options(backend)},
     )
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
-                  disable=not shard.is_main) as bars:
-        results = run_plan(plan, backend, _progress_factory(bars), score=score, shard=shard)
+    with progress_display(console, disable=not shard.is_main) as bars, listening(PhaseRows(bars)):
+        results = run_plan(plan, backend, progress_factory(bars), score=score, shard=shard)
     plan.cache.close()
     destroy_process_group(shard)
     if not shard.is_main:
         return None
     _report_cache_use(console, results, plan.cache.db_path, shard.world_size)
     if score:
-        print_results(Console(), results)
+        with phase("printing results", show=False):
+            print_results(Console(), results)
         console.print(f"results: {output / 'results.json'}")
     console.print(f"predictions: {output / 'predictions'}")
     return results
@@ -165,18 +160,3 @@ def _model_options(backend: object) -> dict | None:
     """The backend's typed options as parsed (results.json `config.model_options`), where it has them."""
     options = getattr(backend, "options", None)
     return options.to_json() if hasattr(options, "to_json") else None
-
-
-def _progress_factory(bars: Progress) -> Callable[[str, int], Callable[[int], None]]:
-    def factory(name: str, total: int) -> Callable[[int], None]:
-        bar = bars.add_task(name, total=total, rate="")
-        started = time.perf_counter()
-
-        def advance(count: int) -> None:
-            bars.advance(bar, count)
-            done = bars.tasks[bar].completed
-            bars.update(bar, rate=f"{done / max(time.perf_counter() - started, 1e-9):.1f} samples/s")
-
-        return advance
-
-    return factory

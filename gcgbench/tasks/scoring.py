@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from gcgbench.api.errors import InputError
+from gcgbench.api.phases import phase
 from gcgbench.api.task import ScoringOptions
 from gcgbench.api.types import RLE, Prediction
 from gcgbench.metrics import stats
@@ -32,7 +33,8 @@ def bootstrap_intervals(
         n_clusters, statistic = clusters, record_statistic
     else:
         n_clusters, statistic = len(clusters), stats.on_records(clusters, record_statistic)
-    found = stats.bootstrap_ci(n_clusters, statistic, n_resamples=options.bootstrap_resamples, seed=options.seed)
+    with phase("bootstrap"):
+        found = stats.bootstrap_ci(n_clusters, statistic, n_resamples=options.bootstrap_resamples, seed=options.seed)
     return {name: found[name].to_json() for name in metric_names if name in found}
 
 

@@ -33,6 +33,7 @@ import torch
 
 from gcgbench.api.backend import GenerationSettings, sample_seed
 from gcgbench.api.errors import InputError
+from gcgbench.api.phases import phase
 from gcgbench.api.types import Prediction, Request
 from gcgbench.models.llava import loading as ll
 from gcgbench.models import embedded
@@ -159,7 +160,8 @@ class DiffLmmBackend(LlavaAttendSegmentBackend):
         if self._model is not None and device == self._device:
             return
         dtype = ll.resolve_dtype(self.options.dtype, device)
-        self._difflmm = load_difflmm(self.model_path, self.model_base, self.sd_path, self.clip_path, dtype, device)
+        with phase(f"loading {self.name}"):
+            self._difflmm = load_difflmm(self.model_path, self.model_base, self.sd_path, self.clip_path, dtype, device)
         vision = self._difflmm.vision
         self._model, self._tokenizer = DiffLmmLM(self._difflmm), self._difflmm.tokenizer
         encoder = (SlowLlamaTokenizer.from_folder(self.model_base) if (self.model_base / "tokenizer.model").is_file()

@@ -34,6 +34,7 @@ from gcgbench.api.backend import GenerationSettings, sample_seed
 from gcgbench.api import hashing
 from gcgbench.api.protocols import ProtocolTable
 from gcgbench.api.errors import InputError
+from gcgbench.api.phases import phase
 from gcgbench.api.types import RLE, Doc, Phrase, Prediction, Request
 from gcgbench.grounding import attend_segment as aas
 from gcgbench.grounding import phrases as nps
@@ -163,20 +164,21 @@ class LlavaAttendSegmentBackend:
         if self._model is not None and device == self._device:
             return
         dtype = ll.resolve_dtype(self.options.dtype, device)
-        if is_repo_layout(read_json(self.model_path / "config.json")):
-            repo = load_llava_repo(self.model_path, self.options.model_base, self.options.clip_path, dtype, device)
-            self._model, self._tokenizer, self._image_encoder = SplicedLM(repo.llm), repo.tokenizer, repo.image_tokens
-            encoder: Any = SlowLlamaTokenizer.from_folder(repo.tokenizer_folder)
-            processor = ll.pil_image_processor(self.options.clip_path, "clip_path")
-            image_id, n_image = IMAGE_TOKEN_INDEX, repo.n_image_tokens
-        else:
-            self._model, hf_processor = ll.load_llava(self.model_path, dtype, device)
-            self._tokenizer, self._image_encoder = hf_processor.tokenizer, None
-            encoder = (SlowLlamaTokenizer.from_folder(self.model_path) if (self.model_path / "tokenizer.model").is_file()
-                       else HfChunkEncoder(self._tokenizer))
-            processor = ll.pil_image_processor(self.model_path)
-            image_id, n_image = self._model.config.image_token_id, ll.hf_image_tokens(self._model.config)
-        self._prompting = Prompting(encoder, image_id, n_image, ll.pixel_function(processor), ll.mean_colour(processor))
+        with phase(f"loading {self.name}"):
+            if is_repo_layout(read_json(self.model_path / "config.json")):
+                repo = load_llava_repo(self.model_path, self.options.model_base, self.options.clip_path, dtype, device)
+                self._model, self._tokenizer, self._image_encoder = SplicedLM(repo.llm), repo.tokenizer, repo.image_tokens
+                encoder: Any = SlowLlamaTokenizer.from_folder(repo.tokenizer_folder)
+                processor = ll.pil_image_processor(self.options.clip_path, "clip_path")
+                image_id, n_image = IMAGE_TOKEN_INDEX, repo.n_image_tokens
+            else:
+                self._model, hf_processor = ll.load_llava(self.model_path, dtype, device)
+                self._tokenizer, self._image_encoder = hf_processor.tokenizer, None
+                encoder = (SlowLlamaTokenizer.from_folder(self.model_path) if (self.model_path / "tokenizer.model").is_file()
+                           else HfChunkEncoder(self._tokenizer))
+                processor = ll.pil_image_processor(self.model_path)
+                image_id, n_image = self._model.config.image_token_id, ll.hf_image_tokens(self._model.config)
+            self._prompting = Prompting(encoder, image_id, n_image, ll.pixel_function(processor), ll.mean_colour(processor))
         self._device = device
         self._sam = None
 
@@ -185,7 +187,8 @@ class LlavaAttendSegmentBackend:
             if self.sam_checkpoint is None:
                 raise InputError("--model-args", "sam_checkpoint",
                                  "llava-as needs sam_checkpoint=PATH (e.g. sam_vit_h_4b8939.pth) to turn points into masks")
-            self._sam = SamRefiner(build_sam(self.options.sam_type, self.sam_checkpoint), self._device or "cpu")
+            with phase("loading SAM"):
+                self._sam = SamRefiner(build_sam(self.options.sam_type, self.sam_checkpoint), self._device or "cpu")
         return self._sam
 
     # ------------------------------------------------------------------------------------------ inputs
