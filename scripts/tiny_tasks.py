@@ -7,7 +7,7 @@ the copula in RES) has to emerge from these texts alone.
 
 - `gcg`: question = the GCG question (`embedded.TINY_QUESTION`, a&s's "Describe the image in detail."),
   answer = `Scene.caption()` — as the pre-training.
-- `res`: question = the backend's RES template (`llava_as.backend.RES_TEMPLATE`, a&s `infer_attn_res.sh`:
+- `res`: question = the backend's RES template (`llava_as.options.RES_TEMPLATE`, a&s `infer_attn_res.sh`:
   `Describe the "<expression>".`) around one referring expression of the sample generator's three styles
   (`Scene.referring_expressions`: refcoco, refcoco+, refcocog — the lower-case `sent` the RES task sends);
   answer = `it is <colour> .` A real LLaVA answers such a question with a sentence about the object

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))   # tiny_builders, tiny
 from gcgbench.data.sample.scenes import make_scene  # noqa: E402
 from gcgbench.models.llava import loading as ll  # noqa: E402
 from gcgbench.models import embedded  # noqa: E402
-from gcgbench.models.llava_as.backend import RES_TEMPLATE  # noqa: E402
+from gcgbench.models.llava_as.options import RES_TEMPLATE  # noqa: E402
 import tiny_builders  # noqa: E402
 import tiny_tasks  # noqa: E402
 from tiny_training import STATE, epoch_batch, jpeg_roundtrip, log, mixed_batch, resume, save_state, warmup_cosine  # noqa: E402

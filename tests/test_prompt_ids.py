@@ -111,7 +111,7 @@ def test_difflmm_prompt_uses_the_bases_slow_tokenizer(tmp_path, legacy):
     single = upstream_tokenizer_image_token(f"{SYSTEM} USER: <image>\nDescribe the image . ASSISTANT:",
                                             chunks.__getitem__, 1)
     n = backend._prompting.n_image_tokens
-    assert backend._prompting.prompt_ids(embedded.TINY_QUESTION) == [
+    assert backend._prompting.prompt_ids("Describe the image .") == [   # the question whose 4.37 ids are recorded
         t for i in single for t in ([-200] * n if i == -200 else [i])]
 
 

@@ -207,7 +207,8 @@ def test_cli_exit_1_on_fail(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(reproduce_module, "execute", fake_execute)
     assert main(["reproduce", "tiny-llava-as-sample", "--cards", str(CARDS), "--output", str(tmp_path)]) == 1
     out = capsys.readouterr().out
-    assert "FAIL |Δ| 0.25 > tolerance 0.005" in out and "5 PASS, 1 FAIL" in out
+    delta = abs(0.5 - card.reported["gcg_val"]["mask_recall"])
+    assert f"FAIL |Δ| {delta:.4g} > tolerance 0.005" in out and "5 PASS, 1 FAIL" in out
     assert seen["model"] == "llava-as" and seen["task"] == "gcg_val"
     assert f"model_path={package_weights()}/tiny-llava-as," in seen["model_args"]
     assert "protocol=" not in seen["model_args"]

@@ -15,7 +15,8 @@ import pytest
 
 from gcgbench.data.sample.scenes import make_scene
 from gcgbench.models import embedded
-from gcgbench.models.llava_as.backend import COPULAS, RES_TEMPLATE
+from gcgbench.models.llava_as.backend import COPULAS
+from gcgbench.models.llava_as.options import RES_TEMPLATE
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))

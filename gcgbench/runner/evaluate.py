@@ -198,7 +198,8 @@ def run(plan: RunPlan, backend: Backend, progress_factory: Callable[[str, int], 
         return None
     payload = _payload(plan, backend, shard, results, timing, cache_stats, all_versions=True)
     if plan.output is not None and score:
-        write_run_outputs(plan.output, payload, results)
+        with phase("writing results"):
+            write_run_outputs(plan.output, payload, results)
     return payload
 
 
