@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from scipy.ndimage import binary_erosion
 import pytest
 from PIL import Image
 
@@ -116,6 +117,11 @@ def test_viewer_renders_in_chromium_with_both_models_masks(tiny_runs, compared, 
     for (thumbnail, width, height), (x, y, w, h), model in zip(images, rects, ("llava-as", "difflmm")):
         # the model's first phrase mask is drawn in the first palette colour over the image ...
         region = report._small_mask(predictions[model].phrases[0].masks[0], *thumbnail.shape[:2])
+        for later in predictions[model].phrases[1:]:   # later phrases' masks are drawn over the first one
+            for mask in later.masks:
+                region &= ~report._small_mask(mask, *thumbnail.shape[:2])
+        region = binary_erosion(region)   # the mask's outline is drawn on its border: check its inside
+        assert region.any()
         expected = report.blend(plain[region], report.PALETTE[0])
         assert (np.abs(thumbnail[region].astype(int) - expected).max(axis=1) <= 1).mean() > 0.7
         # ... and that thumbnail is what is on screen where the panel image is
