@@ -37,12 +37,9 @@ from gcgbench.api.backend import GenerationSettings, sample_seed
 from gcgbench.api.errors import InputError
 from gcgbench.api.protocols import GenerationProtocol, ProtocolTable
 from gcgbench.api.types import RLE, Phrase, Prediction, Request
-from gcgbench.grounding import attend_segment as aas
-from gcgbench.grounding import heatmaps
-from gcgbench.grounding import phrases as nps
-from gcgbench.grounding import token_layout as tl
+from gcgbench.grounding import attend_segment as aas, attention_capture as ac, heatmaps
+from gcgbench.grounding import phrases as nps, token_layout as tl
 from gcgbench.grounding.sam_refine import Proposals, SamRefiner, build_sam
-from gcgbench.grounding import attention_capture as ac
 from gcgbench.models.aas import family as fam
 from gcgbench.models.llava import loading as ll
 from gcgbench.models.llava.narrative import phrase_span as _span
