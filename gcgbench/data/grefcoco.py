@@ -35,7 +35,7 @@ from typing import Any, Mapping
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import RLE
 from gcgbench.api.jsonio import load_json, require
-from gcgbench.data.refer import annotation_mask, coco_image_size, empty_mask, index_by_id
+from gcgbench.data.refer import annotation_mask, checked_sentence, coco_image_size, empty_mask, index_by_id, int_field
 
 SPLITS = ("val", "testA", "testB")
 NO_TARGET_ANN_IDS = [-1]
@@ -81,7 +81,7 @@ def read_grefcoco(refs_path: Path, instances_path: Path, image_dir: Path, split:
     seen_sentences: dict[int, str] = {}
     for position, ref in enumerate(refs):
         require(isinstance(ref, dict), refs_path, f"refs[{position}]", f"expected an object, got {type(ref).__name__}")
-        ref_id = _int(ref, "ref_id", refs_path, f"refs[{position}]")
+        ref_id = int_field(ref, "ref_id", refs_path, f"refs[{position}]")
         where = f"ref_id {ref_id}"
         require(ref_id not in seen_refs, refs_path, where, "duplicate ref_id")
         seen_refs.add(ref_id)
@@ -89,7 +89,7 @@ def read_grefcoco(refs_path: Path, instances_path: Path, image_dir: Path, split:
         require(isinstance(ref_split, str), refs_path, where, f"'split' must be a string, got {ref_split!r}")
         if ref_split != split:
             continue
-        image_id = _int(ref, "image_id", refs_path, where)
+        image_id = int_field(ref, "image_id", refs_path, where)
         require(image_id in images, instances_path, f"image {image_id}",
                 f"referred to by {where} of {refs_path.name} but not in 'images'")
         image = images[image_id]
@@ -106,15 +106,8 @@ def read_grefcoco(refs_path: Path, instances_path: Path, image_dir: Path, split:
         sentences = ref.get("sentences")
         require(isinstance(sentences, list) and bool(sentences), refs_path, where, "'sentences' must be a non-empty list")
         for index, sentence in enumerate(sentences):
-            sentence_where = f"{where} sentences[{index}]"
-            require(isinstance(sentence, Mapping), refs_path, sentence_where, "expected an object with sent_id and sent")
-            sent_id = _int(sentence, "sent_id", refs_path, sentence_where)
-            text, raw = sentence.get("sent"), sentence.get("raw")
-            require(isinstance(text, str), refs_path, sentence_where, f"'sent' must be a string, got {text!r}")
-            require(raw is None or isinstance(raw, str), refs_path, sentence_where, "'raw' must be a string")
-            require(sent_id not in seen_sentences, refs_path, sentence_where,
-                    f"sent_id {sent_id} also appears in {seen_sentences.get(sent_id)}")
-            seen_sentences[sent_id] = where
+            sent_id, text, raw = checked_sentence(sentence, refs_path, f"{where} sentences[{index}]", where,
+                                                  seen_sentences)
             records.append(GrefExpression(
                 ref_id=ref_id, sent_id=sent_id, sentence_index=index, ann_ids=() if no_target else tuple(ann_ids),
                 image_id=image_id, split=ref_split, expression=text.strip().lower(), raw=raw,
@@ -154,9 +147,3 @@ def _ann_ids(value: Any, path: Path, where: str) -> list[int]:
     require(bool(ids) and all(isinstance(v, int) and not isinstance(v, bool) for v in ids), path, where,
             f"'ann_id' must be an annotation id or a non-empty list of them ([-1] = no target), got {value!r}")
     return list(ids)
-
-
-def _int(record: Mapping[str, Any], key: str, path: Path, where: str) -> int:
-    value = record.get(key)
-    require(isinstance(value, int) and not isinstance(value, bool), path, where, f"'{key}' must be an integer, got {value!r}")
-    return value

@@ -112,7 +112,7 @@ def read_refer_expressions(
     seen_sentences: dict[int, str] = {}
     for position, ref in enumerate(refs):
         where = f"refs[{position}]"
-        ref_id = _int_field(ref, "ref_id", refs_path, where)
+        ref_id = int_field(ref, "ref_id", refs_path, where)
         where = f"ref_id {ref_id}"
         require(ref_id not in seen_refs, refs_path, where, "duplicate ref_id")
         seen_refs.add(ref_id)
@@ -120,8 +120,8 @@ def read_refer_expressions(
         require(isinstance(ref_split, str), refs_path, where, f"'split' must be a string, got {ref_split!r}")
         if not split_matches(split, ref_split):
             continue
-        ann_id = _int_field(ref, "ann_id", refs_path, where)
-        image_id = _int_field(ref, "image_id", refs_path, where)
+        ann_id = int_field(ref, "ann_id", refs_path, where)
+        image_id = int_field(ref, "image_id", refs_path, where)
         require(ann_id in annotations, instances_path, f"annotation {ann_id}",
                 f"referred to by {where} of {refs_path.name} but not in 'annotations'")
         require(image_id in images, instances_path, f"image {image_id}",
@@ -137,15 +137,8 @@ def read_refer_expressions(
         require(isinstance(sentences, list), refs_path, where, "'sentences' must be a list")
         category = ref.get("category_id")
         for index, sentence in enumerate(sentences):
-            sentence_where = f"{where} sentences[{index}]"
-            require(isinstance(sentence, Mapping), refs_path, sentence_where, "expected a dict with sent_id and sent")
-            sent_id = _int_field(sentence, "sent_id", refs_path, sentence_where)
-            text, raw = sentence.get("sent"), sentence.get("raw")
-            require(isinstance(text, str), refs_path, sentence_where, f"'sent' must be a string, got {text!r}")
-            require(raw is None or isinstance(raw, str), refs_path, sentence_where, "'raw' must be a string")
-            require(sent_id not in seen_sentences, refs_path, sentence_where,
-                    f"sent_id {sent_id} also appears in {seen_sentences.get(sent_id)}")
-            seen_sentences[sent_id] = where
+            sent_id, text, raw = checked_sentence(sentence, refs_path, f"{where} sentences[{index}]", where,
+                                                  seen_sentences)
             records.append(ReferExpression(
                 ref_id=ref_id, sent_id=sent_id, sentence_index=index, ann_id=ann_id, image_id=image_id,
                 category_id=category if isinstance(category, int) else None, split=ref_split,
@@ -261,7 +254,21 @@ def coco_image_size(image: Mapping[str, Any], path: Path, image_id: int) -> tupl
     return height, width
 
 
-def _int_field(record: Mapping[str, Any], key: str, path: Path, where: str) -> int:
+def checked_sentence(sentence: Any, refs_path: Path, sentence_where: str, ref_where: str,
+                     seen_sentences: dict[int, str]) -> tuple[int, str, str | None]:
+    """(sent_id, sent, raw) of one refer sentence, checked; a sent_id seen before is an error naming both refs."""
+    require(isinstance(sentence, Mapping), refs_path, sentence_where, "expected an object with sent_id and sent")
+    sent_id = int_field(sentence, "sent_id", refs_path, sentence_where)
+    text, raw = sentence.get("sent"), sentence.get("raw")
+    require(isinstance(text, str), refs_path, sentence_where, f"'sent' must be a string, got {text!r}")
+    require(raw is None or isinstance(raw, str), refs_path, sentence_where, "'raw' must be a string")
+    require(sent_id not in seen_sentences, refs_path, sentence_where,
+            f"sent_id {sent_id} also appears in {seen_sentences.get(sent_id)}")
+    seen_sentences[sent_id] = ref_where
+    return sent_id, text, raw
+
+
+def int_field(record: Mapping[str, Any], key: str, path: Path, where: str) -> int:
     value = record.get(key)
     require(isinstance(value, int) and not isinstance(value, bool), path, where, f"'{key}' must be an integer, got {value!r}")
     return value
