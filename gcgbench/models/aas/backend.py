@@ -314,7 +314,8 @@ class AasBackend:
             return request.prompt
         return question
 
-    def _gcg(self, request: Request) -> Prediction:
+    def _caption_points(self, request: Request) -> tuple[Any, fam.Encoded, str, list, list, Any]:
+        """Generate the a&s caption and read one attention point per noun phrase (GCG and instances)."""
         nlp = nps.load_spacy(self.options["spacy_model"])
         image = read_image(request)
         encoded = self._family.encode(image, self._question(request))
@@ -323,6 +324,10 @@ class AasBackend:
         found = nps.noun_phrases(nlp, text, spans, self.skip_roots)
         maps = aas.normalize_maps(maps, self.options["normalize"])
         points, heats = self._read(encoded, aas.phrase_maps(maps, [p.tokens for p in found], self.options["aggregation"]))
+        return image, encoded, text, found, points, heats
+
+    def _gcg(self, request: Request) -> Prediction:
+        image, encoded, text, found, points, heats = self._caption_points(request)
         masks = self._masks(request, image, points, use_proposals=False)
         phrases = tuple(Phrase(p.text, m, p.start, p.end) for p, m in zip(found, masks))
         return Prediction(request.doc_id, text, phrases,
@@ -378,16 +383,10 @@ class AasBackend:
         return Prediction(request.doc_id, caption, phrases, extras=self._extras(encoded, True, points, heats))
 
     def _instances(self, request: Request) -> Prediction:
-        nlp = nps.load_spacy(self.options["spacy_model"])
-        image = read_image(request)
-        encoded = self._family.encode(image, self._question(request))
-        ids, maps = self._generate(encoded)
-        text, spans = nps.strip_text(*nps.decoded_token_spans(self._tokenizer, ids))
-        found = nps.noun_phrases(nlp, text, spans, self.skip_roots)
-        maps = aas.normalize_maps(maps, self.options["normalize"])
-        points, heats = self._read(encoded, aas.phrase_maps(maps, [p.tokens for p in found], self.options["aggregation"]))
+        image, encoded, text, found, points, heats = self._caption_points(request)
         masks, scores = self._refiner().masks_with_scores(np.asarray(image), points) if points else ([], [])
         categories = list(request.inputs["categories"])
+        nlp = nps.load_spacy(self.options["spacy_model"])   # cached: the pipeline the caption was parsed with
         chosen = [nps.closest_category(nlp, p.root, [c["name"] for c in categories]) for p in found]
         keep = [i for i, mask in enumerate(masks) if mask.any()]
         phrases = tuple(Phrase(found[i].text, (RLE.from_mask(masks[i]),), found[i].start, found[i].end) for i in keep)

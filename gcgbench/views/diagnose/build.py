@@ -93,14 +93,19 @@ def _gcg(reader: RunReader, task: str, text_model: str | None) -> TaskDiagnosis:
     )
 
 
+def _docs_or_note(reader: RunReader, task: str, notes: list[str], left_out: str) -> dict:
+    """The task's docs, or {} with a note saying which breakdowns are left out without ground truth."""
+    try:
+        return reader.docs(task)
+    except InputError as error:
+        notes.append(f"no ground truth ({error}): {left_out} are left out")
+        return {}
+
+
 def _res(reader: RunReader, task: str) -> TaskDiagnosis:
     rows = reader.rows(task)
-    notes = []
-    try:
-        docs = reader.docs(task)
-    except InputError as error:
-        docs = {}
-        notes.append(f"no ground truth ({error}): object size and empty-mask share are left out")
+    notes: list[str] = []
+    docs = _docs_or_note(reader, task, notes, "object size and empty-mask share")
     try:
         predictions = reader.predictions(task, [docs[d] for d in (str(r["doc_id"]) for r in rows) if d in docs])
     except InputError:
@@ -116,12 +121,8 @@ def _res(reader: RunReader, task: str) -> TaskDiagnosis:
 
 def _png(reader: RunReader, task: str) -> TaskDiagnosis:
     rows = reader.rows(task)
-    notes = []
-    try:
-        docs = reader.docs(task)
-    except InputError as error:
-        docs = {}
-        notes.append(f"no ground truth ({error}): segment count and area are left out")
+    notes: list[str] = []
+    docs = _docs_or_note(reader, task, notes, "segment count and area")
     summary = png_diagnosis.diagnose_png(rows, docs, reader.protocol(task) if reader.protocol(task) != "default"
                                          else "official")
     buckets: dict[str, list[str]] = {}
