@@ -10,10 +10,15 @@ the copula in RES) has to emerge from these texts alone.
 - `res`: question = the backend's RES template (`llava_as.options.RES_TEMPLATE`, a&s `infer_attn_res.sh`:
   `Describe the "<expression>".`) around one referring expression of the sample generator's three styles
   (`Scene.referring_expressions`: refcoco, refcoco+, refcocog — the lower-case `sent` the RES task sends);
-  answer = `it is <colour> .` A real LLaVA answers such a question with a sentence about the object
+  answer = `it is <word> .` A real LLaVA answers such a question with a sentence about the object
   ("The red circle is ...") and a&s's RES rule (`res_rule=copula`, `aas/res.py` b77f8895) reads the attention
-  map of the token after the first "is"/"are"/"be"; here that token is the referred shape's colour, which the
-  model can only produce by finding the shape.
+  map of the token after the first "is"/"are"/"be". `--res-answer` says what that word is:
+  `colour` (fine-tunes 1–2): the referred shape's colour — copied from the expression when it names the colour,
+  and shared by every shape of that colour, so its map cannot tell two red shapes apart;
+  `describe` (fine-tune 3): what the expression does NOT say, as a real description adds the unseen attributes —
+  the shape's place among the scene's shapes (`left`/`right`, `leftmost`/`middle`/`rightmost`) when the
+  expression names its appearance, its colour when the expression is position-only ("the left shape"), its
+  colour in a one-shape scene. The word can only be produced by finding the referred shape.
 - `png`: question = the GCG question, answer = the PNG narrative (`Scene.narrative()`, "In this image we can
   see the gray background with a red circle ... on it."), teacher-forced as a&s's PNG does; the narrative's
   fixed opening ("In this image we can see", `NARRATIVE_OPENING` tokens) carries no loss, so the model never
@@ -31,7 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
-from gcgbench.data.sample.scenes import Scene
+from gcgbench.data.sample.scenes import COLOR_NAMES, KINDS, Scene
 
 TASKS = ("gcg", "res", "png")
 RES_STYLES = ("refcoco", "refcoco+", "refcocog")
@@ -46,8 +51,21 @@ class Example:
     loss_from: int = 0   # answer tokens before this one carry no loss
 
 
-def res_answer(scene: Scene, position: int) -> str:
-    return f"it is {scene.shapes[position].color} ."
+RES_ANSWERS = ("colour", "describe")
+POSITION_WORDS = frozenset({"left", "right", "leftmost", "middle", "rightmost"})
+
+
+def res_answer(scene: Scene, position: int, expression: str = "", kind: str = "colour") -> str:
+    """`it is <word> .` for the shape at `position` referred to by `expression` (`kind`: RES_ANSWERS)."""
+    shape = scene.shapes[position]
+    if kind == "colour" or len(scene.shapes) == 1:
+        return f"it is {shape.color} ."
+    if kind != "describe":
+        raise ValueError(f"unknown RES answer {kind!r}; known: {', '.join(RES_ANSWERS)}")
+    words = set(expression.split())
+    if words & {shape.color, shape.kind, *COLOR_NAMES, *KINDS}:
+        return f"it is {scene.position_word(position)} ."
+    return f"it is {shape.color} ."
 
 
 def narrative_text(scene: Scene) -> str:
@@ -56,7 +74,7 @@ def narrative_text(scene: Scene) -> str:
 
 
 def scene_examples(position: int, scene: Scene, tasks: Sequence[str], question: str, res_template: str,
-                   res_per_scene: int, seed: int) -> list[Example]:
+                   res_per_scene: int, seed: int, res_kind: str = "colour") -> list[Example]:
     out = []
     if "gcg" in tasks:
         out.append(Example(position, question, scene.caption()[0]))
@@ -70,17 +88,19 @@ def scene_examples(position: int, scene: Scene, tasks: Sequence[str], question: 
             style, shape = candidates[int(pick)]
             expressions = by_style[style][shape]
             expression = expressions[int(rng.integers(len(expressions)))]
-            out.append(Example(position, res_template.format(expression=expression), res_answer(scene, shape)))
+            out.append(Example(position, res_template.format(expression=expression),
+                               res_answer(scene, shape, expression, res_kind)))
     return out
 
 
 def examples(scenes: Sequence[Scene], tasks: Sequence[str], question: str, res_template: str,
-             res_per_scene: int = 2, seed: int = 0) -> list[Example]:
+             res_per_scene: int = 2, seed: int = 0, res_kind: str = "colour") -> list[Example]:
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
         raise ValueError(f"unknown training task(s) {', '.join(unknown)}; known: {', '.join(TASKS)}")
     return [example for position, scene in enumerate(scenes)
-            for example in scene_examples(position, scene, tasks, question, res_template, res_per_scene, seed)]
+            for example in scene_examples(position, scene, tasks, question, res_template, res_per_scene, seed,
+                                          res_kind)]
 
 
 def tokenize(examples_: Sequence[Example], tokenizer, prompt_ids) -> tuple[list, list[list[int]], list[int]]:

@@ -99,7 +99,8 @@ def train_llava(args) -> None:
     def prompt_ids(question: str):
         return processor(text=[ll.llava_v1_prompt(question)], images=[blank], return_tensors="pt")["input_ids"][0]
 
-    chosen = tiny_tasks.examples(scenes, args.tasks, args.question, args.res_template, args.res_per_scene, args.seed)
+    chosen = tiny_tasks.examples(scenes, args.tasks, args.question, args.res_template, args.res_per_scene, args.seed,
+                                  args.res_answer)
     prompts, answers, starts = tiny_tasks.tokenize(chosen, processor.tokenizer, prompt_ids)
     owners = torch.tensor([example.scene for example in chosen])
     log(f"{len(chosen)} examples ({', '.join(args.tasks)}) over {len(scenes)} scenes")
@@ -293,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
                              "default question embedded.TINY_QUESTION with --init-from)")
     parser.add_argument("--res-template", default=RES_TEMPLATE, help="RES question around {expression} (res task)")
     parser.add_argument("--res-per-scene", type=int, default=2, help="RES examples per scene (res task)")
+    parser.add_argument("--res-answer", choices=tiny_tasks.RES_ANSWERS, default="colour",
+                        help="the word after 'it is' in RES answers (scripts/tiny_tasks.py)")
     parser.add_argument("--state-every", type=int, default=100, help="difflmm: steps between resumable states")
     parser.add_argument("--freeze-vision", action="store_true",
                         help="difflmm: CLIP and the projector stay frozen and each scene's image tokens are computed "

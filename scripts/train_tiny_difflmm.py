@@ -388,7 +388,8 @@ def finetune_difflmm(args) -> None:
     log(f"initialised from {init}; vocabulary {originals[0].weight.shape[0] if originals else len(tokenizer)} -> {len(tokenizer)} words")
     scenes = [make_scene(i) for i in tiny_builders.scene_indices(args.scenes, args.start)]
     images = scene_images(scenes)
-    chosen = tiny_tasks.examples(scenes, args.tasks, args.question, args.res_template, args.res_per_scene, args.seed)
+    chosen = tiny_tasks.examples(scenes, args.tasks, args.question, args.res_template, args.res_per_scene, args.seed,
+                                  args.res_answer)
     parts = (llm, tokenizer, unet, vae, scheduler, clip)
     loras = train_lmm(parts, images, chosen, args, output, init)
     export(output, parts, loras, tiny_builders.tiny_difflmm_mm_config(clip.config.hidden_size, llm.config.hidden_size),
@@ -408,7 +409,8 @@ def train_difflmm(args) -> None:
     llm, tokenizer = base_llm_from_tiny_llava(Path(args.base_llava))
     scenes = [make_scene(i) for i in tiny_builders.scene_indices(args.scenes, args.start)]
     images = scene_images(scenes)
-    chosen = tiny_tasks.examples(scenes, args.tasks, args.question, args.res_template, args.res_per_scene, args.seed)
+    chosen = tiny_tasks.examples(scenes, args.tasks, args.question, args.res_template, args.res_per_scene, args.seed,
+                                  args.res_answer)
     captions = tiny_tasks.tokenize(chosen, tokenizer, lambda question: torch.zeros(0, dtype=torch.long))[1]
     unet, vae, scheduler = tiny_builders.build_tiny_sd(args.seed)
     if (stages / "vae").is_dir():

@@ -1,6 +1,7 @@
 """Scoring needs no model stack: with torch, transformers, diffusers, spaCy, segment-anything and
-sentence-transformers made unimportable, RES, PNG, VQA and captioning predictions score, and `check`,
-`leaderboard show` and `report` work; GCG scoring and the model backends say in one line what to install.
+sentence-transformers made unimportable, GCG (BERT phrase encoder in numpy), RES, PNG, VQA and captioning
+predictions score, and `check`, `leaderboard show` and `report` work; the model backends, and a text model that is
+not a BERT, say in one line what to install.
 (.ci/run also installs the core package alone into a fresh venv and scores there.)"""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_STACK = ("torch", "transformers", "diffusers", "spacy", "segment_anything", "sentence_transformers",
-               "safetensors", "torchvision")
+               "torchvision")
 BLOCKED_RUN = """
 import sys
 BLOCKED = set(sys.argv[1].split(","))
@@ -74,9 +75,24 @@ def test_check_show_and_report_without_the_model_stack(oracle_run):
     assert done.returncode == 0 and (oracle_run / "report.html").is_file()
 
 
-def test_gcg_scoring_and_backends_name_what_to_install(oracle_run, tmp_path):
+def test_gcg_scoring_without_the_model_stack(tmp_path):
+    """The oracle's GCG run, MiniLM phrase similarity in numpy: every metric perfect, the encoder recorded."""
     done = without_models("run", "--model", "oracle", "--task", "gcg_val", "--no-cache", "--bootstrap", "0",
-                          "--output", str(tmp_path / "gcg"))
+                          "--text-model", "minilm", "--output", str(tmp_path / "gcg"))
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "gcg" / "results.json").read_text())
+    assert results["results"]["gcg_val"]["mask_recall"] == pytest.approx(1.0)
+    assert "all-MiniLM-L6-v2" in results["metric_config"]["gcg_val"]["text_similarity_model"]
+
+
+def test_non_bert_text_model_and_backends_name_what_to_install(tmp_path):
+    folder = tmp_path / "mpnet"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "mpnet"}')
+    (folder / "vocab.txt").write_text("[PAD]\n")
+    (folder / "model.safetensors").write_bytes(b"")
+    done = without_models("run", "--model", "oracle", "--task", "gcg_val", "--no-cache", "--bootstrap", "0",
+                          "--text-model", str(folder), "--output", str(tmp_path / "gcg"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "gcgbench[gcg]" in done.stderr
     done = without_models("run", "--model", "llava-as", "--task", "res_refcoco_val", "--no-cache",

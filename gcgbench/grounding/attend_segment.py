@@ -34,8 +34,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-import torch
-import torch.nn.functional as F
+from gcgbench.api.lazy import lazy_module
+
+torch = lazy_module("torch")   # imported at first use: a fully cached run never pays for it
 
 QUERY_POSITIONS = ("predicting", "own")
 NORMALIZATIONS = ("mean", "none")
@@ -136,7 +137,8 @@ def upsample_to_image(maps: torch.Tensor, height: int, width: int) -> torch.Tens
     top, left, side = pad_crop_box(height, width)
     if maps.shape[0] == 0:
         return maps.new_zeros((0, height, width))
-    big = F.interpolate(maps.float()[None], size=(side, side), mode="bicubic", align_corners=False)[0]
+    big = torch.nn.functional.interpolate(maps.float()[None], size=(side, side), mode="bicubic",
+                                          align_corners=False)[0]
     return big[:, top:top + height, left:left + width]
 
 

@@ -22,7 +22,9 @@ import contextvars
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-import torch
+from gcgbench.api.lazy import lazy_module
+
+torch = lazy_module("torch")   # imported at first use: a fully cached run never pays for it
 
 CAPTURE_ATTENTION = "gcgbench_capture"
 

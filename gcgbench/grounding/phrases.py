@@ -75,8 +75,42 @@ def _load_spacy(name_or_path: str) -> Any:
 
 def spacy_model_id(nlp: Any) -> str:
     """lang_name-version of a loaded pipeline (part of the backend fingerprint)."""
-    meta = getattr(nlp, "meta", {}) or {}
+    return _meta_id(getattr(nlp, "meta", {}) or {})
+
+
+def _meta_id(meta: dict) -> str:
     return f"{meta.get('lang', '?')}_{meta.get('name', '?')}-{meta.get('version', '?')}"
+
+
+@lru_cache(maxsize=4)
+def spacy_pipeline_id(name_or_path: str = DEFAULT_SPACY_MODEL) -> str:
+    """`spacy_model_id` of the pipeline `load_spacy(name_or_path)` loads, read from its `meta.json` without
+    importing spaCy where that file is found (a pipeline folder, or an installed package's folder: the meta.json
+    spaCy itself reads as `nlp.meta`), so a run served from the generation cache never loads spaCy (~1.5 s);
+    otherwise the pipeline is loaded."""
+    meta = _meta_without_loading(name_or_path)
+    if meta is None:
+        return spacy_model_id(load_spacy(name_or_path))
+    return _meta_id(meta)
+
+
+def _meta_without_loading(name_or_path: str) -> dict | None:
+    import importlib.util
+    import json
+
+    folder = Path(name_or_path)
+    if not folder.is_dir() and name_or_path.isidentifier():
+        try:
+            spec = importlib.util.find_spec(name_or_path)
+        except (ImportError, ValueError):
+            spec = None
+        locations = list(spec.submodule_search_locations or []) if spec is not None else []
+        folder = Path(locations[0]) if locations else folder
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and {"lang", "name", "version"} <= set(meta) else None
 
 
 def decoded_token_spans(tokenizer: Any, token_ids: Sequence[int]) -> tuple[str, list[tuple[int, int]]]:

@@ -32,8 +32,10 @@ with no grid of the asked view (a small image without tiles) reads the grids it 
 from __future__ import annotations
 
 from dataclasses import dataclass
-import torch
-import torch.nn.functional as F
+
+from gcgbench.api.lazy import lazy_module
+
+torch = lazy_module("torch")   # imported at first use: a fully cached run never pays for it
 
 VIEWS = ("fine", "global", "mean")
 GRID_VIEWS = ("fine", "global")
@@ -130,7 +132,8 @@ def image_map(layout: TokenLayout, maps: torch.Tensor, view: str = "fine") -> to
         x0, y0, x1, y1 = grid.box
         values = maps.float()[:, grid.index.reshape(-1)].view(maps.shape[0], *grid.shape)
         if maps.shape[0]:
-            big = F.interpolate(values[None], size=(y1 - y0, x1 - x0), mode="bicubic", align_corners=False)[0]
+            big = torch.nn.functional.interpolate(values[None], size=(y1 - y0, x1 - x0), mode="bicubic",
+                                                  align_corners=False)[0]
         else:
             big = values.new_zeros((0, y1 - y0, x1 - x0))
         top, left = max(0, y0), max(0, x0)

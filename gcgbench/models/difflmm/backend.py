@@ -27,18 +27,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-import torch
-
+from gcgbench.api.lazy import lazy_module
 from gcgbench.api.backend import GenerationSettings, sample_seed
 from gcgbench.api.errors import InputError
 from gcgbench.api.phases import phase
 from gcgbench.api.types import Prediction, Request
 from gcgbench.models.llava import loading as ll
 from gcgbench.models import embedded
-from gcgbench.models.difflmm.loading import DiffLmm, load_difflmm
-from gcgbench.models.difflmm.vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, preprocess_image
 from gcgbench.models.llava.checkpoint import read_json, weight_files
 from gcgbench.models.llava.spliced import IMAGE_TOKEN_INDEX, SplicedLM
 from gcgbench.models.llava.tokenizer import SlowLlamaTokenizer
@@ -46,6 +43,10 @@ from gcgbench.models.llava_as.backend import LlavaAttendSegmentBackend
 from gcgbench.models.llava_as.batch import HfChunkEncoder, Prompting
 from gcgbench.models.llava_as.options import LlavaAsOptions
 from gcgbench.api.options import option
+
+torch = lazy_module("torch")   # imported at first use: a fully cached run never pays for it
+if TYPE_CHECKING:   # loading.py and vision.py define torch modules: imported where a model is built
+    from gcgbench.models.difflmm.loading import DiffLmm
 
 
 def tokenizer_image_token(prompt: str, tokenizer: Any, n_image_tokens: int) -> list[int]:
@@ -70,6 +71,8 @@ class DiffLmmProcessor:
         self.tokenizer = tokenizer
         self.resolution = resolution
         self.n_image_tokens = n_image_tokens
+        from gcgbench.models.difflmm.vision import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
         self.image_processor = SimpleNamespace(image_mean=list(OPENAI_CLIP_MEAN), image_std=list(OPENAI_CLIP_STD))
 
     def __call__(self, text: Sequence[str], images: Sequence[Any] | None = None, return_tensors: str = "pt") -> dict:
@@ -78,6 +81,8 @@ class DiffLmmProcessor:
         ids = tokenizer_image_token(text[0], self.tokenizer, self.n_image_tokens)
         out = {"input_ids": torch.tensor([ids], dtype=torch.long)}
         if images is not None:
+            from gcgbench.models.difflmm.vision import preprocess_image
+
             out["pixel_values"] = preprocess_image(images[0], self.resolution)[None]
         return out
 
@@ -159,6 +164,9 @@ class DiffLmmBackend(LlavaAttendSegmentBackend):
     def _load(self, device: str) -> None:
         if self._model is not None and device == self._device:
             return
+        from gcgbench.models.difflmm.loading import load_difflmm
+        from gcgbench.models.difflmm.vision import OPENAI_CLIP_MEAN, preprocess_image
+
         dtype = ll.resolve_dtype(self.options.dtype, device)
         with phase(f"loading {self.name}"):
             self._difflmm = load_difflmm(self.model_path, self.model_base, self.sd_path, self.clip_path, dtype, device)

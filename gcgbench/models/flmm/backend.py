@@ -151,7 +151,7 @@ class FlmmBackend:
 
         if self._loaded is None:
             lmm = fl.resolve_lmm(self.options.model_path, self.options.lmm)
-            dtype = resolve_dtype(self.options.dtype, device, cuda_default=torch.bfloat16)
+            dtype = resolve_dtype(self.options.dtype, device, cuda_default="bfloat16")
             if lmm == "llava_next":
                 llava, tokenizer, vision = load_llava_next(self.options.model_path, dtype)
             else:

@@ -173,7 +173,7 @@ class GlammBackend:
         return self._loaded
 
     def _dtype(self, device: str) -> torch.dtype:
-        return resolve_dtype(self.options.dtype, device, cuda_default=torch.bfloat16)  # GLaMM runs in bf16
+        return resolve_dtype(self.options.dtype, device, cuda_default="bfloat16")  # GLaMM runs in bf16
 
     # ------------------------------------------------------------------------------------------ kinds
 

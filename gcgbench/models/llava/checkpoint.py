@@ -12,9 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-import torch
-
+from gcgbench.api.lazy import lazy_module
 from gcgbench.api.errors import InputError
+
+torch = lazy_module("torch")   # imported at first use: a fully cached run never pays for it
 
 CONFIG_ONLY_KEYS = ("model_type", "architectures", "transformers_version", "_name_or_path", "torch_dtype", "dtype")
 

@@ -7,24 +7,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import torch
-
+from gcgbench.api.lazy import lazy_module
 from gcgbench.api.errors import InputError
 from gcgbench.grounding.attention_capture import CAPTURE_ATTENTION, register_capture_attention
+
+torch = lazy_module("torch")   # imported at first use: a fully cached run never pays for it
 
 # LLaVA v1.5 `conv_templates["llava_v1"]` (SeparatorStyle.TWO), as upstream a&s builds its prompts.
 LLAVA_V1_SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. "
                    "The assistant gives helpful, detailed, and polite answers to the human's questions.")
-DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+DTYPES = ("float16", "bfloat16", "float32")   # names of torch dtypes
 
 
-def resolve_dtype(name: str, device: str, cuda_default: torch.dtype = torch.float16) -> torch.dtype:
+def resolve_dtype(name: str, device: str, cuda_default: str = "float16") -> torch.dtype:
     """`dtype=` of a backend: `auto` is `cuda_default` on CUDA (each upstream's own choice) and float32 on CPU."""
     if name == "auto":
-        return cuda_default if str(device).startswith("cuda") else torch.float32
+        name = cuda_default if str(device).startswith("cuda") else "float32"
     if name not in DTYPES:
         raise InputError("--model-args", "dtype", f"must be auto, {', '.join(DTYPES)}; got {name!r}")
-    return DTYPES[name]
+    return getattr(torch, name)
 
 
 def load_llava(model_path: Path, dtype: torch.dtype, device: str) -> tuple[Any, Any]:

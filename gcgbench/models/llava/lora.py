@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import torch
-
+from gcgbench.api.lazy import lazy_module
 from gcgbench.api.errors import InputError
 from gcgbench.grounding import attention_capture as ac
 from gcgbench.models.llava.checkpoint import key_problem, llama_config, quiet_logs, read_json, read_state_file, weight_files
+
+torch = lazy_module("torch")   # imported at first use: a fully cached run never pays for it
 
 NON_LORA_FILE = "non_lora_trainables.bin"
 ADAPTER_CONFIG = "adapter_config.json"

@@ -25,14 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import torch
-
+from gcgbench.api.lazy import lazy_module
 from gcgbench.api.errors import InputError
 from gcgbench.grounding import attention_capture as ac
 from gcgbench.models.llava.checkpoint import (
     key_problem, llama_config, load_clip_vision, load_tokenizer, quiet_logs, read_json, weight_files,
 )
 from gcgbench.models.llava.lora import ADAPTER_CONFIG, IGNORED_BASE_KEYS, load_language_model
+
+torch = lazy_module("torch")   # imported at first use: a fully cached run never pays for it
 
 MLP_GELU = re.compile(r"^mlp(\d+)x_gelu$")
 UNUSED_CHECKPOINT_PREFIX = "model.vision_tower."   # never read upstream (delay_load); see the module docstring

@@ -13,7 +13,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-import torch
+from gcgbench.api.lazy import lazy_module
+
+torch = lazy_module("torch")   # imported at first use: a fully cached run never pays for it
 
 IMAGE_TOKEN_INDEX = -200   # llava/constants.py
 

