@@ -144,4 +144,7 @@ def test_sigint_between_tasks_keeps_the_scores_of_finished_tasks(sample, tmp_pat
     assert list(results["results"]) == ["gcg_val"] and results["n_samples"]["gcg_val"] == first_task_docs
     assert results["interrupted"] == {"scored": ["gcg_val"], "not_scored": ["gcg_test"]}
     assert (tmp_path / "out" / "samples" / "gcg_val.jsonl").exists()
-    assert cached_entries(tmp_path) == logged(tmp_path) > first_task_docs
+    # Every batch the runner got back is cached. The backend logs a doc just before returning it, so the one
+    # batch in flight when the signal lands (one doc: the default batch size) may be logged and not cached.
+    cached, generated = cached_entries(tmp_path), logged(tmp_path)
+    assert generated - 1 <= cached <= generated and generated > first_task_docs <= cached
