@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [name for name in chosen if name not in available]
         if unknown:
             parser.error(f"unknown command(s) {', '.join(unknown)}; known: {', '.join(available)}")
+        if "score" in chosen and "difflmm" not in chosen[:chosen.index("score")]:
+            parser.error("score scores the difflmm run's predictions: list difflmm before it")
         for name in chosen:
             best = None
             for attempt in range(args.repeat):
