@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import sys
 import time
 from pathlib import Path
 
@@ -19,14 +20,16 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tests/tiny_checkpoints.py: the test model's builder
+
 from gcgbench.api.backend import GenerationSettings
 from gcgbench.api.task import DataPaths
 from gcgbench.api.types import Request
 from gcgbench.data.sample import write_sample
 from gcgbench.grounding.sam_refine import TINY_TEST_SAM, build_tiny_sam
-from tests.tiny_checkpoints import write_tiny_llava
 from gcgbench.models.registry import load_backend
 from gcgbench.tasks.registry import get_task
+from tests.tiny_checkpoints import write_tiny_llava
 
 SIZES = {  # name: (layers, hidden, image grid)
     "tiny": (2, 32, 6),          # the test model: 36 image tokens
