@@ -52,18 +52,16 @@ class Example:
 
 
 RES_ANSWERS = ("colour", "describe")
-POSITION_WORDS = frozenset({"left", "right", "leftmost", "middle", "rightmost"})
 
 
 def res_answer(scene: Scene, position: int, expression: str = "", kind: str = "colour") -> str:
     """`it is <word> .` for the shape at `position` referred to by `expression` (`kind`: RES_ANSWERS)."""
+    if kind not in RES_ANSWERS:
+        raise ValueError(f"unknown RES answer {kind!r}; known: {', '.join(RES_ANSWERS)}")
     shape = scene.shapes[position]
     if kind == "colour" or len(scene.shapes) == 1:
         return f"it is {shape.color} ."
-    if kind != "describe":
-        raise ValueError(f"unknown RES answer {kind!r}; known: {', '.join(RES_ANSWERS)}")
-    words = set(expression.split())
-    if words & {shape.color, shape.kind, *COLOR_NAMES, *KINDS}:
+    if set(expression.split()) & {*COLOR_NAMES, *KINDS}:   # it names the appearance: say where the shape is
         return f"it is {scene.position_word(position)} ."
     return f"it is {shape.color} ."
 

@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -95,9 +97,6 @@ def spacy_pipeline_id(name_or_path: str = DEFAULT_SPACY_MODEL) -> str:
 
 
 def _meta_without_loading(name_or_path: str) -> dict | None:
-    import importlib.util
-    import json
-
     folder = Path(name_or_path)
     if not folder.is_dir() and name_or_path.isidentifier():
         try:

@@ -25,6 +25,10 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+from safetensors.numpy import load_file
+from scipy.special import erf
+from tokenizers import Tokenizer
+from tokenizers.implementations import BertWordPieceTokenizer
 
 from gcgbench.api.errors import InputError
 
@@ -72,8 +76,6 @@ def is_bert_folder(folder: Path) -> bool:
 
 def _tensors(folder: Path) -> Mapping[str, np.ndarray]:
     if (folder / "model.safetensors").is_file():
-        from safetensors.numpy import load_file
-
         return load_file(str(folder / "model.safetensors"))
     try:
         import torch
@@ -133,8 +135,6 @@ def _layer_norm(x: np.ndarray, weight_bias: tuple[np.ndarray, np.ndarray], eps: 
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    from scipy.special import erf
-
     return (x * np.float32(0.5) * (np.float32(1.0) + erf(x / np.float32(np.sqrt(2.0))))).astype(np.float32)
 
 
@@ -172,9 +172,6 @@ def last_hidden_state(weights: BertWeights, ids: np.ndarray, mask: np.ndarray) -
 def load_wordpiece(folder: Path, max_length: int):
     """The folder's BERT tokenizer as a `tokenizers.Tokenizer`, truncating at `max_length` tokens with
     [CLS] and [SEP] counted (transformers' `truncation=True, max_length=…`)."""
-    from tokenizers import Tokenizer
-    from tokenizers.implementations import BertWordPieceTokenizer
-
     if (folder / "tokenizer.json").is_file():
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     else:
@@ -211,7 +208,7 @@ class NumpyBertEncoder:
         """Mean-pooled last hidden states, float32, shape (len(texts), hidden_size)."""
         texts = list(texts)
         embeddings = np.zeros((len(texts), self._weights.hidden_size), dtype=np.float32)
-        encoded = [self._tokenizer.encode(text).ids for text in texts]
+        encoded = [encoding.ids for encoding in self._tokenizer.encode_batch(texts)]
         order = sorted(range(len(texts)), key=lambda index: -len(encoded[index]))
         for start in range(0, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]
