@@ -19,6 +19,9 @@ the copula in RES) has to emerge from these texts alone.
   the shape's place among the scene's shapes (`left`/`right`, `leftmost`/`middle`/`rightmost`) when the
   expression names its appearance, its colour when the expression is position-only ("the left shape"), its
   colour in a one-shape scene. The word can only be produced by finding the referred shape.
+  `unstated` (experiment): the first of the shape's own attributes the expression leaves out — its colour, else
+  its kind, else whether it sits in the `top` or `bottom` half of the image (two words the fine-tune adds):
+  read off the referred shape itself, never compared with the others.
 - `png`: question = the GCG question, answer = the PNG narrative (`Scene.narrative()`, "In this image we can
   see the gray background with a red circle ... on it."), teacher-forced as a&s's PNG does; the narrative's
   fixed opening ("In this image we can see", `NARRATIVE_OPENING` tokens) carries no loss, so the model never
@@ -36,7 +39,7 @@ from typing import Sequence
 
 import numpy as np
 
-from gcgbench.data.sample.scenes import COLOR_NAMES, KINDS, Scene
+from gcgbench.data.sample.scenes import COLOR_NAMES, KIND_PLURALS, KINDS, Scene
 
 TASKS = ("gcg", "res", "png")
 RES_STYLES = ("refcoco", "refcoco+", "refcocog")
@@ -51,7 +54,8 @@ class Example:
     loss_from: int = 0   # answer tokens before this one carry no loss
 
 
-RES_ANSWERS = ("colour", "describe")
+RES_ANSWERS = ("colour", "describe", "unstated")
+RES_ANSWER_WORDS = {"unstated": ("top", "bottom")}   # words an answer kind adds to the fine-tune's vocabulary
 
 
 def res_answer(scene: Scene, position: int, expression: str = "", kind: str = "colour") -> str:
@@ -59,6 +63,13 @@ def res_answer(scene: Scene, position: int, expression: str = "", kind: str = "c
     if kind not in RES_ANSWERS:
         raise ValueError(f"unknown RES answer {kind!r}; known: {', '.join(RES_ANSWERS)}")
     shape = scene.shapes[position]
+    if kind == "unstated":
+        said = set(expression.split())
+        if not said & set(COLOR_NAMES):
+            return f"it is {shape.color} ."
+        if not said & {*KINDS, *KIND_PLURALS.values()}:
+            return f"it is {shape.kind} ."
+        return f"it is {'top' if shape.center_y < scene.height / 2 else 'bottom'} ."
     if kind == "colour" or len(scene.shapes) == 1:
         return f"it is {shape.color} ."
     if set(expression.split()) & {*COLOR_NAMES, *KINDS}:   # it names the appearance: say where the shape is

@@ -10,12 +10,21 @@ sample (slow to generate) is made once per session and shared by every test, and
 One cache outlives the session: the METEOR paraphrase index (metrics/meteor/resources.py, ~1 min and
 ~370 MB to build, named by the paraphrase table's fingerprint and the index version, so it can never be
 stale). `GCGBENCH_METEOR_INDEX_DIR` points it at `out/test-cache/meteor` in this checkout (git-ignored,
-removed by `make clean`), built by the first session and read by every later one.
+removed by `make clean`), built by the first session and read by every later one. On a fresh checkout the
+session starts its build in a background process at once (`meteor_index_in_the_background`); a test that needs
+METEOR before it is done waits on the index's own file lock (metrics/meteor/resources.py), every other test runs
+meanwhile, so the ~1 min build leaves no core idle.
+
+Under pytest-xdist (`make test`: `--dist loadfile --no-loadscope-reorder`) test modules are handed to the workers
+in collection order; `pytest_collection_modifyitems` puts the modules holding a `slow` test first, so the last
+modules handed out are short ones and the two workers finish together.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -34,25 +43,32 @@ def isolated_user_cache(tmp_path_factory):
         # results of these tests must not depend on where a developer keeps the leaderboards or data
         patch.delenv("GCGBENCH_DATA", raising=False)
         patch.delenv("GCGBENCH_LEADERBOARDS", raising=False)
-        if os.environ.get("PYTEST_XDIST_WORKER"):
-            _build_meteor_index_in_one_worker()
         yield folder
 
 
-def _build_meteor_index_in_one_worker() -> None:
-    """Under pytest-xdist on a fresh checkout: one worker builds the METEOR index while the others wait for
-    it, instead of every worker building its own copy at once (~1 min of both cores). A no-op once built."""
-    import fcntl
+def pytest_collection_modifyitems(config, items):
+    slow_files = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_files)   # stable: modules stay whole
 
+
+@pytest.fixture(scope="session", autouse=True)
+def meteor_index_in_the_background(isolated_user_cache):
+    """One process per session (the first xdist worker, or the only process) starts building a missing METEOR
+    index in the background; waited for at the end of the session."""
     from gcgbench.metrics.meteor import resources
 
-    METEOR_INDEX_DIR.mkdir(parents=True, exist_ok=True)
-    with open(METEOR_INDEX_DIR / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            resources.paraphrase_index()
-        except resources.MeteorResourceError:
-            pass  # no pycocoevalcap: the METEOR tests say so themselves
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    try:
+        missing = worker == "gw0" and not resources.index_path().is_file()
+    except resources.MeteorResourceError:
+        missing = False   # no pycocoevalcap: the METEOR tests say so themselves
+    builder = None
+    if missing:
+        builder = subprocess.Popen([sys.executable, "-c", "from gcgbench.metrics.meteor.resources import "
+                                    "paraphrase_index; paraphrase_index()"], stdout=subprocess.DEVNULL)
+    yield
+    if builder is not None:
+        builder.wait()
 
 
 class TinyRuns(Mapping):

@@ -60,6 +60,25 @@ def test_examples_per_scene_ask_each_task_and_res_answers_with_the_colour_after_
         tiny_tasks.examples(scenes, ("vqa",), "q", RES_TEMPLATE)
 
 
+def test_describe_and_unstated_answers_name_what_the_expression_leaves_out():
+    from gcgbench.data.sample.scenes import Scene, Shape
+
+    shapes = (Shape("circle", "red", 20, 10, 6), Shape("square", "red", 50, 50, 6), Shape("circle", "blue", 80, 40, 6))
+    scene = Scene(7, 64, 96, "gray", False, shapes, 12)
+    answer = lambda position, expression, kind: tiny_tasks.res_answer(scene, position, expression, kind)  # noqa: E731
+    assert answer(0, "the red circle", "colour") == "it is red ."
+    assert answer(0, "the red circle", "describe") == "it is leftmost ."
+    assert answer(1, "the middle shape", "describe") == "it is red ."
+    assert answer(1, "the middle shape", "unstated") == "it is red ."       # no colour said: the colour
+    assert answer(1, "red one", "unstated") == "it is square ."            # colour said, no kind: the kind
+    assert answer(0, "the red circle", "unstated") == "it is top ."        # both said: its half of the image
+    assert answer(1, "the square", "unstated") == "it is red ."
+    assert answer(2, "the left one of the two blue circles", "unstated") == "it is bottom ."   # 40 ≥ 64 / 2
+    assert set(tiny_tasks.RES_ANSWER_WORDS["unstated"]) == {"top", "bottom"}
+    with pytest.raises(ValueError, match="unknown RES answer"):
+        tiny_tasks.res_answer(scene, 0, "the red circle", "guess")
+
+
 def test_extended_vocabulary_keeps_old_ids_and_covers_every_training_text(tokenizer):
     import torch
 

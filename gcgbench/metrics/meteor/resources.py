@@ -9,20 +9,22 @@
   read by `aligner/ParaphraseTransducer.java`. Python cannot afford to parse it on every call (~15 s), so
   the first use writes an index next to the other gcgbench caches (`$XDG_CACHE_HOME/gcgbench/meteor/`, or
   `$GCGBENCH_METEOR_INDEX_DIR` when set; SQLite, keyed by the table's size and sha256 prefix): every entry,
-  in file order, under its rarest word (counted over the whole table). A batch of captions then reads only
-  the entries whose key word occurs in it and keeps those whose words all occur in it; an entry with any
-  other word cannot match (a paraphrase match needs every word of both phrases in the two sentences), so
-  this filter is exact.
+  in file order, under its longest word, with its second-longest word beside it (one pass over the table).
+  A batch of captions then reads only the entries whose two key words both occur in it (SQLite does that
+  join against a temporary table of the batch's words) and keeps those whose words all occur in it; an entry
+  with any other word cannot match (a paraphrase match needs every word of both phrases in the two
+  sentences), so this filter is exact. Processes that need the index at once build it once: the first takes
+  a file lock beside it, the others wait on that lock and then read the finished file.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import gzip
 import hashlib
 import importlib.util
 import os
+import re
 import sqlite3
 import tempfile
 import zipfile
@@ -33,9 +35,10 @@ from collections.abc import Mapping
 from typing import Iterable, Iterator
 
 from gcgbench.api.errors import GcgbenchError
+from gcgbench.api.phases import phase
 from gcgbench.metrics.meteor.java import java_tokens
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2   # 2: keyed by the longest word, the second-longest beside it (1: by the rarest word)
 
 
 class MeteorResourceError(GcgbenchError):
@@ -147,17 +150,33 @@ def synonyms() -> Synonyms:
 # ------------------------------------------------------------------------------------------ paraphrases
 
 
-def _entries(path: Path) -> Iterator[tuple[list[str], list[str]]]:
-    """(reference words, paraphrase words) of every entry, in file order (probability lines skipped)."""
+# A block whose phrases hold only single spaces between words (every block of METEOR 1.5's table) is already
+# tokenised; any other whitespace `StringTokenizer` splits on sends the block's phrases through `java_tokens`.
+_NOT_PLAIN = re.compile(r"[\t\f\r]|  |^ | $", re.MULTILINE)
+_BLOCK_BYTES = 1 << 24
 
+
+def _spaced(lines: list[str]) -> list[str]:
+    """Each line as its `java_tokens` joined by single spaces (no line holds a line break)."""
+    if _NOT_PLAIN.search("\n".join(lines)):
+        return [" ".join(java_tokens(line)) for line in lines]
+    return lines
+
+
+def _entry_blocks(path: Path) -> Iterator[tuple[list[str], list[str]]]:
+    """(reference phrases, paraphrases) of consecutive entries, block by block (about 16 MB of text each), in
+    file order, words joined by single spaces; the probability lines are skipped. Lines end at \\n, \\r\\n or
+    \\r, as Java's readLine."""
     with gzip.open(path, "rt", encoding="utf-8", errors="replace", newline="") as stream:
-        text_lines = (line.rstrip("\r\n") for line in stream)
-        for _probability in text_lines:
-            reference = next(text_lines, None)
-            paraphrase = next(text_lines, None)
-            if reference is None or paraphrase is None:
-                raise MeteorResourceError(f"{path}: truncated entry at the end of the file")
-            yield java_tokens(reference), java_tokens(paraphrase)
+        pending: list[str] = []
+        while lines := stream.readlines(_BLOCK_BYTES):
+            pending += lines
+            whole = len(pending) - len(pending) % 3
+            block, pending = pending[:whole], pending[whole:]
+            yield (_spaced([line.rstrip("\r\n") for line in block[1::3]]),
+                   _spaced([line.rstrip("\r\n") for line in block[2::3]]))
+        if pending:
+            raise MeteorResourceError(f"{path}: truncated entry at the end of the file")
 
 
 def _fingerprint(path: Path) -> str:
@@ -181,25 +200,34 @@ def index_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gcgbench" / "meteor"
 
 
+def _index_keys(reference: str, paraphrase: str) -> tuple[str, str]:
+    """The entry's longest word and its second-longest ("" for a one-word entry); ties go alphabetically.
+    Long words are the rare ones, so few entries share a key, and any two of the entry's words keep the
+    filter exact."""
+    words = sorted(sorted({*reference.split(" "), *paraphrase.split(" ")} - {""}), key=len, reverse=True)
+    return words[0], words[1] if len(words) > 1 else ""
+
+
 def _build_index(source: Path, target: Path) -> None:
-    counts: collections.Counter[str] = collections.Counter()
-    for reference, paraphrase in _entries(source):
-        counts.update(set(reference) | set(paraphrase))
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".partial")
     os.close(handle)
     try:
         with contextlib.closing(sqlite3.connect(temporary)) as db:
-            db.execute("CREATE TABLE entry (id INTEGER PRIMARY KEY, key TEXT NOT NULL, ref TEXT NOT NULL, par TEXT NOT NULL)")
+            db.execute("PRAGMA journal_mode = OFF")   # a failed build leaves only the temporary file, removed below
+            db.execute("PRAGMA synchronous = OFF")
+            db.execute("CREATE TABLE entry (id INTEGER PRIMARY KEY, key TEXT NOT NULL, second TEXT NOT NULL, "
+                       "ref TEXT NOT NULL, par TEXT NOT NULL)")
 
-            def rows() -> Iterator[tuple[int, str, str, str]]:
-                for number, (reference, paraphrase) in enumerate(_entries(source)):
-                    if not reference:
-                        continue  # a path that ends at the root state: `getPaths` never emits it
-                    key = min(set(reference) | set(paraphrase), key=lambda word: (counts[word], word))
-                    yield number, key, " ".join(reference), " ".join(paraphrase)
+            def rows() -> Iterator[tuple[int, str, str, str, str]]:
+                number = 0
+                for references, paraphrases in _entry_blocks(source):
+                    for reference, paraphrase in zip(references, paraphrases):
+                        if reference:  # an empty reference is a path that ends at the root: `getPaths` never emits it
+                            yield (number, *_index_keys(reference, paraphrase), reference, paraphrase)
+                        number += 1
 
-            db.executemany("INSERT INTO entry VALUES (?, ?, ?, ?)", rows())
+            db.executemany("INSERT INTO entry VALUES (?, ?, ?, ?, ?)", rows())
             db.execute("CREATE INDEX entry_key ON entry (key)")
             db.execute(f"PRAGMA user_version = {INDEX_VERSION}")
             db.commit()
@@ -209,16 +237,43 @@ def _build_index(source: Path, target: Path) -> None:
             os.remove(temporary)
 
 
+@contextlib.contextmanager
+def _build_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on `folder/.build.lock` (POSIX `flock`; no lock where `fcntl` is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: two first runs at once may both build; each writes its own temporary file
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def index_path() -> Path:
+    """Where the index of the installed table lives, built or not (the name holds the table's fingerprint and
+    the index version)."""
+    return index_dir() / f"paraphrase-en-{_fingerprint(paraphrase_path())}-v{INDEX_VERSION}.sqlite"
+
+
 @lru_cache(maxsize=1)
 def paraphrase_index() -> Path:
-    """Path of the SQLite index of `paraphrase-en.gz`, built on first use (about a minute, once)."""
-    source = paraphrase_path()
-    target = index_dir() / f"paraphrase-en-{_fingerprint(source)}-v{INDEX_VERSION}.sqlite"
-    if not target.is_file():
-        try:
-            _build_index(source, target)
-        except (OSError, sqlite3.Error) as error:
-            raise MeteorResourceError(f"cannot build the METEOR paraphrase index {target}: {error}") from error
+    """Path of the SQLite index of `paraphrase-en.gz`, built on first use (about a minute, once per machine;
+    a process that finds another building it waits for that build). Indexes of other versions of the same
+    table are removed once the new one is written."""
+    target = index_path()
+    if target.is_file():
+        return target
+    try:
+        with phase("building the METEOR paraphrase index (once, about a minute)"), _build_lock(target.parent):
+            if not target.is_file():
+                _build_index(paraphrase_path(), target)
+                for stale in target.parent.glob(f"{target.name.rsplit('-v', 1)[0]}-v*.sqlite"):
+                    if stale != target:
+                        stale.unlink(missing_ok=True)
+    except (OSError, sqlite3.Error) as error:
+        raise MeteorResourceError(f"cannot build the METEOR paraphrase index {target}: {error}") from error
     return target
 
 
@@ -229,12 +284,15 @@ def paraphrases_for(vocabulary: Iterable[str]) -> list[tuple[tuple[str, ...], tu
         return []
     found: list[tuple[int, tuple[str, ...], tuple[str, ...]]] = []
     with contextlib.closing(sqlite3.connect(f"file:{paraphrase_index()}?mode=ro", uri=True)) as db:
-        query = "SELECT id, ref, par FROM entry WHERE key = ?"
-        for word in words:
-            for number, reference, paraphrase in db.execute(query, (word,)):
-                reference_words = tuple(reference.split(" "))
-                paraphrase_words = tuple(paraphrase.split(" ")) if paraphrase else ()
-                if words.issuperset(reference_words) and words.issuperset(paraphrase_words):
-                    found.append((number, reference_words, paraphrase_words))
+        db.execute("CREATE TEMP TABLE vocabulary (word TEXT PRIMARY KEY) WITHOUT ROWID")
+        db.executemany("INSERT INTO vocabulary VALUES (?)", ((word,) for word in words))
+        # CROSS JOIN: SQLite walks the batch's words and looks each up in entry_key (never the other way round)
+        query = ("SELECT entry.id, entry.ref, entry.par FROM vocabulary CROSS JOIN entry ON entry.key = vocabulary.word "
+                 "WHERE entry.second = '' OR entry.second IN (SELECT word FROM vocabulary)")
+        for number, reference, paraphrase in db.execute(query):
+            reference_words = tuple(reference.split(" "))
+            paraphrase_words = tuple(paraphrase.split(" ")) if paraphrase else ()
+            if words.issuperset(reference_words) and words.issuperset(paraphrase_words):
+                found.append((number, reference_words, paraphrase_words))
     found.sort(key=lambda entry: entry[0])
     return [(reference, paraphrase) for _, reference, paraphrase in found]
