@@ -7,10 +7,10 @@ api/hashing.py). For the whole session `XDG_CACHE_HOME` points at one temporary 
 sample (slow to generate) is made once per session and shared by every test, and `make test` leaves
 `~/.cache/gcgbench` as it found it. Subprocesses started by tests inherit the variable.
 
-One cache outlives the session: the METEOR paraphrase index (metrics/meteor/resources.py, ~1 min and
-~370 MB to build, named by the paraphrase table's fingerprint and the index version, so it can never be
+One cache outlives the session: the METEOR paraphrase index (metrics/meteor/resources.py, ~75 s and
+~400 MB to build, named by the paraphrase table's fingerprint and the index version, so it can never be
 stale). `GCGBENCH_METEOR_INDEX_DIR` points it at `out/test-cache/meteor` in this checkout (git-ignored,
-removed by `make clean`), built by the first session and read by every later one. On a fresh checkout the
+removed by `make clean`), built by the first session and read by every later one. On a fresh checkout an xdist
 session starts its build in a background process at once (`meteor_index_in_the_background`); a test that needs
 METEOR before it is done waits on the index's own file lock (metrics/meteor/resources.py), every other test runs
 meanwhile, so the ~1 min build leaves no core idle.
@@ -53,13 +53,13 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session", autouse=True)
 def meteor_index_in_the_background(isolated_user_cache):
-    """One process per session (the first xdist worker, or the only process) starts building a missing METEOR
-    index in the background; waited for at the end of the session."""
+    """Under pytest-xdist (the whole suite) the first worker starts building a missing METEOR index in the
+    background and waits for it at the end of the session. A single-process run (one test file, say) builds it
+    only when a test needs it."""
     from gcgbench.metrics.meteor import resources
 
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     try:
-        missing = worker == "gw0" and not resources.index_path().is_file()
+        missing = os.environ.get("PYTEST_XDIST_WORKER") == "gw0" and not resources.index_path().is_file()
     except resources.MeteorResourceError:
         missing = False   # no pycocoevalcap: the METEOR tests say so themselves
     builder = None

@@ -34,7 +34,10 @@ def start(sample, folder: Path, delay: str, *extra: str) -> subprocess.Popen:
                "--data-root", str(sample), "--text-model", "minilm", "--bootstrap", "5",
                "--cache", str(folder / "cache"), "--output", str(folder / "out"), *extra]
     environment = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default first: a suite started as a background job of a non-interactive shell
+    # (`cmd &` in a script) inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt
+    return subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def logged(folder: Path) -> int:

@@ -100,7 +100,8 @@ def test_built_once_stale_versions_removed_and_a_second_process_waits(table, tmp
     stale.write_bytes(b"old")
     builds = []
     real_build = resources._build_index
-    monkeypatch.setattr(resources, "_build_index", lambda source, target: (builds.append(target), real_build(source, target)))
+    monkeypatch.setattr(resources, "_build_index",
+                        lambda source, target: (builds.append(target), real_build(source, target)))
     # another process holds the build lock: this one waits for it, then finds the finished index and builds nothing
     waited = []
     with resources._build_lock(folder):

@@ -287,7 +287,8 @@ def paraphrases_for(vocabulary: Iterable[str]) -> list[tuple[tuple[str, ...], tu
         db.execute("CREATE TEMP TABLE vocabulary (word TEXT PRIMARY KEY) WITHOUT ROWID")
         db.executemany("INSERT INTO vocabulary VALUES (?)", ((word,) for word in words))
         # CROSS JOIN: SQLite walks the batch's words and looks each up in entry_key (never the other way round)
-        query = ("SELECT entry.id, entry.ref, entry.par FROM vocabulary CROSS JOIN entry ON entry.key = vocabulary.word "
+        query = ("SELECT entry.id, entry.ref, entry.par FROM vocabulary CROSS JOIN entry "
+                 "ON entry.key = vocabulary.word "
                  "WHERE entry.second = '' OR entry.second IN (SELECT word FROM vocabulary)")
         for number, reference, paraphrase in db.execute(query):
             reference_words = tuple(reference.split(" "))
