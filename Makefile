@@ -18,10 +18,9 @@ $(BIN)/gcgbench: pyproject.toml requirements/constraints.txt
 install: $(BIN)/gcgbench
 
 # Two workers (pytest-xdist), one test file each at a time: module fixtures (a sample root, a reference run)
-# are made once, and the tests of one file never run beside each other. Files are handed out in the order
-# tests/conftest.py gives them (those with a `slow` test first), not by their number of tests.
+# are made once, and the tests of one file never run beside each other.
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 demo: install
 	$(BIN)/gcgbench demo --output out/demo

@@ -14,10 +14,6 @@ removed by `make clean`), built by the first session and read by every later one
 session starts its build in a background process at once (`meteor_index_in_the_background`); a test that needs
 METEOR before it is done waits on the index's own file lock (metrics/meteor/resources.py), every other test runs
 meanwhile, so the ~1 min build leaves no core idle.
-
-Under pytest-xdist (`make test`: `--dist loadfile --no-loadscope-reorder`) test modules are handed to the workers
-in collection order; `pytest_collection_modifyitems` puts the modules holding a `slow` test first, so the last
-modules handed out are short ones and the two workers finish together.
 """
 
 from __future__ import annotations
@@ -44,11 +40,6 @@ def isolated_user_cache(tmp_path_factory):
         patch.delenv("GCGBENCH_DATA", raising=False)
         patch.delenv("GCGBENCH_LEADERBOARDS", raising=False)
         yield folder
-
-
-def pytest_collection_modifyitems(config, items):
-    slow_files = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_files)   # stable: modules stay whole
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -27,7 +27,6 @@ from gcgbench.metrics.meteor.scorer import stats_line
 from gcgbench.metrics.ptb_tokenize import filter_punctuation, lex_lines
 
 pytestmark = [
-    pytest.mark.slow,  # seconds of work: scheduled first (conftest.py)
     pytest.mark.java,
     pytest.mark.skipif(shutil.which("java") is None, reason="no `java` on PATH to run the reference jars"),
 ]

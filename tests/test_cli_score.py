@@ -14,7 +14,7 @@ from gcgbench.runner.run_dir import write_prediction_jsonl
 from gcgbench.data.sample import write_sample
 from gcgbench.tasks.registry import get_task
 
-pytestmark = [pytest.mark.java, pytest.mark.slow]  # seconds of work: scheduled first (conftest.py)
+pytestmark = pytest.mark.java
 
 
 @pytest.fixture(scope="module")

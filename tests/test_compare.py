@@ -20,8 +20,6 @@ from gcgbench.leaderboard import check
 from gcgbench.views import run_report as report
 from gcgbench.views.diagnose.gcg import BUCKETS
 
-pytestmark = pytest.mark.slow  # seconds of work: scheduled first (conftest.py)
-
 try:
     from tests.test_leaderboard import chromium, run_cli
 except ImportError:  # tests/ is not a package: pytest puts this folder on sys.path

@@ -23,8 +23,6 @@ from PIL import Image
 from gcgbench.api.errors import GcgbenchError
 from gcgbench.leaderboard import emergent, files, from_results, plots, publish, seed, tables
 
-pytestmark = pytest.mark.slow  # seconds of work: scheduled first (conftest.py)
-
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 

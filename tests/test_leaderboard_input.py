@@ -22,8 +22,6 @@ from gcgbench.leaderboard import files, from_results, plots, publish, tables
 from gcgbench.views import run_report as report
 from tests.test_leaderboard import REPO, chromium, read_published_csv, results_payload, run_cli, write_results
 
-pytestmark = pytest.mark.slow  # seconds of work: scheduled first (conftest.py)
-
 HOSTILE_NAMES = ("$\\undefinedcommand$", "[/]", "[bold]x[/bold]", "<script>alert(1)</script>",
                  '"><img src=x onerror=alert(1)>', "a|b*c_d`e`~f~ [l](javascript:alert(1)) &lt; \\", "NA",
                  "=cmd|' /C calc'!A0", "50% & $5 #1 {x} ^ ~ \\\\", "[2pt] row")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # seconds of work: scheduled first (conftest.py)
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_STACK = ("torch", "transformers", "diffusers", "spacy", "segment_anything", "sentence_transformers",
                "torchvision")

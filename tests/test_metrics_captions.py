@@ -27,8 +27,6 @@ from gcgbench.metrics.captions import (
 )
 from gcgbench.metrics.stats import bootstrap_ci
 
-pytestmark = pytest.mark.slow  # seconds of work: scheduled first (conftest.py)
-
 
 def needs_java(test):
     """Mark a test `java` and skip it, saying why, where there is no `java` on PATH."""

@@ -12,8 +12,6 @@ from gcgbench.metrics.png import PngPhrase, aggregate, average_recall, compute_s
 
 from official_res_png import average_accuracy, average_accuracy_numpy1, flmm_png, official_png, recall_list
 
-pytestmark = pytest.mark.slow  # seconds of work: scheduled first (conftest.py)
-
 T = png.THRESHOLDS
 
 

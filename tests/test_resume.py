@@ -17,7 +17,7 @@ import pytest
 from gcgbench.cli.app import main
 from gcgbench.data.sample import write_sample
 
-pytestmark = [pytest.mark.java, pytest.mark.slow]  # seconds of work: scheduled first (conftest.py)
+pytestmark = pytest.mark.java
 TESTS = Path(__file__).resolve().parent
 BACKEND = "counting_backend:CountingBackend"
 

@@ -19,8 +19,6 @@ from gcgbench.metrics.text_similarity import (
     cosine_similarity_matrix,
 )
 
-pytestmark = pytest.mark.slow  # seconds of work: scheduled first (conftest.py)
-
 PHRASES = [
     "a cat",
     "the small brown dog sitting on a wooden bench",

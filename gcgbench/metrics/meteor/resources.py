@@ -228,7 +228,8 @@ def _build_index(source: Path, target: Path) -> None:
                         number += 1
 
             db.executemany("INSERT INTO entry VALUES (?, ?, ?, ?, ?)", rows())
-            db.execute("CREATE INDEX entry_key ON entry (key)")
+            # (key, second): the second word is checked in the index, only matching rows are read from the table
+            db.execute("CREATE INDEX entry_key ON entry (key, second)")
             db.execute(f"PRAGMA user_version = {INDEX_VERSION}")
             db.commit()
         os.replace(temporary, target)
