@@ -13,7 +13,7 @@ stale). `GCGBENCH_METEOR_INDEX_DIR` points it at `out/test-cache/meteor` in this
 removed by `make clean`), built by the first session and read by every later one. On a fresh checkout an xdist
 session starts its build in a background process at once (`meteor_index_in_the_background`); a test that needs
 METEOR before it is done waits on the index's own file lock (metrics/meteor/resources.py), every other test runs
-meanwhile, so the ~1 min build leaves no core idle.
+meanwhile, so the ~75 s build leaves no core idle.
 """
 
 from __future__ import annotations
