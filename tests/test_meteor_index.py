@@ -119,3 +119,11 @@ def test_built_once_stale_versions_removed_and_a_second_process_waits(table, tmp
     resources.paraphrase_index.cache_clear()
     resources.paraphrase_index()
     assert len(builds) == 1 and not stale.exists()
+
+
+def test_a_damaged_index_is_a_one_line_error_naming_the_file(table):
+    table([("big dog", "large hound")])
+    index = resources.paraphrase_index()
+    index.write_bytes(index.read_bytes()[:600])   # cut inside its first page: what a full disk leaves
+    with pytest.raises(resources.MeteorResourceError, match=rf"{re.escape(str(index))}: unreadable METEOR paraphrase"):
+        resources.paraphrases_for({"big", "dog"})

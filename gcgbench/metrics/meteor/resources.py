@@ -284,17 +284,22 @@ def paraphrases_for(vocabulary: Iterable[str]) -> list[tuple[tuple[str, ...], tu
     if not words:
         return []
     found: list[tuple[int, tuple[str, ...], tuple[str, ...]]] = []
-    with contextlib.closing(sqlite3.connect(f"file:{paraphrase_index()}?mode=ro", uri=True)) as db:
-        db.execute("CREATE TEMP TABLE vocabulary (word TEXT PRIMARY KEY) WITHOUT ROWID")
-        db.executemany("INSERT INTO vocabulary VALUES (?)", ((word,) for word in words))
-        # CROSS JOIN: SQLite walks the batch's words and looks each up in entry_key (never the other way round)
-        query = ("SELECT entry.id, entry.ref, entry.par FROM vocabulary CROSS JOIN entry "
-                 "ON entry.key = vocabulary.word "
-                 "WHERE entry.second = '' OR entry.second IN (SELECT word FROM vocabulary)")
-        for number, reference, paraphrase in db.execute(query):
-            reference_words = tuple(reference.split(" "))
-            paraphrase_words = tuple(paraphrase.split(" ")) if paraphrase else ()
-            if words.issuperset(reference_words) and words.issuperset(paraphrase_words):
-                found.append((number, reference_words, paraphrase_words))
+    index = paraphrase_index()
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{index}?mode=ro", uri=True)) as db:
+            db.execute("CREATE TEMP TABLE vocabulary (word TEXT PRIMARY KEY) WITHOUT ROWID")
+            db.executemany("INSERT INTO vocabulary VALUES (?)", ((word,) for word in words))
+            # CROSS JOIN: SQLite walks the batch's words and looks each up in entry_key (never the other way round)
+            query = ("SELECT entry.id, entry.ref, entry.par FROM vocabulary CROSS JOIN entry "
+                     "ON entry.key = vocabulary.word "
+                     "WHERE entry.second = '' OR entry.second IN (SELECT word FROM vocabulary)")
+            for number, reference, paraphrase in db.execute(query):
+                reference_words = tuple(reference.split(" "))
+                paraphrase_words = tuple(paraphrase.split(" ")) if paraphrase else ()
+                if words.issuperset(reference_words) and words.issuperset(paraphrase_words):
+                    found.append((number, reference_words, paraphrase_words))
+    except sqlite3.Error as error:
+        raise MeteorResourceError(f"{index}: unreadable METEOR paraphrase index ({error}); delete the file and the "
+                                  "next run builds it again") from error
     found.sort(key=lambda entry: entry[0])
     return [(reference, paraphrase) for _, reference, paraphrase in found]
