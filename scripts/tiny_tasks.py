@@ -41,6 +41,8 @@ import numpy as np
 
 from gcgbench.data.sample.scenes import COLOR_NAMES, KIND_PLURALS, KINDS, Scene
 
+import tiny_builders
+
 TASKS = ("gcg", "res", "png")
 RES_STYLES = ("refcoco", "refcoco+", "refcocog")
 NARRATIVE_OPENING = 6   # "In this image we can see": word-level tokens without loss
@@ -58,13 +60,17 @@ RES_ANSWERS = ("colour", "describe", "unstated")
 RES_ANSWER_WORDS = {"unstated": ("top", "bottom")}   # words an answer kind adds to the fine-tune's vocabulary
 
 
+def finetune_words(res_kind: str) -> tuple[str, ...]:
+    """The words a fine-tune adds to the vocabulary: `tiny_builders.FINETUNE_WORDS` and its RES answer's own."""
+    return (*tiny_builders.FINETUNE_WORDS, *RES_ANSWER_WORDS.get(res_kind, ()))
+
+
 def res_answer(scene: Scene, position: int, expression: str = "", kind: str = "colour") -> str:
     """`it is <word> .` for the shape at `position` referred to by `expression` (`kind`: RES_ANSWERS)."""
     if kind not in RES_ANSWERS:
         raise ValueError(f"unknown RES answer {kind!r}; known: {', '.join(RES_ANSWERS)}")
-    shape = scene.shapes[position]
+    shape, said = scene.shapes[position], set(expression.split())
     if kind == "unstated":
-        said = set(expression.split())
         if not said & set(COLOR_NAMES):
             return f"it is {shape.color} ."
         if not said & {*KINDS, *KIND_PLURALS.values()}:
@@ -72,7 +78,7 @@ def res_answer(scene: Scene, position: int, expression: str = "", kind: str = "c
         return f"it is {'top' if shape.center_y < scene.height / 2 else 'bottom'} ."
     if kind == "colour" or len(scene.shapes) == 1:
         return f"it is {shape.color} ."
-    if set(expression.split()) & {*COLOR_NAMES, *KINDS}:   # it names the appearance: say where the shape is
+    if said & {*COLOR_NAMES, *KINDS}:   # it names the appearance: say where the shape is
         return f"it is {scene.position_word(position)} ."
     return f"it is {shape.color} ."
 

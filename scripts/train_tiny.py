@@ -77,7 +77,7 @@ def llava_start(args):
 
     model = LlavaForConditionalGeneration.from_pretrained(args.init_from, dtype=torch.float32)
     processor = LlavaProcessor.from_pretrained(args.init_from)
-    words = (*tiny_builders.FINETUNE_WORDS, *tiny_tasks.RES_ANSWER_WORDS.get(args.res_answer, ()))
+    words = tiny_tasks.finetune_words(args.res_answer)
     processor.tokenizer = tiny_builders.extend_vocabulary(processor.tokenizer, words)
     old = model.get_input_embeddings().weight.shape[0]
     model.resize_token_embeddings(len(processor.tokenizer), mean_resizing=False)

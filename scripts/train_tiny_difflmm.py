@@ -383,8 +383,7 @@ def finetune_difflmm(args) -> None:
     init, output = Path(args.init_from), Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     llm, tokenizer, unet, vae, scheduler, clip = load_trained(init)
-    words = (*tiny_builders.FINETUNE_WORDS, *tiny_tasks.RES_ANSWER_WORDS.get(args.res_answer, ()))
-    tokenizer = tiny_builders.extend_vocabulary(tokenizer, words)
+    tokenizer = tiny_builders.extend_vocabulary(tokenizer, tiny_tasks.finetune_words(args.res_answer))
     originals = grow_vocabulary(llm, len(tokenizer))
     log(f"initialised from {init}; vocabulary {originals[0].weight.shape[0] if originals else len(tokenizer)} -> {len(tokenizer)} words")
     scenes = [make_scene(i) for i in tiny_builders.scene_indices(args.scenes, args.start)]
