@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 IOU_THRESHOLD = 0.5
 TEXT_SIMILARITY_THRESHOLD = 0.5
@@ -189,6 +188,8 @@ def maximum_matching_pairs(
         if admissible[row, column]:
             kept[row] = True
     weight = admissible * (admissible.shape[0] + 1) + (admissible & kept[:, None])
+    from scipy.optimize import linear_sum_assignment  # here, not at the top: scipy.optimize takes ~1 s to import
+
     rows, columns = linear_sum_assignment(weight, maximize=True)
     return sorted((int(row), int(column)) for row, column in zip(rows, columns) if admissible[row, column])
 

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from gcgbench.api import hashing
 from gcgbench.api.backend import GenerationSettings, sample_seed
 from gcgbench.api.errors import InputError
+from gcgbench.api.lazy import lazy_module
 from gcgbench.api.protocols import GenerationProtocol, ProtocolTable
 from gcgbench.api.types import RLE, Phrase, Prediction, Request
 from gcgbench.grounding import attend_segment as aas, attention_capture as ac, heatmaps
@@ -46,6 +46,8 @@ from gcgbench.models.llava.narrative import phrase_span as _span
 from gcgbench.models.llava_as.backend import COPULAS
 from gcgbench.models.llava_as.options import RES_RULES
 from gcgbench.models.llava_as.batch import eos_ids, read_image, until_eos
+
+torch = lazy_module("torch")   # imported at first use: listing models or a fully cached run never pays for it
 
 AAS_QUESTION = "Describe the image in detail."                   # aas/more_models/*.py --question default
 RES_TEMPLATE = 'Describe the "{expression}" in the image.'      # aas/more_models/*_res.py --template default
