@@ -82,6 +82,25 @@ def test_tabs_double_spaces_and_line_ends_split_as_java_does(table, line_end):
     assert resources.paraphrases_for([]) == []
 
 
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_small_blocks_plain_or_not_and_a_missing_last_line_end_read_as_the_literal_table(table, monkeypatch,
+                                                                                        line_end):
+    """The build reads the table in blocks, each split at once when plain and word by word when not: with tiny
+    blocks most entries straddle a block boundary, and some blocks hold a tab or a double space."""
+    rng = random.Random(7)
+    entries = random_entries(rng, 300)
+    entries = [(r.replace(" ", rng.choice([" ", " ", "  ", "\t"]), 1), p) for r, p in entries]
+    path = table(entries, line_end)
+    with gzip.open(path, "rb") as stream:
+        raw = stream.read()
+    with gzip.open(path, "wb") as stream:  # the last paraphrase line has no line end
+        stream.write(raw[: -len(line_end)])
+    monkeypatch.setattr(resources, "_BLOCK_BYTES", 40)
+    for _ in range(10):
+        vocabulary = set(rng.sample(WORDS, rng.randint(1, len(WORDS))))
+        assert resources.paraphrases_for(vocabulary) == literal_paraphrases(entries, vocabulary)
+
+
 def test_a_truncated_table_is_a_one_line_error(table, tmp_path):
     path = table([("big dog", "large hound")])
     with gzip.open(path, "ab") as stream:
