@@ -41,6 +41,18 @@ def test_importing_the_llava_backends_does_not_import_torch():
     assert done.stdout.strip() == "(False, False)"
 
 
+@pytest.mark.parametrize("command", ["models", "tasks"])
+def test_listing_imports_neither_torch_nor_scipy_optimize(command):
+    """`gcgbench models` reads every backend's options and protocols: none of those modules imports torch (or
+    a module defining torch layers) at its top, and the GCG matching imports scipy.optimize where it is used."""
+    listing = ("import sys; from gcgbench.cli.app import main\n"
+               f"try:\n    main([{command!r}])\nexcept SystemExit as end:\n    assert not end.code, end.code\n"
+               "print(('torch._C' in sys.modules, 'scipy.optimize' in sys.modules))")
+    done = python(listing)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("(False, False)")
+
+
 def test_a_fully_cached_run_loads_neither_torch_nor_spacy(tiny_gcg_runs, tmp_path):
     """The headline command, difflmm (a subclass of the llava-as backend: both modules are on its path), again
     after the session's shared run filled the generation cache (`tests/conftest.py`, same XDG_CACHE_HOME)."""

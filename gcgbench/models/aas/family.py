@@ -20,10 +20,11 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, Mapping
 
-import torch
-
 from gcgbench.api.errors import InputError
+from gcgbench.api.lazy import lazy_module
 from gcgbench.grounding.token_layout import TokenLayout
+
+torch = lazy_module("torch")   # at first use: `gcgbench models` lists this backend without torch
 
 # model_type → (module under gcgbench.models.aas, family title)
 FAMILY_MODULES: dict[str, tuple[str, str]] = {

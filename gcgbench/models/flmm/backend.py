@@ -47,15 +47,16 @@ folder's legacy-style `tokenizer.json` (`Prepend("▁")` normaliser), which `mod
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from gcgbench.api.backend import GenerationSettings
 from gcgbench.api.errors import InputError
+from gcgbench.api.lazy import lazy_module
 from gcgbench.api.types import RLE, Phrase, Prediction, Request
 from gcgbench.api.hashing import backend_fingerprint
 from gcgbench.api.protocols import ProtocolTable
@@ -68,8 +69,18 @@ from gcgbench.models.llava.narrative import narrative_pieces
 from gcgbench.models.llava.tokenizer import SlowLlamaTokenizer
 from gcgbench.grounding.phrases import decoded_token_spans, load_spacy, overlapping_tokens, spacy_model_id, strip_text
 from gcgbench.grounding.sam_refine import build_sam
-from gcgbench.models.flmm.head import FlmmHeads
-from gcgbench.models.flmm.next import load_llava_next
+
+torch = lazy_module("torch")   # at first use: `gcgbench models` lists this backend without torch
+
+
+def _inference_mode(method):
+    """`@torch.inference_mode()` that imports torch at the first call, not when the class is defined."""
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        with torch.inference_mode():
+            return method(*args, **kwargs)
+    return run
+
 
 PRONOUNS = frozenset({"it", "this", "that", "those", "these", "them", "he", "she", "you", "i", "they", "me", "her",
                       "him", "a", "what", "which", "whose", "who"})    # grounded_conversation.py::process_noun_chunks
@@ -152,6 +163,9 @@ class FlmmBackend:
         if self._loaded is None:
             lmm = fl.resolve_lmm(self.options.model_path, self.options.lmm)
             dtype = resolve_dtype(self.options.dtype, device, cuda_default="bfloat16")
+            from gcgbench.models.flmm.head import FlmmHeads   # here: both define torch modules when imported
+            from gcgbench.models.flmm.next import load_llava_next
+
             if lmm == "llava_next":
                 llava, tokenizer, vision = load_llava_next(self.options.model_path, dtype)
             else:
@@ -243,7 +257,7 @@ class FlmmBackend:
         return Prediction(request.doc_id, text, phrases, extras={"spacy_model": spacy_model_id(nlp),
                                                                  "gcg_protocol": "gcgbench-flmm-noun-chunks"})
 
-    @torch.inference_mode()
+    @_inference_mode
     def _generate(self, loaded: _Loaded, prompt: list[int], view: Any) -> list[int]:
         """Greedy answer tokens, cut before the first end-of-sequence token."""
         llava = loaded.llava
@@ -263,7 +277,7 @@ class FlmmBackend:
                 return new[:index]
         return new
 
-    @torch.inference_mode()
+    @_inference_mode
     def _ground(self, loaded: _Loaded, image: Any, view: Any, sequence: fl.TeacherForced) -> list[RLE]:
         """One mask (RLE at image size) per phrase of `sequence`; a phrase with no tokens gets an empty mask."""
         height, width = image.size[1], image.size[0]

@@ -46,9 +46,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from gcgbench.api.errors import InputError
+from gcgbench.api.lazy import lazy_module
+
+torch = lazy_module("torch")   # at first use: `gcgbench models` lists the backend without torch
 
 FLMM_PROMPT = "Please give me a description of the image."      # configs/*/…_png.py `prompt` (after "<image>\n")
 VICUNA_INSTRUCTION = "USER: {input} ASSISTANT:"                   # xtuner PROMPT_TEMPLATE.vicuna['INSTRUCTION']

@@ -35,22 +35,26 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from gcgbench.api.backend import GenerationSettings
 from gcgbench.api.errors import GcgbenchError, InputError
+from gcgbench.api.lazy import lazy_module
 from gcgbench.api.hashing import backend_fingerprint
 from gcgbench.api.protocols import ProtocolTable
 from gcgbench.data.refer import glamm_conversations, glamm_image_seed
 from gcgbench.api.types import Doc, Phrase, Prediction, RLE, Request
 from gcgbench.models.glamm import tokenizer as gt
-from gcgbench.models.glamm.modules import ClipPreprocess, GlammNetwork, load_clip, load_network, sam_pixels
 from gcgbench.models.glamm.parse import clean_caption, pair_phrases, parse_glamm_output
 from gcgbench.models.glamm.options import PROTOCOLS, GlammOptions, conversation_turns
 from gcgbench.models.llava.loading import resolve_dtype
+
+if TYPE_CHECKING:
+    from gcgbench.models.glamm.modules import ClipPreprocess, GlammNetwork
+
+torch = lazy_module("torch")   # at first use: `gcgbench models` lists this backend without torch
 
 IMPLEMENTATION = "2"   # bump when a change alters what the backend answers (invalidates cached generations)
 CLIP_SIDE = 336   # eval/region_captioning/infer.py rescales boxes to 336×336, whatever the CLIP crop
@@ -155,6 +159,8 @@ class GlammBackend:
     def _load(self, device: str) -> _Glamm:
         if self._loaded is not None and self._loaded.device == device:
             return self._loaded
+        from gcgbench.models.glamm.modules import ClipPreprocess, load_clip, load_network  # torch modules: here
+
         dtype = self._dtype(device)
         tokenizer = gt.GlammTokenizer.from_folder(self.model_path)
         network = load_network(self.model_path, dtype, device, self.options.attn)
@@ -347,6 +353,8 @@ def _cache_argument(llm: Any, output: Any) -> dict[str, Any]:
 
 def decode_masks(glamm: _Glamm, states: torch.Tensor, image: GlammImage) -> list[RLE]:
     """[SEG] states (n, D) → n masks at the image size (GLaMM `_generate_and_postprocess_masks`)."""
+    from gcgbench.models.glamm.modules import sam_pixels
+
     sam = glamm.network.model.grounding_encoder
     side = sam.image_encoder.img_size
     pixels, resized = sam_pixels(image.pixels, side)
