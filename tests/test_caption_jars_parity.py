@@ -54,6 +54,10 @@ def test_tokenizer_equals_the_jar_on_random_and_adversarial_captions():
     mismatches = [(c, j, p) for c, j, p in zip(captions, expected, ours) if j != p]
     assert mismatches == []
     assert [filter_punctuation(line) for line in ours] == [filter_punctuation(line) for line in expected]
+    # an ASCII-only text goes through the grammar with ASCII letter and digit classes: against the jar too
+    ascii_captions = [c for c in captions if c.isascii()]
+    assert len(ascii_captions) > N_TOKENIZER_CAPTIONS // 2
+    assert lex_lines("\n".join(ascii_captions)).split("\n") == jar_ptb_lines(ascii_captions)
 
 
 @pytest.fixture(scope="module")

@@ -30,20 +30,16 @@ def corenlp_jar() -> Path:
 
 
 def _modified_utf8(data: bytes) -> list[int]:
-    """UTF-16 code units of a class-file string (Java's modified UTF-8)."""
-    units, index = [], 0
-    while index < len(data):
-        byte = data[index]
-        if byte < 0x80:
-            units.append(byte)
-            index += 1
-        elif byte >> 5 == 0b110:
-            units.append(((byte & 0x1F) << 6) | (data[index + 1] & 0x3F))
-            index += 2
-        else:
-            units.append(((byte & 0x0F) << 12) | ((data[index + 1] & 0x3F) << 6) | (data[index + 2] & 0x3F))
-            index += 3
-    return units
+    """UTF-16 code units of a class-file string (Java's modified UTF-8, JVM spec §4.4.7).
+
+    It is UTF-8 except for two things: U+0000 is the two bytes C0 80, and a unit of a surrogate pair is
+    encoded on its own in three bytes. So: C0 80 back to 00 (C0 is never a continuation byte), then Python's
+    UTF-8 decoder with `surrogatepass`, which keeps each encoded surrogate as one code point."""
+    try:
+        text = data.replace(b"\xc0\x80", b"\x00").decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError as error:
+        raise GcgbenchError(f"{corenlp_jar()}: a string constant of {LEXER_CLASS} is not modified UTF-8 ({error})") from error
+    return [ord(char) for char in text]
 
 
 def _utf8_constants(data: bytes) -> list[list[int]]:
@@ -89,24 +85,25 @@ def character_map() -> tuple[int, ...]:
     return tuple(cmap)
 
 
-def _units(is_member) -> str:  # noqa: ANN001
-    """A regex character-class body (\\uXXXX escapes and ranges) of the code units `is_member` accepts."""
+def _units(is_member, below: int) -> str:  # noqa: ANN001
+    """A regex character-class body (\\uXXXX escapes and ranges) of the code units under `below` that
+    `is_member` accepts."""
     parts, unit = [], 0
-    while unit < 0x10000:
+    while unit < below:
         if not is_member(unit):
             unit += 1
             continue
         end = unit
-        while end + 1 < 0x10000 and is_member(end + 1):
+        while end + 1 < below and is_member(end + 1):
             end += 1
         parts.append(f"\\u{unit:04x}" if end == unit else f"\\u{unit:04x}-\\u{end:04x}")
         unit = end + 1
     return "".join(parts)
 
 
-@lru_cache(maxsize=1)
-def letter_units() -> str:
-    """Class body of the lexer's `[:letter:]`."""
+@lru_cache(maxsize=2)
+def letter_units(below: int = 0x10000) -> str:
+    """Class body of the lexer's `[:letter:]`, its code units under `below` (default: all)."""
     cmap = character_map()
     plain, none = {cmap[0x4E00], cmap[0x0410]}, cmap[0x0001]
 
@@ -117,12 +114,12 @@ def letter_units() -> str:
             return False
         return unicodedata.category(chr(unit)).startswith("L")
 
-    return _units(is_letter)
+    return _units(is_letter, below)
 
 
-@lru_cache(maxsize=1)
-def digit_units() -> str:
-    """Class body of the lexer's `[:digit:]`."""
+@lru_cache(maxsize=2)
+def digit_units(below: int = 0x10000) -> str:
+    """Class body of the lexer's `[:digit:]`, its code units under `below` (default: all)."""
     cmap = character_map()
     plain, none = cmap[0x0661], cmap[0x0001]
 
@@ -133,4 +130,4 @@ def digit_units() -> str:
             return False
         return unicodedata.category(chr(unit)) == "Nd"
 
-    return _units(is_digit)
+    return _units(is_digit, below)

@@ -21,6 +21,10 @@ import regex
 from gcgbench.metrics.ptb_classes import digit_units, letter_units
 
 
+FULL = 0x10000  # every UTF-16 code unit
+ASCII = 0x80
+
+
 def _caseless(pattern: str) -> str:
     """Every ASCII letter outside a character class and outside an escape becomes [xX]."""
     out: list[str] = []
@@ -258,13 +262,13 @@ RULES: list[tuple[str, str | None, str]] = [
 ]
 
 
-def _expand(pattern: str) -> str:
+def _expand(pattern: str, below: int = FULL) -> str:
     """Macros substituted, then `[:letter:]` / `[:digit:]` (written \\p{L} / \\p{Nd}, always inside a class)
-    replaced by the lexer's own sets (`ptb_classes`)."""
+    replaced by the lexer's own sets (`ptb_classes`), their code units under `below`."""
 
     for key in sorted(M, key=len, reverse=True):
         pattern = pattern.replace("{" + key + "}", f"(?:{M[key]})")
-    return pattern.replace("\\p{L}", letter_units()).replace("\\p{Nd}", digit_units())
+    return pattern.replace("\\p{L}", letter_units(below)).replace("\\p{Nd}", digit_units(below))
 
 
 # Necessary conditions, cheaper than the rule itself (which backtracks over its large letter classes): every
@@ -274,16 +278,42 @@ QUICK = {"{APOWORD}": "[^ \t\n]*?['\u0092\u2019&`\u0091\u2018\u201b]", "{FILENAM
          **{head: "[^ \t\n]*?[.][,;:\u3001]" for head in ("{WORD}\\.", "{HTHING}\\.", "{THING}\\.", "{THINGA}\\.")}}
 
 
-def compiled_rules() -> list[tuple[object, object, object | None, str]]:
-    """(quick test, POSIX longest pattern of text+context, (text, context) patterns or None, action) per rule."""
-    out = []
-    for head, context, action in RULES:
-        head_re = _caseless(_expand(head))
-        whole = head_re if context is None else f"(?:{head_re})(?:{_caseless(_expand(context))})"
-        out.append((
-            regex.compile(QUICK.get(head, whole), regex.V0),
-            regex.compile(whole, regex.V0 | regex.POSIX),
-            None if context is None else (regex.compile(head_re, regex.V0), regex.compile(_caseless(_expand(context)), regex.V0)),
-            action,
-        ))
-    return out
+class CompiledRule:
+    """One rule, compiled as far as it is used: `quick` (a necessary condition; also the partial-match test of
+    which rules can start with a unit) at once, `posix` (the POSIX-longest pattern of text + context) and
+    `context` ((text, context) patterns, or None) when a match first passes `quick`. Most rules never get
+    that far on captions, and compiling every pattern up front took ~1.3 s of each scoring process."""
+
+    __slots__ = ("quick", "action", "_head", "_context", "_whole", "_posix", "_pair")
+
+    def __init__(self, head: str, context: str | None, action: str, below: int) -> None:
+        self._head = _caseless(_expand(head, below))
+        self._context = None if context is None else _caseless(_expand(context, below))
+        self._whole = self._head if self._context is None else f"(?:{self._head})(?:{self._context})"
+        self.quick = regex.compile(QUICK.get(head, self._whole), regex.V0)
+        self.action = action
+        self._posix = None
+        self._pair = None
+
+    @property
+    def posix(self):  # noqa: ANN201 - a regex.Pattern
+        if self._posix is None:
+            self._posix = regex.compile(self._whole, regex.V0 | regex.POSIX)
+        return self._posix
+
+    @property
+    def context(self):  # noqa: ANN201 - (regex.Pattern, regex.Pattern) or None
+        if self._context is not None and self._pair is None:
+            self._pair = (regex.compile(self._head, regex.V0), regex.compile(self._context, regex.V0))
+        return self._pair
+
+
+def compiled_rules(below: int = FULL) -> list[CompiledRule]:
+    """Every rule, in rule order (JFlex breaks a tie in length by the earlier rule), for texts whose code
+    units are all under `below`.
+
+    A pattern's match on a text depends only on whether the text's own characters are in its classes, so
+    cutting the large letter and digit classes down to the units under `below` changes no match on such a
+    text; with `below=ASCII` they are a few ranges, and the rules compile in a fraction of the time the
+    full classes take (captions are nearly always ASCII)."""
+    return [CompiledRule(head, context, action, below) for head, context, action in RULES]

@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Mapping, Sequence
 
 import regex
-from gcgbench.metrics.ptb_lexer import compiled_rules
+from gcgbench.metrics.ptb_lexer import ASCII, FULL, compiled_rules
 
 PUNCTUATIONS = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-", ".", "?", "!", ",", ":", "-", "--",
                           "...", ";"])
@@ -39,10 +39,10 @@ _AMP = regex.compile("&amp;", regex.IGNORECASE)
 _JAVA_WHITESPACE_END = " \t\n\u000b\u000c\r\u0085"
 
 
-@lru_cache(maxsize=1)
-def _rules():  # noqa: ANN202
+@lru_cache(maxsize=2)
+def _rules(below: int):  # noqa: ANN202
 
-    return compiled_rules()
+    return compiled_rules(below)
 
 
 def _code_units(text: str) -> str:
@@ -155,39 +155,42 @@ def _act(action: str, text: str) -> tuple[str | None, int]:
     raise AssertionError(f"unknown PTB action {action!r}")
 
 
-_STARTERS: dict[str, tuple] = {}
+_STARTERS: dict[tuple[int, str], tuple] = {}
 
 
-def _rules_starting_with(unit: str) -> tuple:
-    """The rules a match can start with `unit` in (regex partial matching), in rule order; cached."""
-    rules = _STARTERS.get(unit)
+def _rules_starting_with(unit: str, below: int) -> tuple:
+    """The rules (of the grammar for units under `below`) a match can start with `unit` in (regex partial
+    matching), in rule order; cached."""
+    rules = _STARTERS.get((below, unit))
     if rules is None:
-        rules = tuple(rule for rule in _rules() if rule[0].match(unit, partial=True) is not None)
-        _STARTERS[unit] = rules
+        rules = tuple(rule for rule in _rules(below) if rule.quick.match(unit, partial=True) is not None)
+        _STARTERS[below, unit] = rules
     return rules
 
 
-def _longest(units: str, position: int) -> tuple[int, str]:
-    """(length of the matched text without trailing context, action) of the JFlex rule that wins here."""
+def _longest(units: str, position: int, below: int) -> tuple[int, str]:
+    """(length of the matched text without trailing context, action) of the JFlex rule that wins here, with
+    the grammar for texts whose units are all under `below`."""
     best_total, best = -1, (1, "drop")
-    for quick, posix, context, action in _rules_starting_with(units[position]):
-        if quick.match(units, position) is None:
+    for rule in _rules_starting_with(units[position], below):
+        if rule.quick.match(units, position) is None:
             continue
-        match = posix.match(units, position)
+        match = rule.posix.match(units, position)
         if match is None:  # the quick test of a slow rule is only a necessary condition
             continue
         total = match.end() - position
         if total <= best_total or total == 0:
             continue
         best_total = total
+        context = rule.context
         if context is None:
-            best = (total, action)
+            best = (total, rule.action)
             continue
         head, tail = context
         end = position + total
         for length in range(total, -1, -1):
             if head.fullmatch(units, position, position + length) and tail.fullmatch(units, position + length, end):
-                best = (length, action)
+                best = (length, rule.action)
                 break
     return best
 
@@ -195,6 +198,7 @@ def _longest(units: str, position: int) -> tuple[int, str]:
 def lex_lines(text: str) -> str:
     """What `PTBTokenizer -preserveLines -lowerCase` writes for `text`: tokens joined by ' ', '\\n' per line end."""
     units = _code_units(text)
+    below = ASCII if units.isascii() else FULL
     out: list[str] = []
     begin_line = True
     position = 0
@@ -212,7 +216,7 @@ def lex_lines(text: str) -> str:
         if word is not None and word.group().lower() not in _ASSIMILATIONS:
             token, consumed = word.group(), word.end() - position
         else:
-            length, action = _longest(units, position)
+            length, action = _longest(units, position, below)
             token, consumed = _act(action, units[position: position + length])
         position += consumed
         if token is None:
