@@ -125,3 +125,55 @@ def caption_pairs(count: int, seed: int, paraphrases: list[tuple[str, str]] = ()
         hypotheses.append(hypothesis)
         references.append(refs)
     return hypotheses, references
+
+
+# For the COCOEvalCap parity tests: ~20 hand-written captions: punctuation, case, quotes, brackets, unicode, several references, empty and
+# punctuation-only predictions, predictions equal to their reference after tokenisation.
+REFERENCES = {
+    "sa_1": ["A man riding a brown horse on the beach."],
+    "sa_2": ["Two dogs play with a red ball in the grass."],
+    "sa_3": ["A woman holding an umbrella walks down a rainy street."],
+    "sa_4": ["A plate of pasta with tomato sauce and basil."],
+    "sa_5": ["A red double-decker bus parked beside the road.", "A bus on the side of the street."],
+    "sa_6": ["Children (three of them) are playing soccer in a park!"],
+    "sa_7": ["A cat sleeping on a laptop keyboard."],
+    "sa_8": ["An airplane flying over snowy mountains."],
+    "sa_9": ["A bowl of fruit: apples, bananas, and oranges."],
+    "sa_10": ["Two people sitting on a bench near a lake."],
+    "sa_11": ["A skateboarder does a trick on a ramp."],
+    "sa_12": ["A close-up of a sunflower in a field."],
+    "sa_13": ["A kitchen with white cabinets and a stainless steel fridge."],
+    "sa_14": ["A boy's bicycle leaning against a brick wall."],
+    "sa_15": ["The train arrives at the station; passengers wait."],
+    "sa_16": ["A dog"],
+    "sa_17": [
+        "A giraffe eating leaves from a tall tree.",
+        "A giraffe reaching up to eat from a tree.",
+        "Giraffe feeding on tree leaves.",
+    ],
+    "sa_18": ["Café patrons sit outside under a striped awning."],
+    "sa_19": ["A laptop, a mug and a notebook on a desk."],
+    "sa_20": ['"Stop" sign at an intersection -- red and white.'],
+}
+PREDICTIONS = {
+    "sa_1": "a man rides a horse along the beach",
+    "sa_2": "Two dogs play with a red ball in the grass.",
+    "sa_3": "",
+    "sa_4": "...",
+    "sa_5": "a red bus is parked by the road",
+    "sa_6": "kids playing football in the park",
+    "sa_7": "A CAT SLEEPING ON A LAPTOP KEYBOARD",
+    "sa_8": "a plane flies above the mountains covered in snow",
+    "sa_9": "a bowl with apples and bananas",
+    "sa_10": "a couple sits on a bench by the water",
+    "sa_11": "a person on a skateboard",
+    "sa_12": "a yellow flower in a field of sunflowers",
+    "sa_13": "a white kitchen",
+    "sa_14": "a bicycle leans against a wall made of bricks",
+    "sa_15": "people waiting for a train at a station",
+    "sa_16": "a dog",
+    "sa_17": "a giraffe eats leaves from a tree",
+    "sa_18": "people sit at a café outside",
+    "sa_19": "a desk with a laptop and a cup of coffee",
+    "sa_20": "a red stop sign at the corner",
+}

@@ -1,39 +1,35 @@
-"""Run the two jars pycocoevalcap ships the way it runs them, for whole batches in one JVM each."""
+"""Run the two jars pycocoevalcap ships the way it runs them, for whole batches in one JVM each, and
+COCOEvalCap's pipeline as GLaMM runs it."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
-from gcgbench.metrics.meteor.resources import jar_path, pycocoevalcap_meteor_dir
+from gcgbench.metrics.meteor.resources import pycocoevalcap_meteor_dir
 
 
-def jar_meteor(hypotheses: list[str], references: list[list[str]]) -> tuple[list[str], list[float], float]:
-    """SCORE lines (pycocoevalcap `Meteor._stat`), then one EVAL line, through ONE `meteor-1.5.jar -stdio`."""
-    lines = []
-    for hypothesis, refs in zip(hypotheses, references):
-        hypothesis = hypothesis.replace("|||", "").replace("  ", " ")
-        lines.append(" ||| ".join(("SCORE", " ||| ".join(refs), hypothesis)))
-    command = ["java", "-jar", "-Xmx2G", str(jar_path()), "-", "-", "-stdio", "-l", "en", "-norm"]
-    process = subprocess.Popen(command, cwd=jar_path().parent, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert process.stdin is not None and process.stdout is not None
+def jar_meteor(official, hypotheses: list[str], references: list[list[str]]) -> tuple[list[str], list[float], float]:
+    """SCORE lines, segment scores and corpus score of pycocoevalcap's own `Meteor().compute_score` (`official`:
+    a `Meteor`, one JVM), on the pairs as given (no tokenisation): the SCORE line of each pair, as
+    `Meteor._stat` returns it, then the EVAL line's answer."""
+    recorded: list[str] = []
+    official_stat = official._stat
 
-    def write() -> None:
-        process.stdin.write(("\n".join(lines) + "\n").encode())
-        process.stdin.flush()
+    def recording_stat(hypothesis: str, refs: list[str]) -> str:
+        line = official_stat(hypothesis, refs)
+        recorded.append(line)
+        return line
 
-    writer = threading.Thread(target=write)
-    writer.start()
-    stats = [process.stdout.readline().decode().strip() for _ in lines]
-    writer.join()
-    process.stdin.write(("EVAL ||| " + " ||| ".join(stats) + "\n").encode())
-    process.stdin.close()
-    values = [float(line) for line in process.stdout.read().decode().split()]
-    process.wait()
-    return stats, values[:-1], values[-1]
+    keys = [str(index) for index in range(len(hypotheses))]
+    official._stat = recording_stat  # an instance attribute: compute_score itself is the library's
+    try:
+        corpus, scores = official.compute_score(dict(zip(keys, references)), {k: [h] for k, h in zip(keys, hypotheses)})
+    finally:
+        del official._stat
+    return recorded, [float(score) for score in scores], float(corpus)
 
 
 def jar_ptb_lines(captions: list[str]) -> list[str]:
@@ -50,3 +46,37 @@ def jar_ptb_lines(captions: list[str]) -> list[str]:
     finally:
         Path(name).unlink()
     return output.split("\n")
+
+
+def coco_eval_cap(references, predictions, meteor):
+    """COCOEvalCap.evaluate() as GLaMM runs it, with only its METEOR and CIDEr scorers (no SPICE download).
+
+    Same objects and sequence: COCO ground truth, `loadRes`, `params['image_id'] = res.getImgIds()`,
+    `gts/res = imgToAnns`, PTBTokenizer on each, then `compute_score`, `setEval`, `setImgToEvalImgs`.
+    """
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.eval import COCOEvalCap
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    from pycocotools.coco import COCO
+
+    coco = COCO()
+    annotations = [{"image_id": i, "caption": c} for i, refs in references.items() for c in refs]
+    for number, annotation in enumerate(annotations, start=1):
+        annotation["id"] = number
+    coco.dataset = {"images": [{"id": i} for i in references], "annotations": annotations}
+    coco.createIndex()
+    result = coco.loadRes([{"image_id": i, "caption": c} for i, c in predictions.items()])
+    evaluator = COCOEvalCap(coco, result)
+    evaluator.params["image_id"] = result.getImgIds()
+    gts, res = {}, {}
+    for image_id in evaluator.params["image_id"]:
+        gts[image_id] = evaluator.coco.imgToAnns[image_id]
+        res[image_id] = evaluator.cocoRes.imgToAnns[image_id]
+    tokenizer = PTBTokenizer()
+    gts = tokenizer.tokenize(gts)
+    res = tokenizer.tokenize(res)
+    for scorer, method in [(meteor, "METEOR"), (Cider(), "CIDEr")]:
+        score, scores = scorer.compute_score(gts, res)
+        evaluator.setEval(score, method)
+        evaluator.setImgToEvalImgs(scores, gts.keys(), method)
+    return evaluator

@@ -3,9 +3,11 @@
 Everything gcgbench keeps between runs lives under `$XDG_CACHE_HOME` (default `~/.cache`): the generation
 cache (`gcgbench/`, runner/store.py `default_cache_dir`), the bundled sample data (`gcgbench/sample-v1`,
 data/sample/root.py `default_cache_dir`) and the file-hash cache (`gcgbench/file-sha256.json`,
-api/hashing.py). For the whole session `XDG_CACHE_HOME` points at one temporary folder, so the bundled
-sample (slow to generate) is made once per session and shared by every test, and `make test` leaves
-`~/.cache/gcgbench` as it found it. Subprocesses started by tests inherit the variable.
+api/hashing.py). For the whole session `XDG_CACHE_HOME` points at one temporary folder, the same for every
+pytest-xdist worker (`session_folder`; gcgbench's caches are safe for concurrent processes, as for torchrun
+ranks), so the bundled sample is made once per session and a generation one worker made is read back by the
+other, and `make test` leaves `~/.cache/gcgbench` as it found it. Subprocesses started by tests inherit the
+variable.
 
 One cache outlives the session: the METEOR paraphrase index (metrics/meteor/resources.py, ~75 s and
 ~400 MB to build, named by the paraphrase table's fingerprint and the index version, so it can never be
@@ -18,7 +20,9 @@ meanwhile, so the ~75 s build leaves no core idle.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -29,10 +33,23 @@ import pytest
 METEOR_INDEX_DIR = Path(__file__).resolve().parents[1] / "out" / "test-cache" / "meteor"
 
 
+def session_folder(tmp_path_factory) -> Path:
+    """A folder every process of this pytest session shares. Under pytest-xdist each worker has its own base
+    temporary folder, `<session's>/popen-gwK` (or `<--basetemp>/gwK`): its parent is the session's."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / "shared-by-workers"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_user_cache(tmp_path_factory):
-    """`XDG_CACHE_HOME` = a session temporary folder (shared sample data, empty generation cache)."""
-    folder = tmp_path_factory.mktemp("xdg-cache")
+    """`XDG_CACHE_HOME` = a session temporary folder shared by the workers (the sample data, the generation
+    cache: empty when the session starts)."""
+    folder = session_folder(tmp_path_factory) / "xdg-cache"
+    folder.mkdir(exist_ok=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(folder))
         patch.setenv("GCGBENCH_METEOR_INDEX_DIR", str(METEOR_INDEX_DIR))
@@ -64,23 +81,30 @@ def meteor_index_in_the_background(isolated_user_cache):
 
 class TinyRuns(Mapping):
     """model -> run folder of `gcgbench run --model M --task gcg_val --bootstrap 50` (the embedded tiny model,
-    no model args, the bundled sample), each made on first access (~10-30 s on 2 cores) and kept for the
-    session. Generations go to the session's generation cache, so a later run of the same model on the same
-    data (e.g. `gcgbench reproduce tiny-llava-as-sample`) reads them instead of generating again."""
+    no model args, the bundled sample), each made on first access (~10-30 s on 2 cores) by whichever worker
+    asks first, in the folder the workers share: a worker that asks while the other is making it waits (a file
+    lock) and then reads it. Generations go to the session's generation cache, so a later run of the same
+    model on the same data (e.g. `gcgbench reproduce tiny-llava-as-sample`) reads them instead of generating."""
 
     MODELS = ("llava-as", "difflmm")
 
-    def __init__(self, tmp_path_factory):
-        self._factory, self._runs = tmp_path_factory, {}
+    def __init__(self, folder: Path):
+        self._folder, self._runs = folder, {}
 
     def __getitem__(self, model: str) -> Path:
         if model not in self.MODELS:
             raise KeyError(model)
         if model not in self._runs:
-            from gcgbench.cli.app import main
+            out, done = self._folder / f"tiny-run-{model}", self._folder / f"tiny-run-{model}.done"
+            with open(self._folder / f"tiny-run-{model}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not done.exists():  # first to ask, or the one that asked first failed: (re)make it
+                    from gcgbench.cli.app import main
 
-            out = self._factory.mktemp(model)
-            assert main(["run", "--model", model, "--task", "gcg_val", "--output", str(out), "--bootstrap", "50"]) == 0
+                    shutil.rmtree(out, ignore_errors=True)
+                    argv = ["run", "--model", model, "--task", "gcg_val", "--output", str(out), "--bootstrap", "50"]
+                    assert main(argv) == 0
+                    done.touch()
             self._runs[model] = out
         return self._runs[model]
 
@@ -95,4 +119,4 @@ class TinyRuns(Mapping):
 def tiny_gcg_runs(tmp_path_factory, isolated_user_cache) -> TinyRuns:
     """Runs of the embedded tiny models on gcg_val, shared by tests that only read a run's outputs (compare,
     diagnose, the tiny reproduction card); a model runs only when a test asks for it."""
-    return TinyRuns(tmp_path_factory)
+    return TinyRuns(session_folder(tmp_path_factory))

@@ -6,7 +6,10 @@ brackets, contractions, numbers, URLs, non-ASCII) go through ONE JVM per jar (`t
 METEOR is compared at the jar's printed precision: every SCORE line (23 statistics) as text, every
 segment score and the corpus score of the EVAL line as doubles (Java prints the shortest repr that
 round-trips, so float equality is printed-digit equality). Then `gcgbench score` on the bundled sample
-gives the same results.json values with `--meteor/--tokenizer python` and `java`.
+gives the same results.json values with `--meteor/--tokenizer python` and `java`, and on ~20 hand-written
+captions (tests/caption_cases.py) both implementations give what COCOEvalCap's pipeline gives, as GLaMM runs
+it. Every test here shares one JVM of pycocoevalcap's own `Meteor()` (`official_meteor`); starting one
+(loading METEOR's paraphrase table) costs ~15 s of CPU.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import shutil
 import sqlite3
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
-from caption_cases import caption, caption_pairs
-from caption_jars import jar_meteor, jar_ptb_lines
+from caption_cases import PREDICTIONS, REFERENCES, caption, caption_pairs
+from caption_jars import coco_eval_cap, jar_meteor, jar_ptb_lines
+from gcgbench.metrics.captions import CaptionResult, aggregate, score_captions
 from gcgbench.metrics.meteor import MeteorScorer
 from gcgbench.metrics.meteor.resources import paraphrase_index
 from gcgbench.metrics.meteor.scorer import stats_line
@@ -61,6 +66,36 @@ def test_tokenizer_equals_the_jar_on_random_and_adversarial_captions():
 
 
 @pytest.fixture(scope="module")
+def official_meteor():
+    """pycocoevalcap's `Meteor()`: one JVM for every test of this module."""
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    if shutil.which("java") is None:
+        pytest.skip("no `java` on PATH")
+    meteor = Meteor()
+    # wait until its JVM has loaded the paraphrase table, so that no other METEOR JVM (the product's, in
+    # `ours_java` or `gcgbench score --meteor java`) loads at the same time: two at once took 27 s instead of 14
+    assert meteor._stat("a", ["a"]).split()[:2] == ["1.0", "1.0"]
+    yield meteor
+    meteor.__del__()
+
+
+@pytest.fixture(scope="module")
+def ours() -> CaptionResult:
+    return score_captions(REFERENCES, PREDICTIONS, metrics=("meteor", "cider", "rouge"))
+
+
+@pytest.fixture(scope="module")
+def ours_java() -> CaptionResult:
+    return score_captions(REFERENCES, PREDICTIONS, metrics=("meteor", "cider", "rouge"), meteor="java", tokenizer="java")
+
+
+@pytest.fixture(scope="module")
+def official(official_meteor, ours_java):
+    return coco_eval_cap(REFERENCES, PREDICTIONS, official_meteor)
+
+
+@pytest.fixture(scope="module")
 def meteor_cases():
     hypotheses, references = caption_pairs(N_METEOR_PAIRS, seed=11, paraphrases=planted_paraphrases(400, seed=5))
     # as the caption metrics feed it: PTB-tokenised, lower-cased, punctuation dropped (a fifth of the pairs)
@@ -70,9 +105,9 @@ def meteor_cases():
     return hypotheses, references
 
 
-def test_meteor_equals_the_jar_line_by_line_and_in_the_corpus(meteor_cases):
+def test_meteor_equals_the_jar_line_by_line_and_in_the_corpus(meteor_cases, official_meteor):
     hypotheses, references = meteor_cases
-    jar_stats, jar_scores, jar_corpus = jar_meteor(hypotheses, references)
+    jar_stats, jar_scores, jar_corpus = jar_meteor(official_meteor, hypotheses, references)
     ours = MeteorScorer().score(hypotheses, references)
     stats_mismatches = [(h, r, j, stats_line(s)) for h, r, j, s in zip(hypotheses, references, jar_stats, ours.stats)
                         if j != stats_line(s)]
@@ -112,3 +147,32 @@ def test_gcg_sample_scores_the_same_with_python_and_java(tmp_path):
         assert result["metric_config"]["gcg_val"]["caption_implementations"] == {"tokenizer": name, "meteor": name}
     samples = [(tmp_path / name / "samples" / "gcg_val.jsonl").read_text() for name in ("python", "java")]
     assert samples[0] == samples[1] and samples[0].count("\n") == len(docs)
+
+
+# ------------------------------------------- COCOEvalCap as GLaMM runs it, on ~20 hand-written captions
+
+
+@pytest.mark.parametrize("implementation", ["python", "java"])
+@pytest.mark.parametrize("metric", ["METEOR", "CIDEr"])
+def test_parity_with_coco_eval_cap(ours, ours_java, official, metric, implementation):
+    ours = ours if implementation == "python" else ours_java
+    key = metric.lower()
+    assert ours.corpus[key] == pytest.approx(official.eval[metric], abs=1e-9)
+    expected = [official.imgToEval[i][metric] for i in ours.image_ids]
+    np.testing.assert_allclose(ours.per_image[key], expected, rtol=0, atol=1e-9)
+    assert list(official.imgToEval) == list(ours.image_ids)
+
+
+def test_meteor_resamples_equal_the_jar_on_the_resampled_corpus(ours, official_meteor):
+    n_images = len(ours.image_ids)
+    assert ours.meteor_stats is not None  # kept: they reproduced the jar's corpus score
+    assert aggregate(ours, np.arange(n_images))["meteor"] == pytest.approx(ours.corpus["meteor"], abs=1e-12)
+    assert aggregate(ours, np.arange(n_images))["cider"] == pytest.approx(ours.corpus["cider"], abs=1e-12)
+    generator = np.random.default_rng(7)
+    for draw in range(3):
+        indices = generator.integers(0, n_images, size=n_images)  # with repeats, as the bootstrap draws
+        drawn = [(f"{k}#{ours.image_ids[i]}", ours.image_ids[i]) for k, i in enumerate(indices)]
+        gts = {key: ours.tokenized_references[image_id] for key, image_id in drawn}
+        res = {key: [ours.tokenized_predictions[image_id]] for key, image_id in drawn}
+        jar_score, _ = official_meteor.compute_score(gts, res)
+        assert aggregate(ours, indices)["meteor"] == pytest.approx(jar_score, abs=1e-9), draw
