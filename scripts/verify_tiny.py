@@ -6,7 +6,7 @@ Runs the exact `make train-tiny` recipe (`TRAINING` below) into `--output`, then
 gcg_val,res_refcoco_val,png_val` on the bundled sample for llava-as and difflmm twice — shipped checkpoints, retrained checkpoints — and prints
 their metrics side by side. Exit 1 when a grounding metric (GCG recall/mIoU/AP50, RES cIoU, PNG AR) differs by more than `--tolerance` (absolute). Training is
 seeded and single-process, so on the same torch build and thread count the weights come out bit-identical
-(`tests/test_tiny_models.py::test_training_is_deterministic`); the tolerance covers other CPUs and builds.
+(`tests/test_tiny_models.py::test_training_writes_loadable_checkpoints_deterministically`); the tolerance covers other CPUs and builds.
 """
 
 from __future__ import annotations

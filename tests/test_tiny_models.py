@@ -54,13 +54,14 @@ def test_difflmm_defaults_point_at_the_four_shipped_folders():
 
 
 @pytest.mark.parametrize("model", ["llava-as", "difflmm"])
-def test_tiny_model_beats_whole_image_masks(model, sample, tmp_path):
-    out = tmp_path / "run"
-    assert main(["run", "--model", model, "--task", "gcg_val", "--limit", "4", "--data-root", str(sample),
-                 "--text-model", "minilm", "--bootstrap", "0", "--no-cache", "--output", str(out)]) == 0
-    results = json.loads((out / "results.json").read_text())["results"]["gcg_val"]
-    lines = [json.loads(line) for line in (out / "predictions" / "gcg_val.jsonl").read_text().splitlines()]
-    assert len(lines) == 4
+def test_tiny_model_beats_whole_image_masks(model, tiny_gcg_runs, tmp_path):
+    # the session's run of the tiny model on the sample's gcg_val (tests/conftest.py), against the same phrases
+    # each given the whole image as its mask
+    run = tiny_gcg_runs[model]
+    run_results = json.loads((run / "results.json").read_text())
+    results, sample = run_results["results"]["gcg_val"], Path(run_results["config"]["data_root"])
+    lines = [json.loads(line) for line in (run / "predictions" / "gcg_val.jsonl").read_text().splitlines()]
+    assert len(lines) == 12
     for line in lines:
         assert line["phrases"], line["text"]
         with Image.open(next(sample.rglob(f"{line['doc_id']}.jpg"))) as image:
@@ -76,42 +77,35 @@ def test_tiny_model_beats_whole_image_masks(model, sample, tmp_path):
     whole.write_text("".join(json.dumps(line) + "\n" for line in lines))
     assert main(["score", "--task", "gcg_val", "--predictions", str(whole), "--data-root", str(sample),
                  "--text-model", "minilm", "--bootstrap", "0", "--output", str(tmp_path / "whole")]) == 0
-    baseline = json.loads((tmp_path / "whole" / "results.json").read_text())["results"]["gcg_val"]
+    baseline = json.loads((tmp_path / "whole" / "results.json").read_text())
+    for key in ("protocol", "iou_threshold", "text_similarity_threshold", "text_similarity_model"):
+        assert baseline["metric_config"]["gcg_val"][key] == run_results["metric_config"]["gcg_val"][key], key
+    baseline = baseline["results"]["gcg_val"]
     value = lambda r, k: r[k]["value"] if isinstance(r[k], dict) else r[k]  # noqa: E731
     assert value(results, "miou") > value(baseline, "miou") + 0.2
     assert value(results, "mask_recall") > value(baseline, "mask_recall")
 
 
 @pytest.mark.slow
-def test_training_script_writes_loadable_checkpoints(tmp_path):
+def test_training_writes_loadable_checkpoints_deterministically(tmp_path):
+    """The training script writes checkpoints the backends load, and the same arguments give the same weights,
+    bit for bit: retraining reproduces the shipped files' recipe exactly (the full-length check is
+    `make verify-tiny`)."""
     import torch
+    from safetensors.torch import load_file
 
     from gcgbench.grounding.sam_refine import build_sam
     from gcgbench.models.llava.loading import load_llava
-
-    train = _train_module()
-    assert train.main(["--model", "llava-as", "--output", str(tmp_path / "llava"), "--scenes", "8", "--steps", "2",
-                       "--batch", "4", "--threads", "1", "--start", "200000"]) == 0
-    model, processor = load_llava(tmp_path / "llava", torch.float32, "cpu")
-    assert model.config.image_seq_length == 64 and "<image>" in processor.tokenizer.get_vocab()
-    assert not (tmp_path / "llava" / ".train_state.pt").exists()
-    assert train.main(["--model", "sam", "--output", str(tmp_path / "sam"), "--scenes", "4", "--steps", "2",
-                       "--batch", "4", "--threads", "1", "--start", "200000"]) == 0
-    build_sam(embedded.TINY_SAM_TYPE, tmp_path / "sam" / embedded.TINY_SAM_FILE)
-
-
-@pytest.mark.slow
-def test_training_is_deterministic(tmp_path):
-    """Same arguments, same weights, bit for bit: retraining reproduces the shipped files' recipe exactly
-    (the full-length check is `make verify-tiny`)."""
-    import torch
-    from safetensors.torch import load_file
 
     train = _train_module()
     for run in ("a", "b"):
         for model in ("llava-as", "sam"):
             assert train.main(["--model", model, "--output", str(tmp_path / run / model), "--scenes", "8",
                                "--steps", "3", "--batch", "4", "--threads", "1", "--start", "200000"]) == 0
+    model, processor = load_llava(tmp_path / "a" / "llava-as", torch.float32, "cpu")
+    assert model.config.image_seq_length == 64 and "<image>" in processor.tokenizer.get_vocab()
+    assert not (tmp_path / "a" / "llava-as" / ".train_state.pt").exists()
+    build_sam(embedded.TINY_SAM_TYPE, tmp_path / "a" / "sam" / embedded.TINY_SAM_FILE)
     first, second = (load_file(tmp_path / r / "llava-as" / "model.safetensors") for r in "ab")
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
     first, second = (torch.load(tmp_path / r / "sam" / embedded.TINY_SAM_FILE, weights_only=True) for r in "ab")
