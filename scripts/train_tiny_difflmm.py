@@ -4,7 +4,7 @@ DiffLMM (Cao et al., `Shengcao-Cao/groundLMM`) = a pre-trained Stable Diffusion 
 CLIP + a pre-trained LLM, joined by the `SDCLIPBlock` projector (with the implicit captioner that conditions
 the U-Net on CLIP features) and fine-tuned with LoRA on captioning/instruction data. No tiny pre-trained
 parts exist, so they are made here first, each with its own objective, and no stage ever sees a box, mask or
-point:
+point (stages 1 and 2 live in `tiny_sd_pretraining.py`):
 
 1. `vae`: `AutoencoderKL` (`tiny_builders.build_tiny_sd`), reconstruction MSE + 1e-6·KL on the scenes as DiffLMM
    pre-processes them (`difflmm/vision.py::preprocess_image`, R = 128); `scaling_factor` = 1 / std of the latents,
@@ -46,10 +46,8 @@ from gcgbench.models.llava.spliced import embed_with_image_tokens
 from gcgbench.models.difflmm.vision import DiffLmmVisionConfig, DiffLmmVisionTower, SDCLIPBlock, preprocess_image
 
 import tiny_tasks
+from tiny_sd_pretraining import train_unet, train_vae
 from tiny_training import epoch_batch, jpeg_roundtrip, log, mixed_batch, resume, save_state, warmup_cosine
-
-CAPTION_LENGTH = 20
-VAE_BATCH, UNET_BATCH = 16, 32
 
 
 def scene_images(scenes):
@@ -60,85 +58,6 @@ def scene_images(scenes):
         if (n + 1) % 2000 == 0:
             log(f"prepared {n + 1} scenes")
     return torch.stack(images)
-
-
-# ---------------------------------------------------------------------------------------------- stage 1: VAE
-
-def train_vae(vae, images, args) -> None:
-    vae.train()
-    total = args.vae_steps
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
-    schedule = warmup_cosine(optimizer, total, 50)
-    per_epoch = math.ceil(len(images) / VAE_BATCH)
-    started = time.time()
-    for step in range(total):
-        x = images[epoch_batch(len(images), VAE_BATCH, args.seed + 1, step, per_epoch)].float()
-        posterior = vae.encode(x).latent_dist
-        z = posterior.sample(generator=torch.Generator().manual_seed(args.seed * 100_003 + step))
-        recon = vae.decode(z).sample
-        kl = posterior.kl().mean() / x[0].numel()
-        loss = F.mse_loss(recon, x) + 1e-6 * kl
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if (step + 1) % 50 == 0:
-            log(f"vae step {step + 1}/{total} loss {loss.item():.4f} elapsed {(time.time() - started) / 60:.1f} min")
-    vae.eval().requires_grad_(False)
-    with torch.no_grad():
-        means = torch.cat([vae.encode(images[i:i + 256].float()).latent_dist.mean for i in range(0, len(images), 256)])
-    vae.register_to_config(scaling_factor=float(1.0 / means.std()))
-    log(f"vae scaling_factor {vae.config.scaling_factor:.4f}")
-
-
-# ---------------------------------------------------------------------------------------------- stage 2: U-Net
-
-class CaptionEncoder(torch.nn.Module):
-    """The throw-away text encoder of stage 2: word embedding + position embedding + LayerNorm."""
-
-    def __init__(self, vocab: int, width: int):
-        super().__init__()
-        self.words = torch.nn.Embedding(vocab, width)
-        self.positions = torch.nn.Parameter(torch.randn(CAPTION_LENGTH, width) * 0.02)
-        self.norm = torch.nn.LayerNorm(width)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.words(ids) + self.positions[: ids.shape[1]])
-
-
-def train_unet(unet, vae, scheduler, images, captions, vocab: int, pad_id: int, args) -> None:
-    with torch.no_grad():
-        stats = [vae.encode(images[i:i + 256].float()).latent_dist for i in range(0, len(images), 256)]
-    means, stds = torch.cat([d.mean for d in stats]), torch.cat([d.std for d in stats])
-    ids = torch.full((len(captions), CAPTION_LENGTH), pad_id, dtype=torch.long)
-    for row, caption in enumerate(captions):
-        ids[row, :min(len(caption), CAPTION_LENGTH)] = torch.tensor(caption[:CAPTION_LENGTH])
-    encoder = CaptionEncoder(vocab, tiny_builders.TINY_CROSS_DIM)
-    unet.train()
-    parameters = list(unet.parameters()) + list(encoder.parameters())
-    optimizer = torch.optim.AdamW(parameters, lr=1e-3, weight_decay=0.01)
-    total = args.unet_steps
-    schedule = warmup_cosine(optimizer, total, 50)
-    alphas = scheduler.alphas_cumprod
-    per_epoch = math.ceil(len(images) / UNET_BATCH)
-    started = time.time()
-    for step in range(total):
-        picks = epoch_batch(len(images), UNET_BATCH, args.seed + 2, step, per_epoch)
-        generator = torch.Generator().manual_seed(args.seed * 100_019 + step)
-        z = (means[picks] + stds[picks] * torch.randn(means[picks].shape, generator=generator)) * vae.config.scaling_factor
-        noise = torch.randn(z.shape, generator=generator)
-        t = torch.randint(0, len(alphas), (len(picks),), generator=generator)
-        a = alphas[t].view(-1, 1, 1, 1)
-        noisy = a.sqrt() * z + (1 - a).sqrt() * noise
-        loss = F.mse_loss(unet(noisy, t, encoder_hidden_states=encoder(ids[picks])).sample, noise)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimizer.step()
-        schedule.step()
-        if (step + 1) % 50 == 0:
-            log(f"unet step {step + 1}/{total} loss {loss.item():.4f} elapsed {(time.time() - started) / 60:.1f} min")
-    unet.eval().requires_grad_(False)
 
 
 # ---------------------------------------------------------------------------------------------- stage 3: LMM
@@ -226,13 +145,15 @@ def load_trainables(llm, loras: dict[str, LoraLinear], folder: Path) -> None:
                                            strict=True)
     for key, module in (("base_model.model.model.embed_tokens.weight", llm.model.embed_tokens),
                         ("base_model.model.lm_head.weight", llm.lm_head)):
-        if key in projector:   # a grown vocabulary trained before: its new rows continue from there
-            if not isinstance(module, GrownMatrix) or projector[key].shape != module.weight.shape:
-                raise ValueError(f"{folder}: {key} has shape {tuple(projector[key].shape)}, the model "
+        if key in projector:   # a grown vocabulary trained before: its new rows continue from there (words this
+            saved = projector[key]   # fine-tune adds on top keep their mean-of-the-base initialisation)
+            if (not isinstance(module, GrownMatrix) or saved.shape[1] != module.weight.shape[1]
+                    or not len(module.frozen) <= saved.shape[0] <= module.weight.shape[0]):
+                raise ValueError(f"{folder}: {key} has shape {tuple(saved.shape)}, the model "
                                  f"{tuple(module.weight.shape)}")
-            if not torch.equal(projector[key][:len(module.frozen)], module.frozen):
+            if not torch.equal(saved[:len(module.frozen)], module.frozen):
                 raise ValueError(f"{folder}: {key} disagrees with the base's rows")
-            module.extra.data.copy_(projector[key][len(module.frozen):])
+            module.extra.data[:saved.shape[0] - len(module.frozen)].copy_(saved[len(module.frozen):])
     adapter = load_file(str(folder / "adapter_model.safetensors"))
     for name, module in loras.items():
         module.lora_A.weight.data.copy_(adapter.pop(f"base_model.model.{name}.lora_A.weight"))

@@ -152,8 +152,9 @@ def test_difflmm_finetune_keeps_base_sd_and_frozen_clip_and_loads(tmp_path):
 
     train = _train_module()
     out = tmp_path / "difflmm"
+    # --res-answer unstated adds two words to the shipped 54: the saved rows carry on, the two new ones start anew
     assert train.main(["--model", "difflmm", "--init-from", str(embedded.tiny_difflmm_path()), *FINETUNE,
-                       "--freeze-vision", "--output", str(out)]) == 0
+                       "--freeze-vision", "--res-answer", "unstated", "--output", str(out)]) == 0
     shipped = embedded.tiny_difflmm_path()
     assert _digest(out / "base" / "model.safetensors") == _digest(shipped / "base" / "model.safetensors")
     assert _digest(out / "clip" / "model.safetensors") == _digest(shipped / "clip" / "model.safetensors")
@@ -167,3 +168,7 @@ def test_difflmm_finetune_keeps_base_sd_and_frozen_clip_and_loads(tmp_path):
     assert rows.shape[0] == len(model.tokenizer) and "detail" in model.tokenizer.get_vocab()
     new = [model.tokenizer.get_vocab()[word] for word in ("it", "is")]
     assert not torch.equal(rows[new[0]], rows[new[1]])   # the new rows trained (they start equal, at the mean)
+    assert rows.shape[0] == 56 and {"top", "bottom"} <= set(model.tokenizer.get_vocab())
+    before = load_difflmm(*(shipped / sub for sub in embedded.DIFFLMM_PARTS.values()), torch.float32, "cpu")
+    carried = before.llm.get_input_embeddings().weight
+    assert carried.shape[0] == 54 and torch.allclose(rows[:54], carried, atol=0.02)   # 2 small steps from them
