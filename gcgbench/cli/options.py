@@ -21,6 +21,7 @@ TextModel = typer.Option(
          "Default on the sample data: minilm.",
 )
 Bootstrap = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for 95% intervals (0: none).")
+Device = typer.Option("cpu", "--device", help="cpu, cuda[:N] or mps (checked before any model loads).")
 Seed = typer.Option(0, "--seed", help="Run seed: per-sample seeds of stochastic backends and the bootstrap.")
 Output = typer.Option(None, "--output", help="Folder for results.json and predictions.")
 Protocol = typer.Option(None, "--protocol", help="Scoring protocol where a task offers several (e.g. flmm for RES).")
@@ -28,6 +29,13 @@ MinMaskArea = typer.Option(
     None, "--min-mask-area",
     help="gRefCOCO: a predicted mask with fewer pixels says 'no target' (default 1: only an empty mask).",
 )
+
+
+def check_bootstrap(value: int) -> int:
+    """`--bootstrap` checked before anything loads: the number of resamples, 0 for no intervals."""
+    if value < 0:
+        raise InputError("--bootstrap", None, f"must be 0 or more (0: no intervals), got {value}")
+    return value
 
 
 def check_min_mask_area(value: Optional[int]) -> Optional[int]:

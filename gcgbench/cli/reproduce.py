@@ -35,7 +35,7 @@ def reproduce(
     output: Optional[Path] = opt.Output,
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Requests per backend call (default: "
                                              "the card's batch_size)."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
+    device: str = opt.Device,
     seed: int = opt.Seed,
     bootstrap: int = opt.Bootstrap,
     limit: Optional[int] = typer.Option(None, "--limit", help="Smoke test on the first N docs of each task "

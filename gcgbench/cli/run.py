@@ -20,6 +20,7 @@ from gcgbench.data.paths import resolve_data_paths
 from gcgbench.api.errors import InputError
 from gcgbench.models.embedded import embedded_model_note
 from gcgbench.models.registry import check_backend, load_backend
+from gcgbench.runner.devices import check_device
 from gcgbench.runner.evaluate import RunPlan
 from gcgbench.runner.evaluate import run as run_plan
 from gcgbench.runner.preflight import check_output_folder, check_scoring_protocol, preflight
@@ -29,14 +30,13 @@ from gcgbench.runner.shard import (
     init_process_group,
 )
 from gcgbench.runner.store import default_cache_dir, open_cache
-from gcgbench.tasks.registry import check_overrides, get_task
+from gcgbench.tasks.registry import check_overrides, get_tasks
 
 Model = typer.Option(..., "--model", help="Backend name (see `gcgbench models`).")
 ModelArgs = typer.Option(None, "--model-args", help="Backend arguments, k=v,k2=v2.")
 Tasks = typer.Option(..., "--task", help="Task name(s), comma separated (see `gcgbench tasks`).")
 Limit = typer.Option(None, "--limit", help="Only the first N docs of each task.")
 BatchSize = typer.Option(1, "--batch-size", help="Requests per backend call.")
-Device = typer.Option("cpu", "--device", help="cpu or cuda[:N].")
 Cache = typer.Option(None, "--cache", help="Generation cache folder (default: ~/.cache/gcgbench).")
 NoCache = typer.Option(False, "--no-cache", help="Neither read nor write the generation cache.")
 
@@ -45,7 +45,7 @@ def run(
     model: str = Model, model_args: Optional[str] = ModelArgs, task: str = Tasks,
     data_root: Optional[Path] = opt.DataRoot, data_config: Optional[Path] = opt.DataConfig,
     limit: Optional[int] = Limit, output: Optional[Path] = opt.Output, batch_size: int = BatchSize,
-    device: str = Device, seed: int = opt.Seed, text_model: Optional[str] = opt.TextModel,
+    device: str = opt.Device, seed: int = opt.Seed, text_model: Optional[str] = opt.TextModel,
     bootstrap: int = opt.Bootstrap, protocol: Optional[str] = opt.Protocol,
     cache: Optional[Path] = Cache, no_cache: bool = NoCache, min_mask_area: Optional[int] = opt.MinMaskArea,
     meteor: opt.CaptionImplementation = opt.Meteor, tokenizer: opt.CaptionImplementation = opt.Tokenizer,
@@ -59,7 +59,7 @@ def infer(
     model: str = Model, model_args: Optional[str] = ModelArgs, task: str = Tasks,
     data_root: Optional[Path] = opt.DataRoot, data_config: Optional[Path] = opt.DataConfig,
     limit: Optional[int] = Limit, output: Optional[Path] = opt.Output, batch_size: int = BatchSize,
-    device: str = Device, seed: int = opt.Seed, cache: Optional[Path] = Cache, no_cache: bool = NoCache,
+    device: str = opt.Device, seed: int = opt.Seed, cache: Optional[Path] = Cache, no_cache: bool = NoCache,
 ) -> None:
     execute(model, model_args, task, data_root, data_config, limit, output, batch_size, device, seed,
              None, 0, None, _cache_folder(cache, no_cache), score=False)
@@ -78,15 +78,15 @@ def execute(model, model_args, task, data_root, data_config, limit, output, batc
     `reproduce` call. Returns the run's results payload on the main rank (None on the other ranks)."""
     console = Console(stderr=True)
     opt.check_min_mask_area(min_mask_area)
+    opt.check_bootstrap(bootstrap)
     shard = current_shard()
     if batch_size < 1:
         raise InputError("--batch-size", None, f"must be at least 1, got {batch_size}")
-    if limit is not None and limit < 0:
-        raise InputError("--limit", None, f"must be 0 or more, got {limit}")
+    if limit is not None and limit < 1:
+        raise InputError("--limit", None, f"must be at least 1 (leave it out for every doc), got {limit}")
+    check_device(shard.device(device))   # imports torch unless cpu
     paths = resolve_data_paths(data_root, data_config)
-    tasks = [get_task(name.strip()) for name in task.split(",") if name.strip()]
-    if not tasks:
-        raise InputError("--task", None, "names no task (see `gcgbench tasks`)")
+    tasks = get_tasks(task)
     check_overrides(paths)
     if paths.is_sample and shard.is_main:
         console.print(f"no --data-root: using the bundled synthetic sample at {paths.root}", soft_wrap=True,

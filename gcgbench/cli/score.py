@@ -37,6 +37,7 @@ def score(
 ) -> None:
     started = time.perf_counter()
     opt.check_min_mask_area(min_mask_area)
+    opt.check_bootstrap(bootstrap)
     chosen = get_task(task)
     check_scoring_protocol([chosen], protocol)
     paths = resolve_data_paths(data_root, data_config)
