@@ -307,6 +307,19 @@ def test_prune_by_task_model_fingerprint_and_age(tmp_path):
     assert cache.info().entries == 0
 
 
+@pytest.mark.parametrize("days", ["-1", "nan", "inf"])
+def test_prune_refuses_an_age_that_is_not_a_number_of_days_and_keeps_every_entry(days, tmp_path, capsys):
+    from gcgbench.cli.app import main
+
+    cache = GenerationCache(tmp_path)
+    _populate(cache)
+    cache.close()
+    assert main(["cache", "prune", "--cache", str(tmp_path), "--older-than-days", days]) == 2
+    captured = capsys.readouterr()
+    assert f"error: --older-than-days: must be a finite number of days >= 0, got {float(days)}" in captured.err
+    assert GenerationCache(tmp_path).info().entries == 9
+
+
 def test_null_cache_stores_nothing(tmp_path):
     cache = open_cache(None)
     assert isinstance(cache, NullCache) and not cache.enabled

@@ -111,3 +111,26 @@ def test_results_record_higher_is_better_of_the_listed_metrics():
     assert payload["higher_is_better"]["pope"]["f1"] is True
     assert payload["higher_is_better"]["pope"]["yes_ratio"] is None
     assert list(payload["higher_is_better"]["pope"]) == list(pope.spec.metrics)
+
+
+def test_a_task_list_names_each_task_once_in_order_and_an_empty_one_is_refused():
+    from gcgbench.tasks.registry import get_tasks
+
+    chosen = get_tasks(" res_refcoco_val, gcg ,gcg_val,, png_val,res_refcoco_val ")
+    assert [task.name for task in chosen] == ["res_refcoco_val", "gcg_val", "png_val"]
+    for empty in ("", " , ,"):
+        with pytest.raises(InputError, match="names no task"):
+            get_tasks(empty)
+    with pytest.raises(InputError, match="unknown task 'gcg_vall'"):
+        get_tasks("gcg_val,gcg_vall")
+
+
+def test_run_of_a_task_and_its_alias_generates_and_scores_once(tmp_path, capsys):
+    from gcgbench.cli.app import main
+
+    assert main(["run", "--model", "oracle", "--task", "gcg,gcg_val", "--bootstrap", "0", "--no-cache",
+                 "--output", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("gcg_val: 0 of 12 predictions from the cache") == 1, err
+    assert err.count("12/12") == 1, err   # one progress bar: the split was generated once (twice before)
+    assert (tmp_path / "run" / "predictions" / "gcg_val.jsonl").read_text().count("\n") == 12

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -54,6 +55,8 @@ def prune(
     """Delete matching entries (at least one filter is required)."""
     if older_than_days is None and task is None and model is None:
         raise InputError("prune", None, "give --older-than-days, --task or --model (refusing to delete everything)")
+    if older_than_days is not None and not (math.isfinite(older_than_days) and older_than_days >= 0):
+        raise InputError("--older-than-days", None, f"must be a finite number of days >= 0, got {older_than_days}")
     store = GenerationCache(cache or default_cache_dir())
     removed = store.prune(older_than=None if older_than_days is None else older_than_days * 86400,
                           task=task, model=model, vacuum=vacuum)

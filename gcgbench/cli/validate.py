@@ -16,7 +16,7 @@ from gcgbench.cli import options as opt
 from gcgbench.cli.score import default_text_model
 from gcgbench.data.paths import resolve_data_paths
 from gcgbench.runner.preflight import check_tasks
-from gcgbench.tasks.registry import check_overrides, get_task
+from gcgbench.tasks.registry import check_overrides, get_tasks
 
 
 def validate(
@@ -29,7 +29,7 @@ def validate(
 ) -> int:
     paths = resolve_data_paths(data_root, data_config)
     check_overrides(paths)
-    tasks = [get_task(name.strip()) for name in task.split(",") if name.strip()]
+    tasks = get_tasks(task)
     java = "java" in (meteor.value, tokenizer.value)
     findings = check_tasks(tasks, paths, default_text_model(text_model, paths.is_sample), java=java)
     console = Console(highlight=False, soft_wrap=True)

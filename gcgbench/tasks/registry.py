@@ -59,6 +59,18 @@ def get_task(name: str) -> Task:
     return getattr(import_module(module_name), class_name)(spec)
 
 
+def get_tasks(names: str) -> list[Task]:
+    """The tasks of a comma-separated `--task` list, in order, each once (`gcg,gcg_val` is one task: the alias
+    resolves to its task first); `InputError` when the list names none."""
+    chosen: dict[str, Task] = {}
+    for name in (part.strip() for part in names.split(",")):
+        if name and (canonical := canonical_task(name)) not in chosen:
+            chosen[canonical] = get_task(name)
+    if not chosen:
+        raise InputError("--task", None, "names no task (see `gcgbench tasks`)")
+    return list(chosen.values())
+
+
 def canonical_task(name: str) -> str:
     """A task's own name for `name`, which may be an alias (`gcg` -> `gcg_val`); a name this install does not
     know is returned as it is (a leaderboard or results file may hold tasks of another install)."""
