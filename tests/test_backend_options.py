@@ -122,3 +122,23 @@ def test_fingerprint_hashes_files_not_paths(tmp_path):
     assert make(first, max_new_tokens="8") != here
     (second / "sub" / "w.bin").write_bytes(b"\x00\x02")
     assert make(second) != here
+
+
+def test_sam_types_are_the_registry_names_and_an_unknown_one_is_refused_before_loading(tmp_path, capsys):
+    """`SAM_TYPES` (checked at option parsing, torch-free) names exactly what `sam_builders()` can build, and every
+    backend that takes `sam_type` refuses another name in one line before any weight or data is read."""
+    from gcgbench.cli.app import main
+    from gcgbench.grounding.sam_refine import SAM_TYPES, sam_builders
+
+    assert sorted(SAM_TYPES) == sorted(sam_builders())
+    model = tmp_path / "vlm"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llava"}')
+    for backend, extra in (("llava-as", ""), ("difflmm", ""), ("aas", f",model_path={model}"),
+                           ("flmm", f",model_path={model},checkpoint={model},sam_checkpoint={model}")):
+        output = tmp_path / backend
+        code = main(["run", "--model", backend, "--task", "gcg_val", "--model-args", f"sam_type=vit_x{extra}",
+                     "--output", str(output)])
+        text = capsys.readouterr().err
+        assert code == 2 and "error: --model-args: sam_type: must be one of default, vit_h, vit_l, vit_b" in text, text
+        assert not output.exists() and "Traceback" not in text

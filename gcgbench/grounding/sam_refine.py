@@ -37,6 +37,8 @@ from gcgbench.api.types import RLE
 
 TINY_TEST_SAM = "test_tiny"
 TINY_FINE_SAM = "tiny_fine"
+# segment-anything 1.0's `sam_model_registry` keys, then ours: what `sam_type` may name (`sam_builders`)
+SAM_TYPES = ("default", "vit_h", "vit_l", "vit_b", TINY_TEST_SAM, TINY_FINE_SAM)
 
 
 def import_segment_anything() -> types.ModuleType:

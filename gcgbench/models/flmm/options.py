@@ -20,6 +20,7 @@ from pathlib import Path
 
 from gcgbench.api.options import REQUIRED, BackendOptions, option
 from gcgbench.api.protocols import GenerationProtocol, ProtocolTable
+from gcgbench.grounding.sam_refine import SAM_TYPES
 
 DEFAULT_SPACY_MODEL = "en_core_web_sm"
 
@@ -47,7 +48,7 @@ class FlmmOptions(BackendOptions):
     checkpoint: Path = option("F-LMM checkpoint, e.g. frozen_llava_1_5_vicuna_7b_unet_sam_l_refcoco_png.pth",
                               REQUIRED, path=True)
     sam_checkpoint: Path = option("segment-anything sam_vit_l_0b3195.pth", REQUIRED, path=True)
-    sam_type: str = option("segment-anything model type of sam_checkpoint", "vit_l")
+    sam_type: str = option("segment-anything model type of sam_checkpoint", "vit_l", choices=SAM_TYPES)
     lmm: str = option("auto (model_path's config.json model_type), llava (LLaVA-1.5) or llava_next", "auto",
                       choices=("auto", "llava", "llava_next"))
     prompt_template: str = option("auto (vicuna, or mistral for a Mistral LLaVA-NeXT), vicuna or mistral", "auto",

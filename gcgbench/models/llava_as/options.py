@@ -22,6 +22,7 @@ from pathlib import Path
 from gcgbench.api.options import BackendOptions, option
 from gcgbench.api.protocols import GenerationProtocol, ProtocolTable
 from gcgbench.grounding.phrases import DEFAULT_SPACY_MODEL
+from gcgbench.grounding.sam_refine import SAM_TYPES
 
 AAS_QUESTION = "Describe the image in detail."    # aas/infer_attn.py, aas/infer_attn_png.py (+ .sh)
 RES_TEMPLATE = 'Describe the "{expression}".'     # aas/infer_attn_res.sh, the runs over all eight RES splits
@@ -55,7 +56,7 @@ class LlavaAsOptions(BackendOptions):
                                     "vision tower and image processor LLaVA's builder loads", None, path=True)
     sam_checkpoint: Path | None = option("SAM weights, e.g. sam_vit_h_4b8939.pth (GCG; RES/PNG without proposals)",
                                          None, path=True)
-    sam_type: str = option("segment-anything model type of the checkpoint", "vit_h")
+    sam_type: str = option("segment-anything model type of the checkpoint", "vit_h", choices=SAM_TYPES)
     spacy_model: str = option("spaCy pipeline (package name or folder) for noun chunks", DEFAULT_SPACY_MODEL)
     proposals: Path | None = option("COCO results JSON [{image_id, segmentation RLE, score}] of mask proposals "
                                     "for RES/PNG", None, path=True)
