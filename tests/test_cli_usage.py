@@ -125,6 +125,26 @@ def test_unknown_command_and_named_cases_from_the_issue(capsys):
         assert code == 2 and "Traceback" not in output, (argv, output)
 
 
+@pytest.mark.parametrize("argv,option", [
+    (["run", "--model", "oracle", "--task", "gcg_val", "--batch-size", "0"], "--batch-size"),
+    (["run", "--model", "oracle", "--task", "gcg_val", "--limit", "-1"], "--limit"),
+    (["infer", "--model", "oracle", "--task", "gcg_val", "--limit", "0"], "--limit"),
+    (["run", "--model", "oracle", "--task", "gcg_val", "--bootstrap", "-1"], "--bootstrap"),
+    (["infer", "--model", "oracle", "--task", "gcg_val", "--bootstrap", "-5"], None),
+    (["run", "--model", "oracle", "--task", "gres_grefcoco_val", "--min-mask-area", "0"], "--min-mask-area"),
+    (["score", "--task", "gcg_val", "--predictions", "no-such-folder", "--bootstrap", "-1"], "--bootstrap"),
+], ids=["batch-size 0", "limit -1", "limit 0", "run bootstrap -1", "infer takes no bootstrap", "min-mask-area 0",
+        "score bootstrap -1"])
+def test_numbers_out_of_range_are_refused_before_anything_loads(argv, option, tmp_path, capsys):
+    """One line naming the option, exit 2, and no run folder written (the check comes before data or models)."""
+    output = tmp_path / "out"
+    code, text = run_main([*argv, "--output", str(output)], capsys)
+    assert code == 2 and "Traceback" not in text, text
+    if option is not None:
+        assert f"error: {option}: must be" in text, text
+    assert not output.exists()
+
+
 def test_keyboard_interrupt_takes_the_interrupted_path(monkeypatch, capsys):
     from gcgbench.cli import listing
 
@@ -149,3 +169,26 @@ def test_real_process_exit_statuses():
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "--limit" in bad.stderr
     missing = real("leaderboard", "show")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr and "Missing argument" in missing.stderr
+
+
+def test_paths_that_cannot_be_used_are_one_line_errors(tmp_path, capsys):
+    """An output under a plain file, a replay file that does not exist, a --data-root that does not exist: one
+    line naming the path, exit 2, no traceback."""
+    run = tmp_path / "run"
+    assert main(["run", "--model", "oracle", "--task", "gcg_val", "--bootstrap", "0", "--no-cache",
+                 "--output", str(run)]) == 0
+    capsys.readouterr()
+    plain_file = tmp_path / "a-file"
+    plain_file.write_text("x")
+    cases = [
+        (["diagnose", str(run), "--output", str(plain_file / "diagnosis")], str(plain_file / "diagnosis")),
+        (["run", "--model", "replay", "--task", "gcg_val", "--model-args", f"predictions={tmp_path / 'nope.jsonl'}",
+          "--output", str(tmp_path / "replayed")], f"error: --model-args: predictions: {tmp_path / 'nope.jsonl'}: not found"),
+        (["report", str(run), "--data-root", str(tmp_path / "no-data"), "--output", str(tmp_path / "r.html")],
+         f"error: {tmp_path / 'no-data'}: --data-root folder not found"),
+    ]
+    for argv, needle in cases:
+        code, text = run_main(argv, capsys)
+        errors = [line for line in text.splitlines() if line.startswith("error:")]
+        assert code == 2 and "Traceback" not in text and len(errors) == 1 and needle in errors[0], (argv, text)
+    assert not (tmp_path / "replayed").exists() and not (tmp_path / "r.html").exists()

@@ -83,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `gcgbench tasks | head`: the reader left; nothing is wrong
         _silence_stdout()
         return 0
+    except OSError as error:
+        if error.filename is None:   # not about a path the user gave: a bug, keep its traceback
+            raise
+        _end_children()
+        print(f"error: {error.filename}: {error.strerror or error}", file=sys.stderr)
+        return 2
     return outcome if isinstance(outcome, int) else 0
 
 

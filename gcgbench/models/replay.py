@@ -37,7 +37,11 @@ class ReplayBackend:
     def from_args(cls, args: Mapping[str, str]) -> "ReplayBackend":
         if "predictions" not in args:
             raise InputError("--model-args", None, "replay needs predictions=PATH")
-        return cls(Path(args["predictions"]))
+        path = Path(args["predictions"]).expanduser()
+        if not path.exists():
+            raise InputError("--model-args", "predictions", f"{path}: not found (a predictions JSONL, a run directory "
+                                                            "or a GLaMM per-image folder)")
+        return cls(path)
 
     def prepare(self, task: Any, docs: Sequence[Doc]) -> None:
         with predictions_beyond_docs():

@@ -295,6 +295,8 @@ def build_report(run_dir: Path, output: Path | None = None, data_root: Path | No
     run_dir = results_path.parent
     if max_side < 16:
         raise InputError("--max-side", None, f"must be at least 16 pixels, got {max_side}")
+    if data_root is not None and not Path(data_root).is_dir():
+        raise InputError(data_root, None, "--data-root folder not found")
     chosen = list(results["results"]) if tasks is None else list(tasks)
     unknown = [task for task in chosen if task not in results["results"]]
     if unknown:
