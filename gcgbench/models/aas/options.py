@@ -26,9 +26,8 @@ RES_TEMPLATE = 'Describe the "{expression}" in the image.'      # aas/more_model
 DEFAULTS = {"sam_type": "vit_h", "spacy_model": nps.DEFAULT_SPACY_MODEL, "max_new_tokens": "512", "dtype": "auto",
             "query": "auto", "normalize": "mean", "aggregation": "max", "res_template": RES_TEMPLATE,
             "res_rule": "copula", "question": AAS_QUESTION, "skip_roots": "", "view": "fine",
-            "min_pixels": "", "max_pixels": "", "min_tiles": "", "max_tiles": "", "heatmaps": "on"}
+            "min_pixels": "", "max_pixels": "", "min_tiles": "", "max_tiles": "", "heatmaps": "on", "protocol": ""}
 FAMILY_OPTIONS = ("min_pixels", "max_pixels", "min_tiles", "max_tiles")
-DEFAULTS["protocol"] = ""
 KINDS = ("grounded_caption", "segment", "segment_phrases", "segment_categories")
 PROTOCOLS = ProtocolTable(
     (GenerationProtocol("aas", KINDS, {
