@@ -38,27 +38,11 @@ bench: install
 	$(BIN)/python benchmarks/caption_metrics.py
 	$(BIN)/python benchmarks/phases.py
 
-# Retrain the shipped tiny checkpoints exactly as they were made (docs/tiny_models.md); ~2 h on 2 cores.
-# DiffLMM's base LLM is the language model of an 8-epoch tiny LLaVA (out/tiny-train/llava-8ep), so both
-# LMs get 12 epochs of caption training (8 + 4 through DiffLMM's vision path; 12 for llava-as); then both
-# are fine-tuned on GCG captions (the a&s question), RES answers and PNG narratives, text only
-# (scripts/tiny_tasks.py), with the words those add to the vocabulary. One thread each: on a busy machine
-# two OpenMP threads spin at every barrier and ran 20x slower.
-FINETUNE = --tasks 'gcg|res|png' --lr 1e-3 --warmup 20 --threads 1
+# Retrain the shipped tiny checkpoints exactly as they were made (docs/tiny_models.md), ~2.5 h on 2 cores:
+# every step of scripts/tiny_recipe.py into out/tiny-train (a finished step is skipped when run again), then the
+# shipped folders are copied into gcgbench/checkpoints.
 train-tiny: install
-	$(BIN)/python scripts/train_tiny.py --model llava-as --epochs 8 --threads 1 --output out/tiny-train/llava-8ep
-	$(BIN)/python scripts/train_tiny.py --model sam --threads 1 --output gcgbench/checkpoints/tiny-sam
-	$(BIN)/python scripts/train_tiny.py --model difflmm --threads 2 --base-llava out/tiny-train/llava-8ep \
-	    --output out/tiny-train/difflmm-4ep
-	$(BIN)/python scripts/train_tiny.py --model llava-as --epochs 12 --threads 2 --output out/tiny-train/llava-12ep
-	$(BIN)/python scripts/train_tiny.py --model llava-as --init-from out/tiny-train/llava-12ep --scenes 6400 \
-	    --steps 400 --batch 64 $(FINETUNE) --output out/tiny-train/llava-ft1
-	$(BIN)/python scripts/train_tiny.py --model llava-as --init-from out/tiny-train/llava-ft1 --start 110000 \
-	    --scenes 1600 --res-per-scene 6 --steps 200 --batch 64 $(FINETUNE) --warmup 10 \
-	    --output gcgbench/checkpoints/tiny-llava-as
-	$(BIN)/python scripts/train_tiny.py --model difflmm --init-from out/tiny-train/difflmm-4ep --scenes 2400 \
-	    --res-per-scene 4 --steps 600 --batch 32 --state-every 50 --freeze-vision $(FINETUNE) \
-	    --output gcgbench/checkpoints/tiny-difflmm
+	$(BIN)/python scripts/tiny_recipe.py --output out/tiny-train --install
 
 # Retrain into out/retrain and compare the retrained models' sample GCG, RES and PNG scores with the shipped ones.
 verify-tiny: install

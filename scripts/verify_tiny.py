@@ -1,12 +1,14 @@
 """Retrain every embedded tiny model from scratch and check that the retrained ones score as the shipped ones.
 
-    python scripts/verify_tiny.py [--output out/retrain] [--tolerance 0.05]     (`make verify-tiny`, ~1.5 h on 2 cores)
+    python scripts/verify_tiny.py [--output out/retrain] [--tolerance 0.05]     (`make verify-tiny`, ~2.5 h on 2 cores)
 
-Runs the exact `make train-tiny` recipe (`TRAINING` below) into `--output`, then `gcgbench run --task
-gcg_val,res_refcoco_val,png_val` on the bundled sample for llava-as and difflmm twice — shipped checkpoints, retrained checkpoints — and prints
-their metrics side by side. Exit 1 when a grounding metric (GCG recall/mIoU/AP50, RES cIoU, PNG AR) differs by more than `--tolerance` (absolute). Training is
-seeded and single-process, so on the same torch build and thread count the weights come out bit-identical
-(`tests/test_tiny_models.py::test_training_writes_loadable_checkpoints_deterministically`); the tolerance covers other CPUs and builds.
+Runs the exact `make train-tiny` recipe (`scripts/tiny_recipe.py`; finished steps are skipped) into
+`--output`, then `gcgbench run --task gcg_val,res_refcoco_val,png_val` on the bundled sample for llava-as and
+difflmm twice — shipped checkpoints, retrained checkpoints — and prints their metrics side by side. Exit 1 when
+a grounding metric (GCG recall/mIoU/AP50, RES cIoU, PNG AR) differs by more than `--tolerance` (absolute).
+Training is seeded and single-process, so on the same torch build, thread count and CPU the weights come out
+bit-identical (`tests/test_tiny_models.py::test_training_writes_loadable_checkpoints_deterministically`); the
+tolerance covers other CPUs and builds (bfloat16 autocast is native on some CPUs, emulated on others).
 """
 
 from __future__ import annotations
@@ -21,40 +23,15 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gcgbench.models import embedded  # noqa: E402
+import tiny_recipe as recipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# The recipe that produced the shipped files (`make train-tiny`, docs/tiny_models.md), in training order;
-# "llava-8ep" is only DiffLMM's base LLM.
-FINETUNE = ["--tasks", "gcg|res|png", "--lr", "1e-3", "--warmup", "20", "--threads", "1"]
-TRAINING = {
-    "llava-8ep": ["--model", "llava-as", "--epochs", "8", "--threads", "1"],
-    "sam": ["--model", "sam", "--threads", "1"],
-    "difflmm-4ep": ["--model", "difflmm", "--threads", "2"],
-    "llava-12ep": ["--model", "llava-as", "--epochs", "12", "--threads", "2"],
-    "llava-ft1": ["--model", "llava-as", "--scenes", "6400", "--steps", "400", "--batch", "64", *FINETUNE],
-    "llava-as": ["--model", "llava-as", "--start", "110000", "--scenes", "1600", "--res-per-scene", "6", "--steps", "200",
-                 "--batch", "64", *FINETUNE, "--warmup", "10"],
-    "difflmm": ["--model", "difflmm", "--scenes", "2400", "--res-per-scene", "4", "--steps", "600", "--batch", "32",
-                "--state-every", "50", "--freeze-vision", *FINETUNE],
-}
-# the folder each step starts from (--base-llava for DiffLMM's pre-training, --init-from for the fine-tunes)
-STARTS = {"difflmm-4ep": ("--base-llava", "llava-8ep"), "llava-ft1": ("--init-from", "llava-12ep"),
-          "llava-as": ("--init-from", "llava-ft1"),
-          "difflmm": ("--init-from", "difflmm-4ep")}
 METRICS = {"gcg_val": ("mask_recall", "miou", "ap50", "mask_recall_max_matching", "meteor", "cider"),
            "res_refcoco_val": ("ciou", "giou"), "png_val": ("ar",)}
 CHECKED = ("mask_recall", "miou", "ap50", "ciou", "ar")
-
-
-def retrain(output: Path) -> dict[str, Path]:
-    folders = {name: output / name for name in TRAINING}
-    for name, arguments in TRAINING.items():
-        extra = [STARTS[name][0], str(folders[STARTS[name][1]])] if name in STARTS else []
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "train_tiny.py"), *arguments, *extra,
-                        "--output", str(folders[name])], check=True)
-    return folders
 
 
 def model_args(model: str, folders: dict[str, Path] | None) -> str:
@@ -89,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=0.05)
     parser.add_argument("--skip-training", action="store_true", help="score folders already trained in --output")
     args = parser.parse_args(argv)
-    folders = {name: args.output / name for name in TRAINING} if args.skip_training else retrain(args.output)
+    folders = {name: args.output / name for name in recipe.STEPS} if args.skip_training else recipe.retrain(args.output)
     table = Table(title=f"sample gcg_val, res_refcoco_val, png_val: shipped vs retrained (tolerance {args.tolerance})")
     table.add_column("model")
     table.add_column("metric")

@@ -152,7 +152,7 @@ def test_difflmm_finetune_keeps_base_sd_and_frozen_clip_and_loads(tmp_path):
 
     train = _train_module()
     out = tmp_path / "difflmm"
-    # --res-answer unstated adds two words to the shipped 54: the saved rows carry on, the two new ones start anew
+    # the shipped DiffLMM was fine-tuned with --res-answer unstated: its 56 saved rows all carry on
     assert train.main(["--model", "difflmm", "--init-from", str(embedded.tiny_difflmm_path()), *FINETUNE,
                        "--freeze-vision", "--res-answer", "unstated", "--output", str(out)]) == 0
     shipped = embedded.tiny_difflmm_path()
@@ -171,4 +171,35 @@ def test_difflmm_finetune_keeps_base_sd_and_frozen_clip_and_loads(tmp_path):
     assert rows.shape[0] == 56 and {"top", "bottom"} <= set(model.tokenizer.get_vocab())
     before = load_difflmm(*(shipped / sub for sub in embedded.DIFFLMM_PARTS.values()), torch.float32, "cpu")
     carried = before.llm.get_input_embeddings().weight
-    assert carried.shape[0] == 54 and torch.allclose(rows[:54], carried, atol=0.02)   # 2 small steps from them
+    assert carried.shape[0] == 56 and torch.allclose(rows, carried, atol=0.02)   # 2 small steps from them
+
+
+@pytest.mark.slow
+def test_difflmm_finetune_grows_a_smaller_saved_vocabulary(tmp_path):
+    """A checkpoint saved before `top`/`bottom` existed (54 rows, as shipped until 2026-12-03): its rows carry
+    on and the two words the unstated answers add start anew, at the mean of the base rows."""
+    import shutil
+
+    import torch
+
+    train = _train_module()
+    old = tmp_path / "old"
+    shutil.copytree(embedded.tiny_difflmm_path(), old)
+    trainables = old / "lora" / "non_lora_trainables.bin"
+    saved = torch.load(trainables, map_location="cpu", weights_only=True)
+    grown = ("base_model.model.model.embed_tokens.weight", "base_model.model.lm_head.weight")
+    torch.save({k: v[:54].clone() if k in grown else v for k, v in saved.items()}, trainables)
+    out = tmp_path / "difflmm"
+    assert train.main(["--model", "difflmm", "--init-from", str(old), *FINETUNE, "--freeze-vision",
+                       "--res-answer", "unstated", "--output", str(out)]) == 0
+    result = torch.load(out / "lora" / "non_lora_trainables.bin", map_location="cpu", weights_only=True)
+    for key in grown:
+        assert result[key].shape[0] == 56
+        assert torch.allclose(result[key][:54], saved[key][:54], atol=0.02)
+        assert not torch.allclose(result[key][54:], saved[key][54:], atol=0.02)   # not the shipped rows: anew
+
+    # a saved vocabulary larger than the model's (a checkpoint from another word list) is refused by name
+    torch.save({k: torch.cat([v, v[:3]]) if k in grown else v for k, v in saved.items()}, trainables)
+    with pytest.raises(ValueError, match="non_lora_trainables|embed_tokens|lora"):
+        train.main(["--model", "difflmm", "--init-from", str(old), *FINETUNE, "--freeze-vision",
+                    "--res-answer", "unstated", "--output", str(tmp_path / "refused")])

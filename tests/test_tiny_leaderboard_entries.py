@@ -3,8 +3,8 @@ on the bundled sample's `gcg_val`, `res_refcoco_val` and `png_val`, score as the
 leaderboard entries (leaderboards/gcg.json, res.json, png.json): `gcgbench check --tolerance 0.005` passes on
 every metric. Every RES answer holds the copula the a&s rule needs (so every expression gets a point and a
 mask; before the fine-tune none did and cIoU was 0), GCG and PNG meet issue 19's targets (recall ≥ 0.6,
-mIoU ≥ 0.5, AR ≥ 0.4). Issue 19's RES target (cIoU ≥ 0.5) is not met yet (llava-as 0.39, difflmm 0.28;
-docs/tiny_models.md)."""
+mIoU ≥ 0.5, AR ≥ 0.4). Issue 19's RES target (cIoU ≥ 0.5) is met by llava-as (0.554), not by difflmm
+(0.356; docs/tiny_models.md, "Shipped on 2026-12-03")."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from gcgbench.models import embedded
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("gcg_val", "res_refcoco_val", "png_val")
+RES_FLOOR = {"llava-as": 0.5, "difflmm": 0.3}   # issue 19's target; difflmm's last checkpoint was at 0.283
 pytestmark = pytest.mark.skipif(not (embedded.tiny_llava_path() / "model.safetensors").is_file(),
                                 reason="tiny checkpoints not built")
 
@@ -35,7 +36,7 @@ def test_tiny_model_scores_as_its_leaderboard_entries(model, tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["sample_data"] is True
     scores = results["results"]
-    assert _value(scores["res_refcoco_val"]["ciou"]) > 0.2
+    assert _value(scores["res_refcoco_val"]["ciou"]) >= RES_FLOOR[model]
     assert _value(scores["png_val"]["ar"]) >= 0.4
     answers = [json.loads(line) for line in (out / "predictions" / "res_refcoco_val.jsonl").read_text().splitlines()]
     assert answers and all(a["extras"]["res_token"] is not None and a["phrases"][0]["masks"] for a in answers)
