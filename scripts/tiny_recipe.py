@@ -63,6 +63,10 @@ STARTS = {"difflmm-4ep": ("--base-llava", "llava-8ep"), "llava-ft1": ("--init-fr
 SHIPPED = {"sam": "tiny-sam", "llava-as": "tiny-llava-as", "difflmm": "tiny-difflmm"}
 
 
+class StepFailed(RuntimeError):
+    """A training step exited non-zero; the steps before it stay finished, it resumes from its own state."""
+
+
 def step_command(name: str, folders: dict[str, Path]) -> list[str]:
     start = [STARTS[name][0], str(folders[STARTS[name][1]])] if name in STARTS else []
     return [sys.executable, str(ROOT / "scripts" / "train_tiny.py"), *STEPS[name], *start,
@@ -87,7 +91,8 @@ def retrain(output: Path) -> dict[str, Path]:
             print(f"[recipe] {name}: done before, with the same arguments ({folders[name]})", flush=True)
             continue
         print(f"[recipe] {name}: {' '.join(arguments)}", flush=True)
-        subprocess.run(command, check=True)
+        if subprocess.run(command).returncode != 0:
+            raise StepFailed(f"step {name} failed ({folders[name]}); run the recipe again to resume it")
         (folders[name] / MARKER).write_text(json.dumps({"step": name, "arguments": arguments}, indent=1) + "\n")
     return folders
 
@@ -108,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--install", action="store_true",
                         help=f"copy the shipped steps ({', '.join(SHIPPED)}) into {CHECKPOINTS}")
     args = parser.parse_args(argv)
-    folders = retrain(args.output)
+    try:
+        folders = retrain(args.output)
+    except StepFailed as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
     if args.install:
         install(folders)
     return 0

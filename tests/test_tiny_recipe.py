@@ -40,14 +40,18 @@ def _last(arguments, option):
     return [value for name, value in zip(arguments, arguments[1:]) if name == option][-1]
 
 
+class _Done:
+    returncode = 0
+
+
 def _fake_training(calls):
-    def run(command, check):
-        assert check
+    def run(command):
         output = Path(command[command.index("--output") + 1])
         calls.append(output.name)
         output.mkdir(parents=True, exist_ok=True)
         (output / "weights.bin").write_text(output.name)
         (output / ".train_state.pt").write_text("state")
+        return _Done()
     return run
 
 
@@ -81,3 +85,21 @@ def test_install_copies_the_shipped_steps_without_marker_or_state(tmp_path, monk
     for step, target in recipe.SHIPPED.items():
         assert sorted(p.name for p in (checkpoints / target).iterdir()) == ["weights.bin"]
         assert (checkpoints / target / "weights.bin").read_text() == step
+
+
+def test_a_failed_step_stops_the_recipe_with_one_line_and_keeps_the_steps_before(tmp_path, monkeypatch, capsys):
+    calls: list[str] = []
+    succeed = _fake_training(calls)
+
+    def run(command):
+        if command[command.index("--output") + 1].endswith("difflmm-4ep"):
+            calls.append("difflmm-4ep")
+            return type("Failed", (), {"returncode": 3})()
+        return succeed(command)
+
+    monkeypatch.setattr(recipe.subprocess, "run", run)
+    assert recipe.main(["--output", str(tmp_path)]) == 1
+    assert calls == ["llava-8ep", "sam", "difflmm-4ep"]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "step difflmm-4ep failed" in err and "again to resume" in err
+    assert (tmp_path / "sam" / recipe.MARKER).is_file() and not (tmp_path / "difflmm-4ep" / recipe.MARKER).exists()
