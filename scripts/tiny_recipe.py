@@ -67,6 +67,11 @@ class StepFailed(RuntimeError):
     """A training step exited non-zero; the steps before it stay finished, it resumes from its own state."""
 
 
+def step_folders(output: Path) -> dict[str, Path]:
+    """Each step's folder under `output`: `output/<step>`."""
+    return {name: Path(output) / name for name in STEPS}
+
+
 def step_command(name: str, folders: dict[str, Path]) -> list[str]:
     start = [STARTS[name][0], str(folders[STARTS[name][1]])] if name in STARTS else []
     return [sys.executable, str(ROOT / "scripts" / "train_tiny.py"), *STEPS[name], *start,
@@ -83,7 +88,7 @@ def _finished(folder: Path, arguments: list[str]) -> bool:
 
 def retrain(output: Path) -> dict[str, Path]:
     """Run every step into `output/<step>`; returns the step folders."""
-    folders = {name: Path(output) / name for name in STEPS}
+    folders = step_folders(output)
     for name in STEPS:
         command = step_command(name, folders)
         arguments = command[2:]

@@ -66,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=0.05)
     parser.add_argument("--skip-training", action="store_true", help="score folders already trained in --output")
     args = parser.parse_args(argv)
-    folders = {name: args.output / name for name in recipe.STEPS} if args.skip_training else recipe.retrain(args.output)
+    try:
+        folders = recipe.step_folders(args.output) if args.skip_training else recipe.retrain(args.output)
+    except recipe.StepFailed as failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
     table = Table(title=f"sample gcg_val, res_refcoco_val, png_val: shipped vs retrained (tolerance {args.tolerance})")
     table.add_column("model")
     table.add_column("metric")

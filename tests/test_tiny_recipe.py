@@ -103,3 +103,15 @@ def test_a_failed_step_stops_the_recipe_with_one_line_and_keeps_the_steps_before
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "step difflmm-4ep failed" in err and "again to resume" in err
     assert (tmp_path / "sam" / recipe.MARKER).is_file() and not (tmp_path / "difflmm-4ep" / recipe.MARKER).exists()
+
+
+def test_verify_tiny_runs_the_same_steps_and_reports_a_failed_one_in_one_line(tmp_path, monkeypatch, capsys):
+    import verify_tiny
+
+    def failing(command):
+        return type("Failed", (), {"returncode": 2})()
+
+    monkeypatch.setattr(recipe.subprocess, "run", failing)
+    assert verify_tiny.main(["--output", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "step llava-8ep failed" in err
